@@ -1,1 +1,2 @@
-export * from './lib/messaging.module';
+export * from './lib/task-message';
+export * from './lib/outbox/outbox.store';

@@ -1,1 +1,1 @@
-export * from './lib/platform.module';
+export * from './lib/config/validate-env';

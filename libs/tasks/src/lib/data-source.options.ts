@@ -1,0 +1,31 @@
+import type { DataSourceOptions } from 'typeorm';
+import type { DatabaseConfig } from './database.config';
+import { TASKS_ENTITIES } from './entities';
+import { TASKS_MIGRATIONS } from './migrations';
+
+/** pg connection settings shared by the pool and by dedicated LISTEN connections. */
+export function pgConnectionConfig(config: Pick<DatabaseConfig, 'DATABASE_URL' | 'DATABASE_SCHEMA'>) {
+  return {
+    connectionString: config.DATABASE_URL,
+    // Unqualified names in hand-written SQL resolve to the configured schema.
+    options: `-c search_path=${config.DATABASE_SCHEMA}`,
+    application_name: 'tasksys',
+  };
+}
+
+export function dataSourceOptions(config: DatabaseConfig): DataSourceOptions {
+  const pg = pgConnectionConfig(config);
+  return {
+    type: 'postgres',
+    url: pg.connectionString,
+    schema: config.DATABASE_SCHEMA,
+    entities: TASKS_ENTITIES,
+    migrations: TASKS_MIGRATIONS,
+    migrationsTableName: 'migrations',
+    synchronize: false,
+    migrationsRun: false,
+    poolSize: config.DATABASE_POOL_SIZE,
+    applicationName: pg.application_name,
+    extra: { options: pg.options, connectionTimeoutMillis: 5000 },
+  };
+}

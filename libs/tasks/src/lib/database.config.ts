@@ -1,0 +1,12 @@
+import { env } from '@tasksys/platform';
+import { z } from 'zod';
+
+export const databaseConfigSchema = z.object({
+  DATABASE_URL: env.url(['postgres', 'postgresql'], 'postgres://postgres@127.0.0.1:5432/tasks'),
+  /** Schema holding the product's tables; tests use one per run. */
+  DATABASE_SCHEMA: env.name('public'),
+  DATABASE_POOL_SIZE: env.int(10, 1, 200),
+  /** Run pending migrations at start-up (under an advisory lock, so replicas can start together). */
+  DATABASE_MIGRATE: env.flag(true),
+});
+export type DatabaseConfig = z.infer<typeof databaseConfigSchema>;

@@ -1,0 +1,247 @@
+import { createTestDatabase, type TestDatabase } from '../testing';
+import type { Task } from './entities';
+import { TaskStateMachine } from './task-state-machine';
+import { TASK_STATUSES, type TaskStatus } from './task-status';
+
+const LEASE = 30_000;
+const err = { code: 'TEST.FAILED', message: 'boom' };
+
+describe('TaskStateMachine (real PostgreSQL)', () => {
+  let t: TestDatabase;
+  let sm: TaskStateMachine;
+
+  beforeAll(async () => {
+    t = await createTestDatabase();
+    sm = new TaskStateMachine(t.db);
+  });
+  afterAll(() => t.drop());
+
+  async function newTask(start = false, extra: Partial<{ maxAttempts: number }> = {}): Promise<Task> {
+    const { task } = await sm.create(
+      { owner: 'alice', type: 'demo.sleep', payload: { ms: 1 }, maxAttempts: extra.maxAttempts ?? 3, timeoutMs: 60_000 },
+      { start, actor: 'owner:alice' },
+    );
+    return task;
+  }
+
+  /** Puts a task into `status` the way the product would get there. */
+  async function taskIn(status: TaskStatus): Promise<{ task: Task; token: number }> {
+    const task = await newTask(status !== 'new');
+    if (status === 'new' || status === 'queued') return { task, token: 0 };
+    const claimed = await sm.claim(task.id, 'w1', LEASE);
+    const token = claimed.task!.attempt;
+    if (status === 'running') return { task: claimed.task!, token };
+    const to = {
+      retrying: () => sm.failRetryable(task.id, token, err, new Date(), 'w1'),
+      succeeded: () => sm.succeed(task.id, token, { ok: true }, 'w1'),
+      failed: () => sm.failFinal(task.id, token, err, 'w1'),
+      cancelled: () => sm.cancel(task.id, 'owner:alice'),
+    }[status]!;
+    const r = await to();
+    expect(r.applied).toBe(true);
+    return { task: r.task!, token };
+  }
+
+  async function events(id: string) {
+    return t.db.query(`SELECT from_status, to_status, attempt, actor FROM task_events WHERE task_id = $1 ORDER BY id`, [id]);
+  }
+  async function outboxFor(id: string) {
+    return t.db.query(`SELECT exchange, routing_key, body FROM outbox WHERE correlation_id = $1 ORDER BY id`, [id]);
+  }
+
+  type Attempt = (task: Task, token: number) => Promise<{ applied: boolean; task: Task | null }>;
+  const transitions: Record<string, { from: TaskStatus[]; to: TaskStatus; run: Attempt }> = {
+    start: { from: ['new'], to: 'queued', run: (x) => sm.start(x.id, 'owner:alice') },
+    claim: { from: ['queued', 'retrying'], to: 'running', run: (x) => sm.claim(x.id, 'w2', LEASE) },
+    succeed: { from: ['running'], to: 'succeeded', run: (x, k) => sm.succeed(x.id, k, 1, 'w1') },
+    failRetryable: { from: ['running'], to: 'retrying', run: (x, k) => sm.failRetryable(x.id, k, err, new Date(), 'w1') },
+    failFinal: { from: ['running'], to: 'failed', run: (x, k) => sm.failFinal(x.id, k, err, 'w1') },
+    cancel: { from: ['new', 'queued', 'retrying', 'running'], to: 'cancelled', run: (x) => sm.cancel(x.id, 'owner:alice') },
+    release: { from: ['running'], to: 'queued', run: (x, k) => sm.release(x.id, k, 'w1') },
+    retry: { from: ['failed', 'cancelled'], to: 'queued', run: (x) => sm.retry(x.id, 'owner:alice') },
+  };
+
+  for (const [name, spec] of Object.entries(transitions)) {
+    for (const from of TASK_STATUSES) {
+      const allowed = spec.from.includes(from);
+      it(`${name} from ${from} is ${allowed ? `applied (-> ${spec.to}) with one event` : 'refused and changes nothing'}`, async () => {
+        const { task, token } = await taskIn(from);
+        const before = await events(task.id);
+        const r = await spec.run(task, token);
+        expect(r.applied).toBe(allowed);
+        const after = await events(task.id);
+        if (allowed) {
+          expect(r.task!.status).toBe(spec.to);
+          expect(after).toHaveLength(before.length + 1);
+          expect(after.at(-1)).toMatchObject({ from_status: from, to_status: spec.to });
+        } else {
+          expect(r.task!.status).toBe(from);
+          expect(r.task!.updatedAt).toEqual(task.updatedAt);
+          expect(after).toEqual(before);
+        }
+      });
+    }
+  }
+
+  it('reports a missing task as not applied with no row', async () => {
+    await expect(sm.cancel('00000000-0000-4000-8000-000000000000', 'x')).resolves.toEqual({ applied: false, task: null });
+  });
+
+  it('lets exactly one of 20 concurrent claimers win', async () => {
+    const task = await newTask(true);
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => sm.claim(task.id, `w${i}`, LEASE)));
+    const winners = results.filter((r) => r.applied);
+    expect(winners).toHaveLength(1);
+    expect(winners[0].task!.attempt).toBe(1);
+    // Losers see the row as it is after the winner, not a stale snapshot.
+    for (const r of results.filter((x) => !x.applied)) expect(r.task!.status).toBe('running');
+    expect((await events(task.id)).filter((e: { to_status: string }) => e.to_status === 'running')).toHaveLength(1);
+  });
+
+  it('records one outcome and one event for 20 concurrent succeeds with the same token', async () => {
+    const { task, token } = await taskIn('running');
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => sm.succeed(task.id, token, { i }, 'w1')));
+    expect(results.filter((r) => r.applied)).toHaveLength(1);
+    const evs = await events(task.id);
+    expect(evs.filter((e: { to_status: string }) => e.to_status === 'succeeded')).toHaveLength(1);
+  });
+
+  it('fences a zombie: after takeover, the old run can neither heartbeat, report progress, succeed nor fail', async () => {
+    const task = await newTask(true);
+    const a = await sm.claim(task.id, 'worker-a', 50);
+    const tokenA = a.task!.attempt;
+    await t.db.query(`UPDATE tasks SET lease_expires_at = now() - interval '1 second' WHERE id = $1`, [task.id]);
+    const b = await sm.claim(task.id, 'worker-b', LEASE);
+    expect(b.applied).toBe(true);
+    expect(b.task!.attempt).toBe(tokenA + 1);
+
+    await expect(sm.heartbeat(task.id, tokenA, 'worker-a', LEASE)).resolves.toBe(false);
+    await expect(sm.progress(task.id, tokenA, 'worker-a', 50, 'zombie', LEASE)).resolves.toBe(false);
+    expect((await sm.succeed(task.id, tokenA, 'zombie', 'worker-a')).applied).toBe(false);
+    expect((await sm.failFinal(task.id, tokenA, err, 'worker-a')).applied).toBe(false);
+    expect((await sm.failRetryable(task.id, tokenA, err, new Date(), 'worker-a')).applied).toBe(false);
+    expect((await sm.release(task.id, tokenA, 'worker-a')).applied).toBe(false);
+
+    const [row] = await t.db.query(`SELECT status, lease_owner, result, progress_message FROM tasks WHERE id = $1`, [task.id]);
+    expect(row).toEqual({ status: 'running', lease_owner: 'worker-b', result: null, progress_message: null });
+    await expect(sm.heartbeat(task.id, b.task!.attempt, 'worker-b', LEASE)).resolves.toBe(true);
+    expect((await sm.succeed(task.id, b.task!.attempt, 'ok', 'worker-b')).applied).toBe(true);
+  });
+
+  it('does not take over a running task whose lease is still live', async () => {
+    const { task } = await taskIn('running');
+    const r = await sm.claim(task.id, 'other', LEASE);
+    expect(r.applied).toBe(false);
+    expect(r.task!.leaseOwner).toBe('w1');
+  });
+
+  it('fails a task that crashed its workers maxAttempts times instead of claiming it again', async () => {
+    const task = await newTask(true, { maxAttempts: 2 });
+    for (let i = 0; i < 2; i++) {
+      expect((await sm.claim(task.id, `w${i}`, LEASE)).applied).toBe(true);
+      await t.db.query(`UPDATE tasks SET lease_expires_at = now() - interval '1 second' WHERE id = $1`, [task.id]);
+    }
+    expect((await sm.claim(task.id, 'w9', LEASE)).applied).toBe(false);
+    const r = await sm.failAbandoned(task.id, { code: 'TASK.ABANDONED', message: 'lease expired on every attempt' }, 'system:worker');
+    expect(r.applied).toBe(true);
+    expect(r.task!.status).toBe('failed');
+  });
+
+  it('refuses failRetryable when no attempts are left', async () => {
+    const task = await newTask(true, { maxAttempts: 1 });
+    const c = await sm.claim(task.id, 'w1', LEASE);
+    expect((await sm.failRetryable(task.id, c.task!.attempt, err, new Date(), 'w1')).applied).toBe(false);
+  });
+
+  it('gives a manual retry a fresh attempt budget and keeps the fencing token increasing', async () => {
+    const task = await newTask(true, { maxAttempts: 1 });
+    const c = await sm.claim(task.id, 'w1', LEASE);
+    await sm.failFinal(task.id, c.task!.attempt, err, 'w1');
+    const r = await sm.retry(task.id, 'owner:alice');
+    expect(r.task).toMatchObject({ status: 'queued', error: null, attempt: 1, attemptBase: 1 });
+    const c2 = await sm.claim(task.id, 'w2', LEASE);
+    expect(c2.task!.attempt).toBe(2);
+    // The old run's token is dead for good.
+    expect((await sm.succeed(task.id, 1, 'stale', 'w1')).applied).toBe(false);
+  });
+
+  it('does not count a graceful release against maxAttempts', async () => {
+    const task = await newTask(true, { maxAttempts: 1 });
+    const c = await sm.claim(task.id, 'w1', LEASE);
+    await sm.release(task.id, c.task!.attempt, 'w1');
+    const c2 = await sm.claim(task.id, 'w2', LEASE);
+    expect(c2.applied).toBe(true);
+    expect((await sm.failRetryable(task.id, c2.task!.attempt, err, new Date(), 'w2')).applied).toBe(false);
+  });
+
+  it('ends a cancel racing a succeed in exactly one terminal state that the event log agrees with', async () => {
+    for (let i = 0; i < 20; i++) {
+      const { task, token } = await taskIn('running');
+      const [s, c] = await Promise.all([sm.succeed(task.id, token, 'done', 'w1'), sm.cancel(task.id, 'owner:alice')]);
+      expect([s.applied, c.applied].filter(Boolean)).toHaveLength(1);
+      const [row] = await t.db.query(`SELECT status FROM tasks WHERE id = $1`, [task.id]);
+      const terminal = (await events(task.id)).filter((e: { to_status: string }) =>
+        ['succeeded', 'cancelled', 'failed'].includes(e.to_status),
+      );
+      expect(terminal).toHaveLength(1);
+      expect(terminal[0].to_status).toBe(row.status);
+    }
+  });
+
+  it('writes exactly one work message to the outbox on start, and none when the start is repeated', async () => {
+    const task = await newTask(false);
+    expect(await outboxFor(task.id)).toHaveLength(0);
+    await sm.start(task.id, 'owner:alice');
+    await sm.start(task.id, 'owner:alice');
+    const rows = await outboxFor(task.id);
+    expect(rows).toEqual([
+      { exchange: 'work', routing_key: 'demo.sleep', body: { v: 1, taskId: task.id, type: 'demo.sleep' } },
+    ]);
+  });
+
+  it('writes neither the status change nor the outbox row when the surrounding transaction fails', async () => {
+    const task = await newTask(false);
+    await expect(
+      t.db.transaction(async (tx) => {
+        await tx.query(`UPDATE tasks SET status = 'queued' WHERE id = $1`, [task.id]);
+        await tx.query(`INSERT INTO outbox (exchange, routing_key, correlation_id, body) VALUES ('work', 'x', $1, '{}')`, [task.id]);
+        throw new Error('crash before commit');
+      }),
+    ).rejects.toThrow('crash before commit');
+    // And the real statement is atomic by itself: a failing event insert undoes the update and the outbox row.
+    await t.db.query(`ALTER TABLE task_events ADD CONSTRAINT no_queued CHECK (to_status <> 'queued') NOT VALID`);
+    try {
+      await expect(sm.start(task.id, 'owner:alice')).rejects.toThrow(/no_queued/);
+    } finally {
+      await t.db.query(`ALTER TABLE task_events DROP CONSTRAINT no_queued`);
+    }
+    const [row] = await t.db.query(`SELECT status FROM tasks WHERE id = $1`, [task.id]);
+    expect(row.status).toBe('new');
+    expect(await outboxFor(task.id)).toHaveLength(0);
+  });
+
+  it('signals a cancel on the control exchange only when the task was running', async () => {
+    const queued = await newTask(true);
+    await sm.cancel(queued.id, 'owner:alice');
+    expect((await outboxFor(queued.id)).map((r: { exchange: string }) => r.exchange)).toEqual(['work']);
+    const { task } = await taskIn('running');
+    await sm.cancel(task.id, 'owner:alice');
+    expect((await outboxFor(task.id)).map((r: { exchange: string }) => r.exchange)).toEqual(['work', 'control']);
+  });
+
+  it('creates one task for 20 concurrent creates with the same idempotency key', async () => {
+    const input = { owner: 'bob', type: 'demo.sleep', payload: { ms: 5 }, maxAttempts: 3, timeoutMs: 1000, idempotencyKey: 'k-1', requestHash: 'h' };
+    const results = await Promise.all(Array.from({ length: 20 }, () => sm.create(input, { start: true, actor: 'owner:bob' })));
+    expect(results.filter((r) => r.created)).toHaveLength(1);
+    expect(new Set(results.map((r) => r.task.id)).size).toBe(1);
+    expect(await outboxFor(results[0].task.id)).toHaveLength(1);
+  });
+
+  it('re-enqueues only tasks still in the given states', async () => {
+    const queued = await newTask(true);
+    const { task: done } = await taskIn('succeeded');
+    const ids = await sm.enqueueAgain([queued.id, done.id], ['queued']);
+    expect(ids).toEqual([queued.id]);
+    expect(await outboxFor(queued.id)).toHaveLength(2);
+  });
+});

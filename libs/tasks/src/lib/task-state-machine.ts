@@ -1,0 +1,308 @@
+import { Injectable } from '@nestjs/common';
+import { TASK_MESSAGE_SCHEMA_VERSION } from '@tasksys/messaging';
+import { DataSource, type EntityManager } from 'typeorm';
+import { Task, type TaskError } from './entities';
+import type { TaskStatus } from './task-status';
+
+/** What a transition did: `applied` false means "not allowed from the current state"; `task` is then the row as it is (null: no such task). */
+export interface TransitionResult {
+  applied: boolean;
+  task: Task | null;
+}
+
+export interface NewTask {
+  owner: string;
+  type: string;
+  payload: unknown;
+  maxAttempts: number;
+  timeoutMs: number;
+  priority?: number;
+  idempotencyKey?: string | null;
+  requestHash?: string | null;
+}
+
+export interface CreateResult {
+  /** false when an earlier request with the same (owner, idempotency key) already created it. */
+  created: boolean;
+  task: Task;
+}
+
+interface TransitionSpec {
+  id: string;
+  from: readonly TaskStatus[];
+  to: TaskStatus;
+  /** Extra SET assignments; `t` is the row being updated, `cur` the locked current row. */
+  set?: string;
+  /** Extra condition on `cur`, e.g. the fencing token. */
+  guard?: string;
+  params?: unknown[];
+  actor: string;
+  /** SQL expression for the event's error column. */
+  eventError?: string;
+  /** Queue the task's work message through the outbox in the same statement. */
+  enqueue?: boolean;
+  /** Send a cancel signal on the control exchange (only when the task was running). */
+  signalCancel?: boolean;
+}
+
+const WORK_MESSAGE_SQL = `jsonb_build_object('v', ${TASK_MESSAGE_SCHEMA_VERSION}, 'taskId', upd.id, 'type', upd.type)`;
+
+/**
+ * The task state machine of DESIGN.md section 3. Every transition is ONE statement:
+ * lock the row, update it if the current state allows, append the event (and the outbox
+ * row where a message must follow) in the same statement, and return either the new row
+ * or the row as it is. Repeating a transition is harmless; fenced transitions carry the
+ * attempt number so a run that lost its lease cannot write.
+ */
+@Injectable()
+export class TaskStateMachine {
+  constructor(private readonly db: DataSource) {}
+
+  /** Inserts a task (as `queued` with its message in the outbox when `start`), idempotent per (owner, idempotency key). */
+  async create(input: NewTask, opts: { start: boolean; actor: string }, manager?: EntityManager): Promise<CreateResult> {
+    const sql = `
+      WITH ins AS (
+        INSERT INTO tasks (owner, type, payload, status, max_attempts, timeout_ms, priority, idempotency_key, request_hash)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+        ON CONFLICT (owner, idempotency_key) DO NOTHING
+        RETURNING *),
+      ev AS (
+        INSERT INTO task_events (task_id, from_status, to_status, attempt, actor)
+        SELECT id, NULL, status, 0, $10 FROM ins),
+      ob AS (
+        INSERT INTO outbox (exchange, routing_key, correlation_id, body)
+        SELECT 'work', upd.type, upd.id::text, ${WORK_MESSAGE_SQL} FROM ins upd WHERE upd.status = 'queued')
+      SELECT true AS applied, ins.* FROM ins
+      UNION ALL
+      SELECT false AS applied, t.* FROM tasks t
+       WHERE t.owner = $1 AND t.idempotency_key = $8 AND NOT EXISTS (SELECT 1 FROM ins)`;
+    const params = [
+      input.owner,
+      input.type,
+      JSON.stringify(input.payload ?? null),
+      opts.start ? 'queued' : 'new',
+      input.maxAttempts,
+      input.timeoutMs,
+      input.priority ?? 0,
+      input.idempotencyKey ?? null,
+      input.requestHash ?? null,
+      opts.actor,
+    ];
+    // A concurrent insert of the same key commits after this statement's snapshot was taken:
+    // ON CONFLICT then skips, and the row is visible only to the next statement.
+    for (let tries = 0; tries < 3; tries++) {
+      const rows = await this.rows(sql, params, manager);
+      if (rows.length > 0) return { created: rows[0].applied, task: this.hydrate(rows[0]) };
+    }
+    throw new Error(`task with idempotency key ${input.idempotencyKey} neither inserted nor found`);
+  }
+
+  /** new -> queued, with the work message in the outbox. */
+  start(id: string, actor: string): Promise<TransitionResult> {
+    return this.transition({ id, from: ['new'], to: 'queued', actor, enqueue: true });
+  }
+
+  /**
+   * queued | retrying -> running, or takeover of a running task whose lease expired while it
+   * still has attempts left. The new `attempt` is the run's fencing token.
+   */
+  claim(id: string, workerId: string, leaseMs: number): Promise<TransitionResult> {
+    return this.transition({
+      id,
+      from: ['queued', 'retrying', 'running'],
+      to: 'running',
+      guard: `AND (cur.status <> 'running' OR (cur.lease_expires_at < now() AND cur.attempt - cur.attempt_base < cur.max_attempts))`,
+      set: `attempt = cur.attempt + 1, lease_owner = $3, lease_expires_at = now() + $4 * interval '1 millisecond',
+            started_at = coalesce(cur.started_at, now()), run_after = NULL, progress_percent = 0, progress_message = NULL`,
+      params: [workerId, leaseMs],
+      actor: workerId,
+    });
+  }
+
+  /** Extends the lease of the run holding `token`. Not applied: the run was cancelled or taken over, abort it. */
+  async heartbeat(id: string, token: number, workerId: string, leaseMs: number): Promise<boolean> {
+    const rows = await this.rows(
+      `UPDATE tasks SET lease_expires_at = now() + $4 * interval '1 millisecond'
+        WHERE id = $1 AND status = 'running' AND attempt = $2 AND lease_owner = $3 RETURNING id`,
+      [id, token, workerId, leaseMs],
+    );
+    return rows.length === 1;
+  }
+
+  /** Records progress (and extends the lease) for the run holding `token`. */
+  async progress(id: string, token: number, workerId: string, percent: number, message: string | null, leaseMs: number): Promise<boolean> {
+    const rows = await this.rows(
+      `UPDATE tasks SET progress_percent = $5, progress_message = $6, updated_at = now(),
+              lease_expires_at = now() + $4 * interval '1 millisecond'
+        WHERE id = $1 AND status = 'running' AND attempt = $2 AND lease_owner = $3 RETURNING id`,
+      [id, token, workerId, leaseMs, Math.max(0, Math.min(100, Math.round(percent))), message],
+    );
+    return rows.length === 1;
+  }
+
+  /** running -> succeeded, only for the run holding `token`. */
+  succeed(id: string, token: number, result: unknown, workerId: string): Promise<TransitionResult> {
+    return this.transition({
+      id,
+      from: ['running'],
+      to: 'succeeded',
+      guard: `AND cur.attempt = $3 AND cur.lease_owner = $4`,
+      set: `result = $5, error = NULL, progress_percent = 100, finished_at = now(), lease_owner = NULL, lease_expires_at = NULL`,
+      params: [token, workerId, JSON.stringify(result ?? null)],
+      actor: workerId,
+    });
+  }
+
+  /** running -> retrying, only with attempts left; the caller then publishes to a retry tier. */
+  failRetryable(id: string, token: number, error: TaskError, retryAt: Date, workerId: string): Promise<TransitionResult> {
+    return this.transition({
+      id,
+      from: ['running'],
+      to: 'retrying',
+      guard: `AND cur.attempt = $3 AND cur.lease_owner = $4 AND cur.attempt - cur.attempt_base < cur.max_attempts`,
+      set: `error = $5, run_after = $6, lease_owner = NULL, lease_expires_at = NULL`,
+      params: [token, workerId, JSON.stringify(error), retryAt],
+      eventError: '$5::jsonb',
+      actor: workerId,
+    });
+  }
+
+  /** running -> failed, for the run holding `token`. */
+  failFinal(id: string, token: number, error: TaskError, workerId: string): Promise<TransitionResult> {
+    return this.transition({
+      id,
+      from: ['running'],
+      to: 'failed',
+      guard: `AND cur.attempt = $3 AND cur.lease_owner = $4`,
+      set: `error = $5, finished_at = now(), lease_owner = NULL, lease_expires_at = NULL`,
+      params: [token, workerId, JSON.stringify(error)],
+      eventError: '$5::jsonb',
+      actor: workerId,
+    });
+  }
+
+  /** running (lease expired, every attempt used) -> failed: the task keeps killing its workers. */
+  failAbandoned(id: string, error: TaskError, actor: string): Promise<TransitionResult> {
+    return this.transition({
+      id,
+      from: ['running'],
+      to: 'failed',
+      guard: `AND cur.lease_expires_at < now() AND cur.attempt - cur.attempt_base >= cur.max_attempts`,
+      set: `error = $3, finished_at = now(), lease_owner = NULL, lease_expires_at = NULL`,
+      params: [JSON.stringify(error)],
+      eventError: '$3::jsonb',
+      actor,
+    });
+  }
+
+  /** Any non-terminal state -> cancelled; a running task's worker is signalled through the control exchange. */
+  cancel(id: string, actor: string): Promise<TransitionResult> {
+    return this.transition({
+      id,
+      from: ['new', 'queued', 'retrying', 'running'],
+      to: 'cancelled',
+      set: `finished_at = now(), lease_owner = NULL, lease_expires_at = NULL, run_after = NULL`,
+      actor,
+      signalCancel: true,
+    });
+  }
+
+  /**
+   * running -> queued on graceful shutdown, for the run holding `token`. The hand-over does not
+   * count against maxAttempts; the worker then requeues the delivery it holds.
+   */
+  release(id: string, token: number, workerId: string): Promise<TransitionResult> {
+    return this.transition({
+      id,
+      from: ['running'],
+      to: 'queued',
+      guard: `AND cur.attempt = $3 AND cur.lease_owner = $4`,
+      set: `attempt_base = cur.attempt_base + 1, lease_owner = NULL, lease_expires_at = NULL, progress_percent = 0, progress_message = NULL`,
+      params: [token, workerId],
+      actor: workerId,
+    });
+  }
+
+  /** failed | cancelled -> queued (a user's or admin's retry), with a fresh attempt budget and its message in the outbox. */
+  retry(id: string, actor: string): Promise<TransitionResult> {
+    return this.transition({
+      id,
+      from: ['failed', 'cancelled'],
+      to: 'queued',
+      set: `attempt_base = cur.attempt, result = NULL, error = NULL, finished_at = NULL, progress_percent = 0, progress_message = NULL`,
+      actor,
+      enqueue: true,
+    });
+  }
+
+  /**
+   * Queues another work message for tasks whose message may be gone (the sweeper, reconcile, redrive):
+   * only tasks still in one of `statuses`. Not a transition: the claim absorbs any duplicate.
+   */
+  async enqueueAgain(ids: string[], statuses: readonly TaskStatus[]): Promise<string[]> {
+    if (ids.length === 0) return [];
+    const rows = await this.rows<{ id: string }>(
+      `WITH upd AS (SELECT id, type FROM tasks WHERE id = ANY($1::uuid[]) AND status = ANY($2::text[]))
+       , ob AS (INSERT INTO outbox (exchange, routing_key, correlation_id, body)
+                SELECT 'work', upd.type, upd.id::text, ${WORK_MESSAGE_SQL} FROM upd)
+       SELECT id FROM upd`,
+      [ids, statuses],
+    );
+    return rows.map((r) => r.id);
+  }
+
+  private async transition(spec: TransitionSpec): Promise<TransitionResult> {
+    const params = [spec.id, spec.actor, ...(spec.params ?? [])];
+    const sql = `
+      WITH cur AS (SELECT * FROM tasks WHERE id = $1 FOR UPDATE),
+      upd AS (
+        UPDATE tasks t SET status = '${spec.to}', updated_at = now()${spec.set ? `, ${spec.set}` : ''}
+          FROM cur
+         WHERE t.id = cur.id AND cur.status IN (${spec.from.map((s) => `'${s}'`).join(', ')}) ${spec.guard ?? ''}
+        RETURNING t.*),
+      ev AS (
+        INSERT INTO task_events (task_id, from_status, to_status, attempt, actor, error)
+        SELECT upd.id, cur.status, upd.status, upd.attempt, $2, ${spec.eventError ?? 'NULL'} FROM upd, cur)
+      ${
+        spec.enqueue
+          ? `, ob AS (INSERT INTO outbox (exchange, routing_key, correlation_id, body)
+                     SELECT 'work', upd.type, upd.id::text, ${WORK_MESSAGE_SQL} FROM upd)`
+          : ''
+      }
+      ${
+        spec.signalCancel
+          ? `, sig AS (INSERT INTO outbox (exchange, routing_key, correlation_id, body)
+                      SELECT 'control', 'cancel', upd.id::text,
+                             jsonb_build_object('v', ${TASK_MESSAGE_SCHEMA_VERSION}, 'kind', 'cancel', 'taskId', upd.id)
+                        FROM upd, cur WHERE cur.status = 'running')`
+          : ''
+      }
+      SELECT true AS applied, upd.* FROM upd
+      UNION ALL
+      SELECT false AS applied, cur.* FROM cur WHERE NOT EXISTS (SELECT 1 FROM upd)`;
+    const rows = await this.rows(sql, params);
+    if (rows.length === 0) return { applied: false, task: null };
+    return { applied: rows[0].applied, task: this.hydrate(rows[0]) };
+  }
+
+  /** Runs a statement and returns its rows, whatever its command (TypeORM's plain result differs for UPDATE). */
+  private async rows<R = Record<string, any>>(sql: string, params: unknown[], manager?: EntityManager): Promise<R[]> {
+    const runner = manager?.queryRunner ?? this.db.createQueryRunner();
+    try {
+      const result = await runner.query(sql, params, true);
+      return result.records as R[];
+    } finally {
+      if (runner !== manager?.queryRunner) await runner.release();
+    }
+  }
+
+  /** Maps a raw `tasks` row to the entity through TypeORM's own column metadata. */
+  hydrate(row: Record<string, unknown>): Task {
+    const meta = this.db.getMetadata(Task);
+    const task = meta.create() as Task;
+    for (const column of meta.columns) {
+      column.setEntityValue(task, this.db.driver.prepareHydratedValue(row[column.databaseName], column));
+    }
+    return task;
+  }
+}

@@ -1,0 +1,10 @@
+/** The states of DESIGN.md section 3. The transitions between them live in task-state-machine.ts. */
+export const TASK_STATUSES = ['new', 'queued', 'running', 'retrying', 'succeeded', 'failed', 'cancelled'] as const;
+export type TaskStatus = (typeof TASK_STATUSES)[number];
+
+export const TERMINAL_STATUSES: readonly TaskStatus[] = ['succeeded', 'failed', 'cancelled'];
+export const ACTIVE_STATUSES: readonly TaskStatus[] = ['new', 'queued', 'running', 'retrying'];
+
+export function isTerminal(status: TaskStatus): boolean {
+  return TERMINAL_STATUSES.includes(status);
+}
