@@ -8,3 +8,4 @@ export * from './lib/task-state-machine';
 export * from './lib/task-status';
 export * from './lib/tasks.constants';
 export * from './lib/tasks.module';
+export * from './lib/task-types';

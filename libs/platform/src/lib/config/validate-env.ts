@@ -32,18 +32,19 @@ export function validateEnv<S extends z.ZodObject>(schema: S) {
 }
 
 /** Common field builders, so every app parses the same variable the same way. */
+const isUrlWith = (protocols: string[]) => (value: string) => {
+  try {
+    return protocols.includes(new URL(value).protocol.replace(/:$/, ''));
+  } catch {
+    return false;
+  }
+};
+
 export const env = {
   url: (protocols: string[], fallback: string) =>
-    z
-      .string()
-      .default(fallback)
-      .refine((value) => {
-        try {
-          return protocols.includes(new URL(value).protocol.replace(/:$/, ''));
-        } catch {
-          return false;
-        }
-      }, `must be a URL with scheme ${protocols.join(' or ')}`),
+    z.string().default(fallback).refine(isUrlWith(protocols), `must be a URL with scheme ${protocols.join(' or ')}`),
+  optionalUrl: (protocols: string[]) =>
+    z.string().refine(isUrlWith(protocols), `must be a URL with scheme ${protocols.join(' or ')}`).optional(),
   int: (fallback: number, min: number, max = Number.MAX_SAFE_INTEGER) =>
     z.coerce
       .number()
