@@ -15,11 +15,14 @@ export default [
         {
           enforceBuildableLibDependency: true,
           allow: ['^.*/eslint(\\.base)?\\.config\\.[cm]?[jt]s$'],
+          // Apps may use libs; libs never use apps. Within libs the arrows point one way:
+          // tasks -> messaging -> platform (DESIGN.md section 2).
           depConstraints: [
-            {
-              sourceTag: '*',
-              onlyDependOnLibsWithTags: ['*'],
-            },
+            { sourceTag: 'type:app', onlyDependOnLibsWithTags: ['type:lib'] },
+            { sourceTag: 'type:lib', onlyDependOnLibsWithTags: ['type:lib'] },
+            { sourceTag: 'scope:platform', onlyDependOnLibsWithTags: ['scope:platform'] },
+            { sourceTag: 'scope:messaging', onlyDependOnLibsWithTags: ['scope:platform', 'scope:messaging'] },
+            { sourceTag: 'scope:tasks', onlyDependOnLibsWithTags: ['scope:platform', 'scope:messaging', 'scope:tasks'] },
           ],
         },
       ],
