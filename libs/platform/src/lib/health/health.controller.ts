@@ -1,0 +1,51 @@
+import { Controller, Get, Inject } from '@nestjs/common';
+import { HealthCheck, HealthCheckService, HealthIndicatorService, type HealthIndicatorResult } from '@nestjs/terminus';
+import { ApiOperation, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
+import { PublicRoute } from './public-route';
+import { READINESS_CHECKS, type ReadinessCheck } from './readiness-check';
+
+/** How long one readiness check may take before it counts as down. */
+const CHECK_TIMEOUT_MS = 3000;
+
+/** `/health/live` (the process answers) and `/health/ready` (every readiness check passes). */
+@ApiTags('operations')
+@PublicRoute()
+@Controller('health')
+export class HealthController {
+  constructor(
+    private readonly health: HealthCheckService,
+    private readonly indicators: HealthIndicatorService,
+    @Inject(READINESS_CHECKS) private readonly checks: ReadinessCheck[],
+  ) {}
+
+  @Get('live')
+  @HealthCheck()
+  @ApiOperation({ summary: 'Liveness: the process is up and its event loop answers' })
+  live() {
+    return this.health.check([]);
+  }
+
+  @Get('ready')
+  @HealthCheck()
+  @ApiOperation({ summary: 'Readiness: every dependency (database, broker) is usable' })
+  @ApiServiceUnavailableResponse({ description: 'At least one dependency is down; `error` names it' })
+  ready() {
+    return this.health.check(this.checks.map((c) => () => this.run(c)));
+  }
+
+  private async run(c: ReadinessCheck): Promise<HealthIndicatorResult> {
+    const session = this.indicators.check(c.name);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${CHECK_TIMEOUT_MS} ms`)), CHECK_TIMEOUT_MS);
+      });
+      const ok = await Promise.race([Promise.resolve(c.check()), timeout]);
+      return ok === false ? session.down({ message: 'not ready' }) : session.up();
+    } catch (err) {
+      return session.down({ message: (err as Error).message });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}

@@ -1,0 +1,60 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type DynamicModule, type InjectionToken, Module, type OptionalFactoryDependency } from '@nestjs/common';
+import { LoggerModule } from 'nestjs-pino';
+import { z } from 'zod';
+
+export const loggingConfigSchema = z.object({
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+export type LoggingConfig = z.infer<typeof loggingConfigSchema>;
+
+export interface LoggingOptions {
+  level: LoggingConfig['LOG_LEVEL'];
+  /** Request paths not worth a log line each (probes, scrapes). */
+  quietPaths?: string[];
+}
+
+export interface LoggingModuleAsyncOptions {
+  imports?: DynamicModule['imports'];
+  inject?: (InjectionToken | OptionalFactoryDependency)[];
+  useFactory: (...args: any[]) => LoggingOptions | Promise<LoggingOptions>;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/**
+ * Structured JSON logs (pino) for Nest's logger and every HTTP request: a request id (taken
+ * from a sane `X-Request-Id` or generated, echoed back), credentials redacted.
+ */
+@Module({})
+export class LoggingModule {
+  static forRootAsync(options: LoggingModuleAsyncOptions): DynamicModule {
+    return {
+      module: LoggingModule,
+      imports: [
+        LoggerModule.forRootAsync({
+          imports: options.imports ?? [],
+          inject: options.inject ?? [],
+          useFactory: async (...args: unknown[]) => {
+            const { level, quietPaths = [] } = await options.useFactory(...args);
+            return {
+              pinoHttp: {
+                level,
+                genReqId: (req: IncomingMessage, res: ServerResponse) => {
+                  const given = req.headers['x-request-id'];
+                  const id = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+                  res.setHeader('X-Request-Id', id);
+                  return id;
+                },
+                redact: { paths: ['req.headers.authorization', 'req.headers.cookie', 'req.headers["x-api-key"]'], censor: '[redacted]' },
+                autoLogging: { ignore: (req: IncomingMessage) => quietPaths.some((p) => req.url?.startsWith(p)) },
+              },
+            };
+          },
+        }),
+      ],
+      exports: [LoggerModule],
+    };
+  }
+}
