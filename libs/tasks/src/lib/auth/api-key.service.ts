@@ -1,0 +1,54 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { Injectable } from '@nestjs/common';
+import { DataSource } from 'typeorm';
+import type { ApiKeyRole } from '../entities';
+
+/** Who is calling: the owner their tasks belong to, and what they may do. */
+export interface Principal {
+  /** `env` for the ADMIN_API_KEY, otherwise the api_keys row id. */
+  keyId: string;
+  owner: string;
+  role: ApiKeyRole;
+}
+
+export interface IssuedApiKey {
+  id: string;
+  /** The secret; shown once, only its SHA-256 is stored. */
+  key: string;
+  owner: string;
+  role: ApiKeyRole;
+  createdAt: Date;
+}
+
+/** Owner names: what appears in `owner` and in actor strings (`owner:<name>`). */
+export const OWNER_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$/;
+
+/** SHA-256 (hex) of a presented key: what `api_keys.key_hash` holds. */
+export function hashApiKey(key: string): string {
+  return createHash('sha256').update(key, 'utf8').digest('hex');
+}
+
+/** Bearer keys: issued with 256 random bits, stored as their SHA-256, looked up by hash. */
+@Injectable()
+export class ApiKeyService {
+  constructor(private readonly db: DataSource) {}
+
+  async issue(owner: string, role: ApiKeyRole): Promise<IssuedApiKey> {
+    if (!OWNER_PATTERN.test(owner)) throw new Error(`invalid owner ${JSON.stringify(owner)}`);
+    const key = `tsk_${randomBytes(32).toString('base64url')}`;
+    const [row] = await this.db.query(
+      `INSERT INTO api_keys (key_hash, owner, role) VALUES ($1, $2, $3) RETURNING id, created_at`,
+      [hashApiKey(key), owner, role],
+    );
+    return { id: row.id, key, owner, role, createdAt: row.created_at };
+  }
+
+  /** The principal of an unrevoked key, or null. */
+  async authenticate(key: string): Promise<Principal | null> {
+    const rows: { id: string; owner: string; role: ApiKeyRole }[] = await this.db.query(
+      `SELECT id, owner, role FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL`,
+      [hashApiKey(key)],
+    );
+    return rows.length === 1 ? { keyId: rows[0].id, owner: rows[0].owner, role: rows[0].role } : null;
+  }
+}

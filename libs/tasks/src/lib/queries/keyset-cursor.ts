@@ -1,0 +1,44 @@
+/** Position after the last row of a page ordered by (created_at DESC, id DESC). */
+export interface KeysetPosition {
+  /** created_at in UTC with microseconds (`2025-01-01T10:00:00.123456Z`), exactly as PostgreSQL stores it. */
+  at: string;
+  id: string;
+}
+
+/** A cursor that is not one this api handed out. */
+export class InvalidCursorError extends Error {
+  constructor() {
+    super('cursor is not a cursor returned by this api');
+    this.name = 'InvalidCursorError';
+  }
+}
+
+const AT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** SQL expression producing `KeysetPosition.at` from a timestamptz column (JS Dates would lose the microseconds). */
+export const KEYSET_AT_SQL = (column: string) => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+
+/** Opaque to clients: base64url of a small JSON array. */
+export function encodeCursor(pos: KeysetPosition): string {
+  return Buffer.from(JSON.stringify([pos.at, pos.id]), 'utf8').toString('base64url');
+}
+
+export function decodeCursor(cursor: string): KeysetPosition {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+  } catch {
+    throw new InvalidCursorError();
+  }
+  if (!Array.isArray(parsed) || parsed.length !== 2) throw new InvalidCursorError();
+  const [at, id] = parsed as unknown[];
+  if (typeof at !== 'string' || !AT.test(at) || typeof id !== 'string' || !UUID.test(id)) throw new InvalidCursorError();
+  return { at, id };
+}
+
+export interface Page<T> {
+  items: T[];
+  /** Pass back as `cursor` for the next (older) page; null on the last page. */
+  nextCursor: string | null;
+}

@@ -1,0 +1,84 @@
+import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { Observable } from 'rxjs';
+import type { DatabaseConfig } from '../database.config';
+import { pgConnectionConfig } from '../data-source.options';
+import { PgNotificationListener } from '../pg-notification.listener';
+import { DATABASE_CONFIG } from '../tasks.constants';
+import type { TaskStatus } from '../task-status';
+
+/** What the tasks table trigger sends on `<schema>.task_updates` when a status or progress changes. */
+export interface TaskUpdate {
+  id: string;
+  status: TaskStatus;
+  attempt: number;
+  percent: number;
+  message: string | null;
+}
+
+/** `update`: a committed change; `resync`: notifications may have been lost (listener reconnected), re-read the task. */
+export type TaskFeedEvent = { kind: 'update'; update: TaskUpdate } | { kind: 'resync' };
+
+type Watcher = (event: TaskFeedEvent) => void;
+
+/**
+ * One LISTEN connection per process, fanned out to every watcher of a task (SSE streams).
+ * It listens from application start, so a watcher that subscribes and then reads the task
+ * misses nothing committed after its read.
+ */
+@Injectable()
+export class TaskUpdateFeed implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly logger = new Logger(TaskUpdateFeed.name);
+  private readonly watchers = new Map<string, Set<Watcher>>();
+  private listener: PgNotificationListener | null = null;
+
+  constructor(@Inject(DATABASE_CONFIG) private readonly config: DatabaseConfig) {}
+
+  async onApplicationBootstrap(): Promise<void> {
+    this.listener = new PgNotificationListener(
+      pgConnectionConfig(this.config),
+      `${this.config.DATABASE_SCHEMA}.task_updates`,
+      (payload) => this.dispatch(payload),
+      () => this.resyncAll(),
+    );
+    await this.listener.start();
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.listener?.close();
+    this.listener = null;
+  }
+
+  /** Changes of one task, as they commit. Hot: only changes after subscription. */
+  watch(taskId: string): Observable<TaskFeedEvent> {
+    return new Observable<TaskFeedEvent>((subscriber) => {
+      const watcher: Watcher = (e) => subscriber.next(e);
+      let set = this.watchers.get(taskId);
+      if (!set) this.watchers.set(taskId, (set = new Set()));
+      set.add(watcher);
+      return () => {
+        set.delete(watcher);
+        if (set.size === 0 && this.watchers.get(taskId) === set) this.watchers.delete(taskId);
+      };
+    });
+  }
+
+  /** Number of tasks being watched (for metrics). */
+  get watchedTasks(): number {
+    return this.watchers.size;
+  }
+
+  private dispatch(payload: string): void {
+    let update: TaskUpdate;
+    try {
+      update = JSON.parse(payload) as TaskUpdate;
+    } catch {
+      this.logger.warn(`ignoring malformed task update notification: ${payload.slice(0, 200)}`);
+      return;
+    }
+    for (const w of this.watchers.get(update.id) ?? []) w({ kind: 'update', update });
+  }
+
+  private resyncAll(): void {
+    for (const set of this.watchers.values()) for (const w of set) w({ kind: 'resync' });
+  }
+}
