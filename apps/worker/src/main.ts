@@ -1,21 +1,37 @@
-/**
- * This is not a production server yet!
- * This is only a minimal backend to get started.
- */
-
-import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { AppModule } from './app/app.module';
+import { Logger } from 'nestjs-pino';
+import { MessagingConsumers, TOPOLOGY, type Topology } from '@tasksys/messaging';
+import { ConfigurationError } from '@tasksys/platform';
+import { TaskExecutor, TaskSweeper, WORKER_CONFIG, type WorkerConfig, WorkerRegistry } from '@tasksys/tasks';
+import { TaskConsumerStrategy } from './transport/task-consumer.strategy';
+import { WorkerModule } from './worker.module';
 
-async function bootstrap() {
-  const app = await NestFactory.create(AppModule);
-  const globalPrefix = 'api';
-  app.setGlobalPrefix(globalPrefix);
-  const port = process.env.PORT || 3000;
-  await app.listen(port);
-  Logger.log(
-    `🚀 Application is running on: http://localhost:${port}/${globalPrefix}`,
+async function bootstrap(): Promise<void> {
+  const app = await NestFactory.create(WorkerModule, { bufferLogs: true });
+  app.useLogger(app.get(Logger));
+  app.enableShutdownHooks(['SIGTERM', 'SIGINT']);
+  const config = app.get<WorkerConfig>(WORKER_CONFIG);
+  app.connectMicroservice(
+    {
+      strategy: new TaskConsumerStrategy({
+        consumers: app.get(MessagingConsumers),
+        topology: app.get<Topology>(TOPOLOGY),
+        executor: app.get(TaskExecutor),
+        registry: app.get(WorkerRegistry),
+        sweeper: app.get(TaskSweeper),
+        config,
+      }),
+    },
+    { inheritAppConfig: true },
   );
+  await app.startAllMicroservices();
+  await app.listen(config.WORKER_HEALTH_PORT, '0.0.0.0');
+  app.get(Logger).log(`health on :${config.WORKER_HEALTH_PORT}/health/ready`, 'Worker');
 }
 
-bootstrap();
+bootstrap().catch((err) => {
+  // A bad variable is named, not buried in a stack trace.
+  if (err instanceof ConfigurationError) console.error(err.message);
+  else console.error(err);
+  process.exit(1);
+});

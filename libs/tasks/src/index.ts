@@ -9,6 +9,7 @@ export * from './lib/task-status';
 export * from './lib/tasks.constants';
 export * from './lib/tasks.module';
 export * from './lib/task-types';
+export * from './lib/execution';
 export * from './lib/auth/api-key.service';
 export * from './lib/commands/create-task-batch.command';
 export * from './lib/queries/keyset-cursor';

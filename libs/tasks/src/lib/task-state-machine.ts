@@ -251,6 +251,31 @@ export class TaskStateMachine {
     return rows.map((r) => r.id);
   }
 
+  /**
+   * The sweeper's query: tasks whose message may be gone (`retrying` well past its due time,
+   * `running` with a lease long expired) get a new work message. Their `updated_at` (and a
+   * retrying task's due time) moves on, so the next sweep leaves them alone for `graceMs`.
+   */
+  async requeueStranded(graceMs: number, limit: number): Promise<string[]> {
+    const rows = await this.rows<{ id: string }>(
+      `WITH s AS (
+         SELECT id FROM tasks
+          WHERE (status = 'retrying' AND run_after < now() - $1 * interval '1 millisecond')
+             OR (status = 'running' AND lease_expires_at < now() - $1 * interval '1 millisecond'
+                 AND updated_at < now() - $1 * interval '1 millisecond')
+          ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED),
+       upd AS (
+         UPDATE tasks t SET updated_at = now(),
+                run_after = CASE WHEN t.status = 'retrying' THEN now() + $1 * interval '1 millisecond' ELSE t.run_after END
+           FROM s WHERE t.id = s.id RETURNING t.id, t.type),
+       ob AS (INSERT INTO outbox (exchange, routing_key, correlation_id, body)
+              SELECT 'work', upd.type, upd.id::text, ${WORK_MESSAGE_SQL} FROM upd)
+       SELECT id FROM upd`,
+      [graceMs, limit],
+    );
+    return rows.map((r) => r.id);
+  }
+
   private async transition(spec: TransitionSpec): Promise<TransitionResult> {
     const params = [spec.id, spec.actor, ...(spec.params ?? [])];
     const sql = `

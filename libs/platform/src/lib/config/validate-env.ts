@@ -63,3 +63,8 @@ export const env = {
       .default(fallback ? 'true' : 'false')
       .transform((v) => v === '1' || v === 'true' || v === 'yes'),
 };
+
+/** The validated values of `schema`'s variables, read back from Nest's ConfigService. */
+export function configFrom<S extends z.ZodObject>(schema: S, config: { get(key: string): unknown }): z.infer<S> {
+  return Object.fromEntries(Object.keys(schema.shape).map((key) => [key, config.get(key)])) as z.infer<S>;
+}

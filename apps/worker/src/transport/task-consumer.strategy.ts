@@ -1,0 +1,69 @@
+import { Logger } from '@nestjs/common';
+import { type CustomTransportStrategy, Server } from '@nestjs/microservices';
+import type { Consumer, MessagingConsumers, Topology } from '@tasksys/messaging';
+import type { TaskExecutor, TaskSweeper, WorkerConfig, WorkerRegistry } from '@tasksys/tasks';
+
+export interface TaskConsumerDeps {
+  consumers: MessagingConsumers;
+  topology: Topology;
+  executor: TaskExecutor;
+  registry: WorkerRegistry;
+  sweeper: TaskSweeper;
+  config: WorkerConfig;
+}
+
+/**
+ * Nest's microservice transport for the work queue: `listen()` starts consuming (and the fleet
+ * heartbeat and sweeper), `close()` stops new deliveries, drains in-flight tasks within the grace
+ * period and hands the rest back. Nest calls close() on app.close() (SIGTERM), before it closes
+ * the broker connection and the database pool.
+ */
+export class TaskConsumerStrategy extends Server implements CustomTransportStrategy {
+  private readonly log = new Logger(TaskConsumerStrategy.name);
+  private work: Consumer | null = null;
+  private control: Consumer | null = null;
+
+  constructor(private readonly deps: TaskConsumerDeps) {
+    super();
+  }
+
+  async listen(callback: (...optionalParams: unknown[]) => void): Promise<void> {
+    const { consumers, topology, executor, registry, sweeper, config } = this.deps;
+    try {
+      await registry.start(() => executor.inFlight());
+      this.control = await consumers.subscribeControl((msg) => executor.cancelLocal(msg.taskId));
+      this.work = await consumers.createConsumer(topology.queues.work, {
+        prefetch: config.WORKER_CONCURRENCY,
+        onMessage: (delivery) => void executor.handle(delivery),
+      });
+      sweeper.start();
+      executor.setConsuming(true);
+      this.log.log(`worker ${config.WORKER_ID} consuming ${topology.queues.work} with concurrency ${config.WORKER_CONCURRENCY}`);
+      callback();
+    } catch (err) {
+      callback(err);
+    }
+  }
+
+  async close(): Promise<void> {
+    const { executor, registry, sweeper, config } = this.deps;
+    if (!executor.isConsuming()) return;
+    executor.setConsuming(false);
+    this.log.log(`stopping: ${executor.inFlight()} task(s) in flight, grace ${config.WORKER_SHUTDOWN_GRACE_MS} ms`);
+    await this.work?.stop();
+    await sweeper.stop();
+    await executor.drain(config.WORKER_SHUTDOWN_GRACE_MS);
+    await this.work?.close();
+    await this.control?.close();
+    await registry.stop();
+    this.log.log('stopped');
+  }
+
+  on(): never {
+    throw new Error('TaskConsumerStrategy has no events');
+  }
+
+  unwrap<T>(): T {
+    return this.deps as T;
+  }
+}

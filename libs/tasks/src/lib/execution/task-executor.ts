@@ -1,0 +1,344 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { type Delivery, retryDelayMs, TaskPublisher, type TaskMessage } from '@tasksys/messaging';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { DataSource } from 'typeorm';
+import { Task, type TaskError } from '../entities';
+import { TaskStateMachine } from '../task-state-machine';
+import { isTerminal } from '../task-status';
+import { TaskTypeRegistry } from '../task-types';
+import { type AbortReason, TaskAbortedError, toTaskError } from './task.errors';
+import type { TaskContext } from './task-handler';
+import { TaskHandlerRegistry } from './task-handler.registry';
+import { parseTaskMessage } from './task-message.parser';
+import type { WorkerConfig } from './worker.config';
+import { WORKER_CONFIG } from './execution.constants';
+
+interface ActiveRun {
+  abort(reason: AbortReason): void;
+}
+
+type Outcome =
+  | { kind: 'succeeded'; result: unknown }
+  | { kind: 'failed'; error: TaskError }
+  | { kind: 'aborted'; reason: AbortReason };
+
+export interface ExecutorStats {
+  received: number;
+  succeeded: number;
+  failed: number;
+  retried: number;
+  deferred: number;
+  duplicates: number;
+  deadLettered: number;
+  malformed: number;
+  released: number;
+}
+
+/**
+ * THE ACK RULE (DESIGN.md section 6). A delivery is acked only when
+ *  (a) its task is terminal in the database, or
+ *  (b) a successor message for the task (a retry tier, a deferral, a dead letter) is confirmed by the broker.
+ * Otherwise it is requeued (shutdown, broker trouble) or held while the database is unreachable.
+ * Every write is fenced by the run's attempt number, so a run that lost its lease writes nothing.
+ */
+@Injectable()
+export class TaskExecutor {
+  private readonly logger = new Logger(TaskExecutor.name);
+  private readonly runs = new Map<string, ActiveRun>();
+  private readonly pending = new Set<Promise<void>>();
+  private shuttingDown = false;
+  private consuming = false;
+  readonly stats: ExecutorStats = {
+    received: 0,
+    succeeded: 0,
+    failed: 0,
+    retried: 0,
+    deferred: 0,
+    duplicates: 0,
+    deadLettered: 0,
+    malformed: 0,
+    released: 0,
+  };
+
+  constructor(
+    private readonly tasks: TaskStateMachine,
+    private readonly publisher: TaskPublisher,
+    private readonly types: TaskTypeRegistry,
+    private readonly handlers: TaskHandlerRegistry,
+    private readonly db: DataSource,
+    @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
+  ) {}
+
+  /** Set by the transport while its consumer is subscribed; readiness reports it. */
+  setConsuming(consuming: boolean): void {
+    this.consuming = consuming;
+  }
+
+  isConsuming(): boolean {
+    return this.consuming;
+  }
+
+  /** Deliveries being handled right now (claiming, running or settling). */
+  inFlight(): number {
+    return this.pending.size;
+  }
+
+  /** Entry point for every work delivery. Never throws. */
+  handle(delivery: Delivery): Promise<void> {
+    this.stats.received++;
+    const done = this.process(delivery).catch((err) => {
+      // Only a bug gets here; the delivery is requeued so nothing is lost.
+      this.logger.error(`unexpected error handling a delivery: ${(err as Error).stack ?? err}`);
+      delivery.requeue();
+    });
+    const tracked = done.finally(() => this.pending.delete(tracked));
+    this.pending.add(tracked);
+    return tracked;
+  }
+
+  /** A control message: abort the local run of this task, if any. */
+  cancelLocal(taskId: string): void {
+    this.runs.get(taskId)?.abort('cancelled');
+  }
+
+  /**
+   * Graceful shutdown, after the consumer stopped: let in-flight runs finish within `graceMs`,
+   * then abort the rest; aborted runs release their lease and requeue their delivery.
+   */
+  async drain(graceMs: number): Promise<void> {
+    const deadline = Date.now() + graceMs;
+    while (this.pending.size > 0 && Date.now() < deadline) {
+      await Promise.race([Promise.allSettled([...this.pending]), sleep(Math.min(250, Math.max(1, deadline - Date.now())))]);
+    }
+    this.shuttingDown = true;
+    if (this.pending.size > 0) {
+      this.logger.warn(`grace period over: handing ${this.runs.size} running task(s) back`);
+      for (const run of this.runs.values()) run.abort('shutdown');
+      await Promise.allSettled([...this.pending]);
+    }
+  }
+
+  private async process(delivery: Delivery): Promise<void> {
+    const parsed = parseTaskMessage(delivery.message.content);
+    if (!parsed.ok) {
+      this.stats.malformed++;
+      return this.deadLetter(delivery, { code: parsed.code, message: parsed.reason });
+    }
+    const message = parsed.message;
+    const claim = await this.untilDatabaseAnswers(() => this.tasks.claim(message.taskId, this.config.WORKER_ID, this.config.WORKER_LEASE_MS));
+    if (claim === undefined) return delivery.requeue();
+    if (!claim.task) {
+      this.stats.malformed++;
+      return this.deadLetter(delivery, { code: 'TASK.NOT_FOUND', message: `no task ${message.taskId}` });
+    }
+    if (!claim.applied) return this.settleUnowned(delivery, message, claim.task);
+    return this.run(delivery, message, claim.task);
+  }
+
+  private async run(delivery: Delivery, message: TaskMessage, task: Task): Promise<void> {
+    const token = task.attempt;
+    const log = `task ${task.id} attempt ${token}`;
+    const outcome = await this.execute(task);
+    const writer = this.config.WORKER_ID;
+
+    if (outcome.kind === 'aborted') {
+      if (outcome.reason === 'shutdown') {
+        const released = await this.untilDatabaseAnswers(() => this.tasks.release(task.id, token, writer), true);
+        if (released?.applied) this.stats.released++;
+        this.logger.log(`${log}: handed back on shutdown`);
+        return delivery.requeue();
+      }
+      this.logger.log(`${log}: aborted (${outcome.reason})`);
+      return this.settleUnowned(delivery, message);
+    }
+
+    if (outcome.kind === 'succeeded') {
+      const r = await this.untilDatabaseAnswers(() => this.tasks.succeed(task.id, token, outcome.result, writer), true);
+      if (r === undefined) return delivery.requeue();
+      if (!r.applied) return this.settleUnowned(delivery, message, r.task ?? undefined);
+      this.stats.succeeded++;
+      return delivery.ack();
+    }
+
+    const error = outcome.error;
+    const attempt = token - task.attemptBase;
+    if (error.retryable && attempt < task.maxAttempts) {
+      const backoff = this.types.get(task.type)?.backoff ?? { baseMs: 1000, maxMs: 600_000 };
+      const delayMs = retryDelayMs(attempt, backoff);
+      const r = await this.untilDatabaseAnswers(
+        () => this.tasks.failRetryable(task.id, token, error, new Date(Date.now() + delayMs), writer),
+        true,
+      );
+      if (r === undefined) return delivery.requeue();
+      if (!r.applied) return this.settleUnowned(delivery, message, r.task ?? undefined);
+      try {
+        const tier = await this.publisher.publishRetry(message, { attempt: token, delayMs });
+        this.stats.retried++;
+        this.logger.log(`${log}: ${error.code} (${error.message}); retry in ${tier.label} tier`);
+        return delivery.ack();
+      } catch (err) {
+        // The task waits in `retrying`; the redelivered copy (or the sweeper) claims it.
+        this.logger.warn(`${log}: retry not published (${(err as Error).message}); requeueing the delivery`);
+        return delivery.requeue();
+      }
+    }
+
+    const r = await this.untilDatabaseAnswers(() => this.tasks.failFinal(task.id, token, error, writer), true);
+    if (r === undefined) return delivery.requeue();
+    if (!r.applied) return this.settleUnowned(delivery, message, r.task ?? undefined);
+    this.stats.failed++;
+    this.logger.warn(`${log}: failed for good: ${error.code} (${error.message})`);
+    return this.deadLetter(delivery, error, true);
+  }
+
+  /** Runs the handler under a timeout, heartbeats and the cancel signal. */
+  private async execute(task: Task): Promise<Outcome> {
+    const token = task.attempt;
+    const handler = this.handlers.get(task.type);
+    if (!handler) {
+      return { kind: 'failed', error: { code: 'TASK.NO_HANDLER', message: `this worker has no handler for ${task.type}`, retryable: false } };
+    }
+    const checked = this.types.check(task.type, task.payload);
+    if (!checked.ok) {
+      return { kind: 'failed', error: { code: 'TASK.INVALID_PAYLOAD', message: checked.message, retryable: false } };
+    }
+
+    const controller = new AbortController();
+    let abortedFor: AbortReason | null = null;
+    const abort = (reason: AbortReason) => {
+      if (abortedFor) return;
+      abortedFor = reason;
+      controller.abort(new TaskAbortedError(reason));
+    };
+    this.runs.set(task.id, { abort });
+    if (this.shuttingDown) abort('shutdown');
+
+    const lease = this.config.WORKER_LEASE_MS;
+    const timeout = setTimeout(() => abort('timeout'), task.timeoutMs);
+    const heartbeat = setInterval(() => {
+      this.tasks.heartbeat(task.id, token, this.config.WORKER_ID, lease).then(
+        (owned) => owned || abort('lease-lost'),
+        (err) => this.logger.warn(`task ${task.id}: heartbeat failed (${(err as Error).message})`),
+      );
+    }, Math.max(200, Math.floor(lease / 3)));
+
+    const ctx: TaskContext = {
+      taskId: task.id,
+      type: task.type,
+      payload: checked.payload,
+      attempt: token - task.attemptBase,
+      signal: controller.signal,
+      progress: async (percent, progressMessage) => {
+        const owned = await this.tasks.progress(task.id, token, this.config.WORKER_ID, percent, progressMessage ?? null, lease);
+        if (!owned) abort('lease-lost');
+        return owned;
+      },
+    };
+
+    // A handler that ignores its signal is not waited for: its late writes are fenced out.
+    const aborted = new Promise<never>((_, reject) =>
+      controller.signal.addEventListener('abort', () => reject(controller.signal.reason), { once: true }),
+    );
+    try {
+      const result = await Promise.race([handler.run(ctx), aborted]);
+      if (abortedFor) return { kind: 'aborted', reason: abortedFor };
+      const json = JSON.stringify(result ?? null);
+      return { kind: 'succeeded', result: JSON.parse(json) };
+    } catch (err) {
+      if (abortedFor && abortedFor !== 'timeout') return { kind: 'aborted', reason: abortedFor };
+      return { kind: 'failed', error: toTaskError(abortedFor === 'timeout' ? new TaskAbortedError('timeout') : err) };
+    } finally {
+      clearTimeout(timeout);
+      clearInterval(heartbeat);
+      this.runs.delete(task.id);
+      aborted.catch(() => undefined);
+      if (!controller.signal.aborted) controller.abort(new TaskAbortedError('shutdown'));
+    }
+  }
+
+  /**
+   * This worker does not own the task (a duplicate, a task running elsewhere, a lost lease):
+   * ack when the task is terminal; otherwise defer a copy through a retry tier, then ack.
+   */
+  private async settleUnowned(delivery: Delivery, message: TaskMessage, known?: Task): Promise<void> {
+    const task = known ?? (await this.untilDatabaseAnswers(() => this.find(message.taskId), true));
+    if (task === undefined) return delivery.requeue();
+    if (task === null) {
+      return this.deadLetter(delivery, { code: 'TASK.NOT_FOUND', message: `no task ${message.taskId}` });
+    }
+    if (isTerminal(task.status)) {
+      this.stats.duplicates++;
+      return delivery.ack();
+    }
+    if (task.status === 'new') {
+      // Not started: its start will queue a message of its own.
+      this.stats.duplicates++;
+      return delivery.ack();
+    }
+    const leaseLeft = task.leaseExpiresAt ? task.leaseExpiresAt.getTime() - Date.now() : 0;
+    if (task.status === 'running' && leaseLeft <= 0 && task.attempt - task.attemptBase >= task.maxAttempts) {
+      // Its workers died on every attempt (a crash loop): fail it rather than run it again.
+      const error = { code: 'TASK.ABANDONED', message: `lease expired on all ${task.maxAttempts} attempts`, retryable: false };
+      const r = await this.untilDatabaseAnswers(() => this.tasks.failAbandoned(task.id, error, this.config.WORKER_ID), true);
+      if (r === undefined) return delivery.requeue();
+      if (r.applied) {
+        this.stats.failed++;
+        return this.deadLetter(delivery, error, true);
+      }
+      return this.settleUnowned(delivery, message, r.task ?? undefined);
+    }
+    return this.defer(delivery, message, task, Math.max(leaseLeft, 0));
+  }
+
+  /** Publishes a copy that comes back after `delayMs` (rounded down to a tier), then acks. */
+  private async defer(delivery: Delivery, message: TaskMessage, task: Task, delayMs: number): Promise<void> {
+    try {
+      await this.publisher.publishRetry(message, { attempt: task.attempt, delayMs });
+      this.stats.deferred++;
+      delivery.ack();
+    } catch (err) {
+      this.logger.warn(`task ${task.id}: deferral not published (${(err as Error).message}); requeueing`);
+      await sleep(500);
+      delivery.requeue();
+    }
+  }
+
+  /** Confirmed publish to the dead-letter exchange with the reason, then ack; if the broker refuses, reject (broker-side DLX). */
+  private async deadLetter(delivery: Delivery, reason: TaskError, taskIsTerminal = false): Promise<void> {
+    try {
+      await this.publisher.publishDeadLetter(delivery.message.content, delivery.message.properties, {
+        code: reason.code,
+        message: reason.message,
+      });
+      this.stats.deadLettered++;
+      delivery.ack();
+    } catch (err) {
+      this.logger.warn(`dead letter not published (${(err as Error).message})`);
+      // A terminal task needs no more deliveries (rule a); anything else goes through the queue's own DLX.
+      if (taskIsTerminal) delivery.ack();
+      else delivery.reject();
+    }
+  }
+
+  private async find(id: string): Promise<Task | null> {
+    const rows = await this.db.query(`SELECT * FROM tasks WHERE id = $1`, [id]);
+    return rows.length > 0 ? this.tasks.hydrate(rows[0]) : null;
+  }
+
+  /**
+   * Retries a database call while the database is unreachable, holding the delivery (prefetch
+   * keeps this bounded). Gives up (undefined) only on shutdown, unless `evenOnShutdown`: a
+   * finished run's outcome is worth waiting for until the process is killed.
+   */
+  private async untilDatabaseAnswers<T>(call: () => Promise<T>, evenOnShutdown = false): Promise<T | undefined> {
+    for (let delay = 100; ; delay = Math.min(delay * 2, 5000)) {
+      try {
+        return await call();
+      } catch (err) {
+        if (this.shuttingDown && !evenOnShutdown) return undefined;
+        this.logger.warn(`database call failed (${(err as Error).message}); retrying in ${delay} ms`);
+        await sleep(delay);
+      }
+    }
+  }
+}

@@ -1,0 +1,54 @@
+import type { TaskError } from '../entities';
+
+/**
+ * A handler failure with a stable code that survives the database and the broker.
+ * `retryable` decides between the retry tiers and a final failure.
+ */
+export class TaskFailure extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly retryable: boolean,
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
+
+  toJSON(): TaskError {
+    return { code: this.code, message: this.message, retryable: this.retryable };
+  }
+}
+
+/** A transient failure: the task is retried after a backoff while it has attempts left. */
+export class RetryableError extends TaskFailure {
+  constructor(message: string, code = 'TASK.RETRYABLE') {
+    super(code, message, true);
+  }
+}
+
+/** A permanent failure: no further attempt (BullMQ's UnrecoverableError). */
+export class UnrecoverableError extends TaskFailure {
+  constructor(message: string, code = 'TASK.UNRECOVERABLE') {
+    super(code, message, false);
+  }
+}
+
+/** Why a run's AbortSignal fired; handlers just see `signal.aborted`. */
+export type AbortReason = 'cancelled' | 'timeout' | 'lease-lost' | 'shutdown';
+
+export class TaskAbortedError extends Error {
+  constructor(readonly reason: AbortReason) {
+    super(`run aborted: ${reason}`);
+    this.name = 'TaskAbortedError';
+  }
+}
+
+/** Any thrown value as the error stored on the task. Unknown errors are retryable (a bug may be transient). */
+export function toTaskError(err: unknown): TaskError {
+  if (err instanceof TaskFailure) return err.toJSON();
+  if (err instanceof TaskAbortedError && err.reason === 'timeout') {
+    return { code: 'TASK.TIMEOUT', message: 'the run exceeded its timeout', retryable: true };
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  return { code: 'TASK.HANDLER_ERROR', message: message.slice(0, 2000), retryable: true };
+}

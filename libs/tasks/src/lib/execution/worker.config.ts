@@ -1,0 +1,17 @@
+import { env } from '@tasksys/platform';
+import { hostname } from 'node:os';
+import { z } from 'zod';
+
+export const workerConfigSchema = z.object({
+  /** Deliveries (and so tasks) in flight at once in this process; also the channel prefetch. */
+  WORKER_CONCURRENCY: env.int(10, 1, 10_000),
+  /** How long a claim stays valid without a heartbeat; a crashed worker's tasks wait this long. */
+  WORKER_LEASE_MS: env.int(15_000, 1_000, 3_600_000),
+  /** On SIGTERM, how long in-flight tasks may run before they are aborted and handed over. */
+  WORKER_SHUTDOWN_GRACE_MS: env.int(25_000, 0, 3_600_000),
+  WORKER_HEALTH_PORT: env.int(3001, 0, 65_535),
+  WORKER_ID: z.string().min(1).max(200).default(`${hostname()}-${process.pid}`),
+  /** How often the sweeper looks for tasks whose message may be gone. */
+  SWEEP_INTERVAL_MS: env.int(10_000, 500, 3_600_000),
+});
+export type WorkerConfig = z.infer<typeof workerConfigSchema>;
