@@ -1,0 +1,223 @@
+import { AmqpConnection } from '@golevelup/nestjs-rabbitmq';
+import { Injectable, Logger } from '@nestjs/common';
+import type { ChannelWrapper } from 'amqp-connection-manager';
+import type { Channel, ConsumeMessage, Options } from 'amqplib';
+import type { ControlMessage } from '../task-message';
+import { Topology } from '../topology/topology';
+import { TopologyDeclarer } from '../topology/topology-declarer';
+
+/**
+ * One message, bound to the raw channel that delivered it. Settle it exactly once. If that channel
+ * is gone (reconnect, channel error) the calls are no-ops with a warning: the broker has already
+ * put the message back and redelivers it.
+ */
+export interface Delivery {
+  message: ConsumeMessage;
+  /** Done with it (see the ack rule, DESIGN section 6). */
+  ack(): void;
+  /** Reject without requeue: the broker dead-letters it through the queue's DLX. */
+  reject(): void;
+  /** Give it back to the queue (shutdown with work unfinished). */
+  requeue(): void;
+}
+
+export interface Consumer {
+  /** basic.cancel: no new deliveries; in-flight deliveries can still be settled. Never resubscribes after this. */
+  stop(): Promise<void>;
+  /** `stop()`, then closes the channel (unsettled deliveries go back to the queue). */
+  close(): Promise<void>;
+}
+
+export interface ConsumerOptions {
+  /** Unacked deliveries the broker sends this consumer at most. */
+  prefetch: number;
+  /** Called for every delivery; must not throw (errors are logged, the delivery stays unsettled). */
+  onMessage: (delivery: Delivery) => void;
+}
+
+interface ChannelState {
+  open: boolean;
+}
+
+const RESUBSCRIBE_DELAY_MS = 1000;
+const RECREATE_MAX_DELAY_MS = 30_000;
+
+/**
+ * Consuming infrastructure for the worker. Each consumer has its own managed channel, so it comes
+ * back after every reconnect (once the topology is declared), after a server-side cancel, and after
+ * its channel alone was closed by the broker (for example `consumer_timeout`).
+ */
+@Injectable()
+export class ConsumerFactory {
+  private readonly logger = new Logger(ConsumerFactory.name);
+
+  constructor(
+    private readonly amqp: AmqpConnection,
+    private readonly topology: Topology,
+    private readonly declarer: TopologyDeclarer,
+  ) {}
+
+  /** Consumes `queue` (manual ack) with `prefetch`; see `Delivery` for settling. */
+  createConsumer(queue: string, { prefetch, onMessage }: ConsumerOptions): Consumer {
+    return this.subscribe(
+      `consumer:${queue}`,
+      async (ch) => {
+        await ch.prefetch(prefetch);
+        return queue;
+      },
+      (msg, ch, state) => onMessage(this.delivery(msg, ch, state)),
+      { noAck: false },
+    );
+  }
+
+  /**
+   * Control messages (cancel signals) on an exclusive, auto-delete, server-named queue bound to the
+   * control exchange; a new queue after every reconnect. Malformed messages are logged and dropped.
+   */
+  subscribeControl(onMessage: (msg: ControlMessage) => void): Consumer {
+    return this.subscribe(
+      'control',
+      async (ch) => {
+        const { queue } = await ch.assertQueue('', { exclusive: true, autoDelete: true, durable: false });
+        await ch.bindQueue(queue, this.topology.exchanges.control, '');
+        return queue;
+      },
+      (msg) => {
+        const parsed = parseControl(msg.content);
+        if (parsed) onMessage(parsed);
+        else this.logger.warn(`Dropped a malformed control message ${String(msg.properties.messageId)}`);
+      },
+      // A lost control message is caught by the next heartbeat (DESIGN section 6).
+      { noAck: true },
+    );
+  }
+
+  private subscribe(
+    name: string,
+    prepare: (ch: Channel) => Promise<string>,
+    handle: (msg: ConsumeMessage, ch: Channel, state: ChannelState) => void,
+    options: Options.Consume,
+  ): Consumer {
+    let stopped = false;
+    let active: { ch: Channel; tag: string; state: ChannelState } | null = null;
+    let current: Channel | null = null;
+    let wrapper: ChannelWrapper;
+    let timer: NodeJS.Timeout | undefined;
+    let recreateDelay = RESUBSCRIBE_DELAY_MS;
+
+    const start = async (ch: Channel, state: ChannelState): Promise<void> => {
+      if (stopped || !state.open) return;
+      const queue = await prepare(ch);
+      if (stopped || !state.open) return;
+      const { consumerTag } = await ch.consume(
+        queue,
+        (msg) => {
+          if (msg === null) {
+            // Cancelled by the server (queue deleted, node lost, consumer timeout on quorum queues).
+            active = null;
+            if (stopped) return;
+            this.logger.warn(`${name}: consumer cancelled by the broker; subscribing again`);
+            timer = setTimeout(() => {
+              start(ch, state).catch((err: Error) => this.logger.error(`${name}: resubscribe failed: ${err.message}`));
+            }, RESUBSCRIBE_DELAY_MS);
+            return;
+          }
+          try {
+            handle(msg, ch, state);
+          } catch (err) {
+            this.logger.error(`${name}: onMessage threw: ${(err as Error).message}`);
+          }
+        },
+        options,
+      );
+      active = { ch, tag: consumerTag, state };
+      recreateDelay = RESUBSCRIBE_DELAY_MS;
+    };
+
+    const setup = async (raw: Channel): Promise<void> => {
+      const state: ChannelState = { open: true };
+      current = raw;
+      // Without a listener amqplib escalates a channel error to the whole connection.
+      raw.on('error', (err: Error) => this.logger.warn(`${name}: channel error: ${err.message}`));
+      raw.on('close', () => {
+        state.open = false;
+        if (active?.ch === raw) active = null;
+        if (!stopped) scheduleRecreate(raw);
+      });
+      await this.declarer.whenDeclared();
+      await start(raw, state);
+    };
+
+    // The connection manager only replaces a channel on reconnect. If the broker closed just this
+    // channel and no new one arrived, replace the wrapper ourselves.
+    const scheduleRecreate = (dead: Channel) => {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        if (stopped || current !== dead || !this.amqp.managedConnection.isConnected()) return;
+        this.logger.warn(`${name}: channel closed by the broker; opening a new one`);
+        const old = wrapper;
+        wrapper = open();
+        void old.close().catch(() => undefined);
+      }, recreateDelay);
+      recreateDelay = Math.min(recreateDelay * 2, RECREATE_MAX_DELAY_MS);
+    };
+
+    const open = (): ChannelWrapper => {
+      const w = this.amqp.managedConnection.createChannel({ name, confirm: false, setup });
+      w.on('error', (err: Error) => this.logger.error(`${name}: setup failed: ${err.message}`));
+      return w;
+    };
+    wrapper = open();
+
+    const stop = async (): Promise<void> => {
+      stopped = true;
+      clearTimeout(timer);
+      const a = active;
+      active = null;
+      if (a?.state.open) await a.ch.cancel(a.tag).catch((err: Error) => this.logger.warn(`${name}: cancel: ${err.message}`));
+    };
+    return {
+      stop,
+      close: async () => {
+        await stop();
+        await wrapper.close().catch(() => undefined);
+      },
+    };
+  }
+
+  private delivery(message: ConsumeMessage, ch: Channel, state: ChannelState): Delivery {
+    let settled = false;
+    const settle = (what: 'ack' | 'reject' | 'requeue') => {
+      const id = String(message.properties.messageId);
+      if (settled) {
+        // A second settle would close the channel (unknown delivery tag).
+        this.logger.warn(`Delivery ${id} already settled; ignoring ${what}`);
+        return;
+      }
+      settled = true;
+      if (!state.open) {
+        this.logger.warn(`Delivery ${id}: channel gone before ${what}; the broker redelivers it`);
+        return;
+      }
+      try {
+        if (what === 'ack') ch.ack(message);
+        else ch.nack(message, false, what === 'requeue');
+      } catch (err) {
+        this.logger.warn(`Delivery ${id}: ${what} failed (${(err as Error).message}); the broker redelivers it`);
+      }
+    };
+    return { message, ack: () => settle('ack'), reject: () => settle('reject'), requeue: () => settle('requeue') };
+  }
+}
+
+function parseControl(content: Buffer): ControlMessage | null {
+  try {
+    const value: unknown = JSON.parse(content.toString('utf8'));
+    if (typeof value !== 'object' || value === null) return null;
+    const v = value as Record<string, unknown>;
+    if (v['kind'] !== 'cancel' || typeof v['taskId'] !== 'string' || typeof v['v'] !== 'number') return null;
+    return value as ControlMessage;
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,93 @@
+import { AmqpConnection } from '@golevelup/nestjs-rabbitmq';
+import { Test, type TestingModule } from '@nestjs/testing';
+import { connect } from 'amqplib';
+import { randomBytes } from 'node:crypto';
+import { BrokerStatus } from './lib/broker-status';
+import { ConsumerFactory } from './lib/consuming/consumer.factory';
+import { messagingConfigSchema, type MessagingConfig } from './lib/messaging.config';
+import { MessagingModule } from './lib/messaging.module';
+import { TaskPublisher } from './lib/publishing/task.publisher';
+import { Topology } from './lib/topology/topology';
+
+export const TEST_RABBITMQ_URL = process.env['TEST_RABBITMQ_URL'] ?? 'amqp://guest:guest@127.0.0.1:5672';
+
+/** Config with a namespace of its own (`test-<random>`), short publish timeout, 300 ms / 1 s retry tiers. */
+export function testMessagingConfig(overrides: Partial<Record<keyof MessagingConfig, string>> = {}): MessagingConfig {
+  return messagingConfigSchema.parse({
+    RABBITMQ_URL: TEST_RABBITMQ_URL,
+    TASKS_NAMESPACE: `test-${randomBytes(5).toString('hex')}`,
+    RABBITMQ_PUBLISH_TIMEOUT_MS: '3000',
+    RETRY_TIERS_MS: '300,1000',
+    OUTBOX_POLL_MS: '200',
+    ...overrides,
+  });
+}
+
+/** Deletes every exchange and queue `topology` declares (plus `extra` names), on a plain connection. */
+export async function deleteTopology(
+  topology: Topology,
+  extra: { queues?: string[]; exchanges?: string[] } = {},
+  url = TEST_RABBITMQ_URL,
+): Promise<void> {
+  const conn = await connect(url);
+  try {
+    const ch = await conn.createChannel();
+    ch.on('error', () => undefined);
+    for (const q of [...topology.declarations.queues.map((d) => d.name), ...(extra.queues ?? [])]) await ch.deleteQueue(q);
+    for (const x of [...topology.declarations.exchanges.map((d) => d.name), ...(extra.exchanges ?? [])]) await ch.deleteExchange(x);
+    await ch.close();
+  } finally {
+    await conn.close();
+  }
+}
+
+/** Polls `check` until it returns a truthy value; fails with `what` after `timeoutMs`. */
+export async function pollUntil<T>(check: () => T | Promise<T>, what: string, timeoutMs = 10_000, everyMs = 25): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value) return value as NonNullable<T>;
+    if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+export interface TestMessaging {
+  module: TestingModule;
+  config: MessagingConfig;
+  topology: Topology;
+  amqp: AmqpConnection;
+  publisher: TaskPublisher;
+  consumers: ConsumerFactory;
+  status: BrokerStatus;
+  /** Closes the app (the connection) and deletes the namespace's topology. */
+  close(extra?: { queues?: string[]; exchanges?: string[] }): Promise<void>;
+}
+
+/**
+ * A started MessagingModule on the local broker with its own namespace, ready (topology declared).
+ * golevelup keeps static state: one per test file.
+ */
+export async function createTestMessaging(config: MessagingConfig = testMessagingConfig(), waitReady = true): Promise<TestMessaging> {
+  const module = await Test.createTestingModule({
+    imports: [MessagingModule.forRootAsync({ useFactory: () => config })],
+  }).compile();
+  module.enableShutdownHooks();
+  await module.init();
+  const status = module.get(BrokerStatus);
+  if (waitReady) await pollUntil(() => status.isReady(), 'the broker to be ready');
+  const topology = module.get(Topology);
+  return {
+    module,
+    config,
+    topology,
+    amqp: module.get(AmqpConnection),
+    publisher: module.get(TaskPublisher),
+    consumers: module.get(ConsumerFactory),
+    status,
+    async close(extra) {
+      await module.close();
+      await deleteTopology(topology, extra, config.RABBITMQ_URL);
+    },
+  };
+}
