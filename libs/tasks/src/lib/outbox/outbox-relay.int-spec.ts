@@ -1,0 +1,102 @@
+import { OutboxRelayService } from '@tasksys/messaging';
+import { createTestMessaging, pollUntil, type TestMessaging } from '@tasksys/messaging/testing';
+import { createTestDatabase, type TestDatabase } from '@tasksys/tasks/testing';
+import { connect, type ChannelModel } from 'amqplib';
+import { PgOutboxStore } from './pg-outbox.store';
+
+/** Writes `n` work rows in one statement (one NOTIFY) and returns their message ids. */
+async function writeRows(t: TestDatabase, n: number): Promise<string[]> {
+  const rows: Array<{ message_id: string }> = await t.db.query(
+    `INSERT INTO outbox (exchange, routing_key, correlation_id, body, headers)
+     SELECT 'work', 'demo.relay', id::text, jsonb_build_object('v', 1, 'taskId', id::text, 'type', 'demo.relay'), '{"x-task-attempt": 1}'
+       FROM (SELECT gen_random_uuid() AS id FROM generate_series(1, $1)) ids
+     RETURNING message_id`,
+    [n],
+  );
+  return rows.map((r) => r.message_id);
+}
+
+/** Consumes the whole queue (no ack needed: these copies are only counted) and counts per message id. */
+async function countInQueue(conn: ChannelModel, queue: string, expected: number): Promise<Map<string, number>> {
+  const ch = await conn.createChannel();
+  const counts = new Map<string, number>();
+  let total = 0;
+  await ch.consume(
+    queue,
+    (msg) => {
+      if (!msg) return;
+      total++;
+      const id = String(msg.properties.messageId);
+      counts.set(id, (counts.get(id) ?? 0) + 1);
+    },
+    { noAck: true },
+  );
+  await pollUntil(() => total >= expected, `${expected} messages in ${queue}`, 20_000);
+  // Anything beyond `expected` (duplicates) has arrived too once the queue reads empty.
+  await pollUntil(async () => (await ch.checkQueue(queue)).messageCount === 0, `${queue} to be empty`, 5000);
+  await ch.close();
+  return counts;
+}
+
+describe('outbox relay (PostgreSQL + RabbitMQ)', () => {
+  let t: TestDatabase;
+  let m: TestMessaging;
+  let raw: ChannelModel;
+  const relays: OutboxRelayService[] = [];
+
+  beforeAll(async () => {
+    t = await createTestDatabase();
+    m = await createTestMessaging();
+    raw = await connect(m.config.RABBITMQ_URL);
+  });
+
+  afterEach(async () => {
+    await Promise.all(relays.splice(0).map((r) => r.stop()));
+  });
+
+  afterAll(async () => {
+    await raw?.close().catch(() => undefined);
+    await m?.close();
+    await t?.drop();
+  });
+
+  const relay = (batch = 500) => {
+    const r = new OutboxRelayService(new PgOutboxStore(t.db, t.config), m.publisher, m.status, {
+      OUTBOX_BATCH_SIZE: batch,
+      OUTBOX_POLL_MS: 60_000, // so only NOTIFY can wake it quickly
+    });
+    relays.push(r);
+    return r;
+  };
+
+  it('is woken by NOTIFY and relays a committed row without waiting for the poll', async () => {
+    const r = relay();
+    await r.start();
+    const started = Date.now();
+    const [id] = await writeRows(t, 1);
+    const counts = await countInQueue(raw, m.topology.queues.work, 1);
+    const ms = Date.now() - started;
+    expect([...counts.entries()]).toEqual([[id, 1]]);
+    expect(ms).toBeLessThan(5000);
+    await r.drain(5000); // the row is deleted after the confirm
+    // eslint-disable-next-line no-console
+    console.log(`NOTIFY -> confirmed -> in queue: ${ms} ms`);
+  });
+
+  it('two relays over one outbox publish each row once', async () => {
+    const ids = await writeRows(t, 3000);
+    const a = relay(100);
+    const b = relay(100);
+    const started = Date.now();
+    await Promise.all([a.start(), b.start()]);
+    await a.drain(30_000);
+    const counts = await countInQueue(raw, m.topology.queues.work, ids.length);
+    const ms = Date.now() - started;
+    expect(counts.size).toBe(ids.length);
+    for (const id of ids) expect(counts.get(id)).toBe(1);
+    expect(a.stats().sent + b.stats().sent).toBe(ids.length);
+    expect(a.stats().failed + b.stats().failed).toBe(0);
+    // eslint-disable-next-line no-console
+    console.log(`two relays: ${ids.length} rows in ${ms} ms, split ${a.stats().sent}/${b.stats().sent}`);
+  });
+});
