@@ -5,7 +5,8 @@ import { DataSource } from 'typeorm';
 import type { Task } from '../entities';
 import { TaskStateMachine, type NewTask } from '../task-state-machine';
 
-export type NewBatchTask = Omit<NewTask, 'idempotencyKey' | 'requestHash'>;
+/** A task of a batch; `start` queues it (with its work message) instead of leaving it `new`. */
+export type NewBatchTask = Omit<NewTask, 'idempotencyKey' | 'requestHash'> & { start: boolean };
 
 /**
  * Creates many tasks atomically: the tasks, their `created` events and (when started) their
@@ -19,7 +20,7 @@ export class CreateTaskBatchCommand {
     private readonly sm: TaskStateMachine,
   ) {}
 
-  async execute(items: NewBatchTask[], opts: { start: boolean; actor: string }): Promise<Task[]> {
+  async execute(items: NewBatchTask[], opts: { actor: string }): Promise<Task[]> {
     if (items.length === 0) return [];
     const input = items.map((t) => ({
       id: randomUUID(),
@@ -29,25 +30,26 @@ export class CreateTaskBatchCommand {
       max_attempts: t.maxAttempts,
       timeout_ms: t.timeoutMs,
       priority: t.priority ?? 0,
+      status: t.start ? 'queued' : 'new',
     }));
     const rows: Record<string, unknown>[] = await this.db.query(
       `WITH input AS (
          SELECT * FROM jsonb_to_recordset($1::jsonb)
-           AS x(id uuid, owner text, type text, payload jsonb, max_attempts int, timeout_ms int, priority smallint)),
+           AS x(id uuid, owner text, type text, payload jsonb, max_attempts int, timeout_ms int, priority smallint, status text)),
        ins AS (
          INSERT INTO tasks (id, owner, type, payload, status, max_attempts, timeout_ms, priority)
-         SELECT id, owner, type, payload, $2, max_attempts, timeout_ms, priority FROM input
+         SELECT id, owner, type, payload, status, max_attempts, timeout_ms, priority FROM input
          RETURNING *),
        ev AS (
          INSERT INTO task_events (task_id, from_status, to_status, attempt, actor)
-         SELECT id, NULL, status, 0, $3 FROM ins),
+         SELECT id, NULL, status, 0, $2 FROM ins),
        ob AS (
          INSERT INTO outbox (exchange, routing_key, correlation_id, body)
          SELECT 'work', upd.type, upd.id::text,
                 jsonb_build_object('v', ${TASK_MESSAGE_SCHEMA_VERSION}, 'taskId', upd.id, 'type', upd.type)
            FROM ins upd WHERE upd.status = 'queued')
        SELECT * FROM ins`,
-      [JSON.stringify(input), opts.start ? 'queued' : 'new', opts.actor],
+      [JSON.stringify(input), opts.actor],
     );
     const byId = new Map(rows.map((r) => [r['id'] as string, r]));
     return input.map((i) => this.sm.hydrate(byId.get(i.id)!));

@@ -1,0 +1,29 @@
+import { env, loggingConfigSchema } from '@tasksys/platform';
+import { databaseConfigSchema, taskTypesConfigSchema } from '@tasksys/tasks';
+import { z } from 'zod';
+
+const BODY_LIMIT = /^\d+(b|kb|mb)$/i;
+
+/** The api's own variables; the full schema below adds the database, broker and task-type ones. */
+export const apiOwnConfigSchema = z.object({
+  PORT: env.int(3000, 0, 65535),
+  /**
+   * A key with the admin role, for bootstrapping (creating the first keys). Unset: only keys
+   * stored in `api_keys` authenticate. At least 16 characters when set.
+   */
+  ADMIN_API_KEY: z.string().min(16, 'must be at least 16 characters').optional(),
+  /** Requests per minute per API key (a burst of the whole budget is allowed). */
+  RATE_LIMIT_PER_MINUTE: env.int(600, 1, 1_000_000),
+  /** Largest JSON body accepted, e.g. `256kb`, `1mb`; larger ones get 413. */
+  BODY_LIMIT: z.string().regex(BODY_LIMIT, 'must be a size like 256kb or 1mb').default('256kb'),
+  /** Interval of SSE heartbeat comments, which keep proxies from closing idle streams. */
+  SSE_HEARTBEAT_MS: env.int(15_000, 100, 300_000),
+});
+
+export const apiConfigSchema = databaseConfigSchema
+  .extend(taskTypesConfigSchema.shape)
+  .extend(loggingConfigSchema.shape)
+  .extend(apiOwnConfigSchema.shape);
+// messagingConfigSchema joins here once libs/messaging exports it.
+
+export type ApiConfig = z.output<typeof apiConfigSchema>;

@@ -1,0 +1,21 @@
+import { type ExecutionContext, Injectable } from '@nestjs/common';
+import { ThrottlerGuard } from '@nestjs/throttler';
+import { PUBLIC_ROUTE_KEY } from '@tasksys/platform';
+import type { AuthenticatedRequest } from './auth.decorators';
+
+/**
+ * Rate limit per API key (not per IP: many clients share NATs, one client may use many IPs).
+ * Runs after ApiKeyGuard, so unauthenticated requests never reach it; public routes are exempt.
+ * Over the limit: 429 with `Retry-After` (seconds).
+ */
+@Injectable()
+export class ApiKeyThrottlerGuard extends ThrottlerGuard {
+  protected override async shouldSkip(ctx: ExecutionContext): Promise<boolean> {
+    return this.reflector.getAllAndOverride<boolean>(PUBLIC_ROUTE_KEY, [ctx.getHandler(), ctx.getClass()]) ?? false;
+  }
+
+  protected override async getTracker(req: Record<string, any>): Promise<string> {
+    const principal = (req as AuthenticatedRequest).principal;
+    return principal ? `key:${principal.keyId}` : `ip:${req['ip']}`;
+  }
+}

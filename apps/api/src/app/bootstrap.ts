@@ -1,0 +1,46 @@
+import { Logger as NestLogger } from '@nestjs/common';
+import { ConfigService } from '@nestjs/config';
+import { NestFactory } from '@nestjs/core';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import { ConfigurationError, validateEnv } from '@tasksys/platform';
+import { Logger } from 'nestjs-pino';
+import { type ApiConfig, apiConfigSchema } from './api.config';
+import { AppModule } from './app.module';
+import { setupSwagger } from './swagger';
+
+/**
+ * Builds the api exactly as production runs it (tests call this too). Throws ConfigurationError,
+ * naming the variable, before anything connects when the environment is invalid.
+ */
+export async function createApi(env: Record<string, string | undefined> = {}): Promise<NestExpressApplication> {
+  const config = validateEnv(apiConfigSchema)({ ...process.env, ...env });
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot({ env }), {
+    bodyParser: false,
+    bufferLogs: true,
+    abortOnError: false,
+  });
+  app.useLogger(app.get(Logger));
+  app.useBodyParser('json', { limit: config.BODY_LIMIT });
+  app.enableShutdownHooks();
+  app.set('trust proxy', false);
+  setupSwagger(app);
+  return app;
+}
+
+/** main.ts: start listening, or print a configuration problem and exit 1 (no stack trace). */
+export async function runApi(io: { stderr: (line: string) => void } = { stderr: (l) => process.stderr.write(l) }): Promise<NestExpressApplication | null> {
+  try {
+    const app = await createApi();
+    const port = app.get(ConfigService<ApiConfig, true>).get('PORT', { infer: true });
+    await app.listen(port);
+    new NestLogger('Api').log(`listening on :${port} (docs at /docs)`);
+    return app;
+  } catch (err) {
+    if (err instanceof ConfigurationError) {
+      io.stderr(`${err.message}\n`);
+      process.exitCode = 1;
+      return null;
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,156 @@
+import { Body, Controller, Get, Headers, HttpCode, type MessageEvent, Param, ParseUUIDPipe, Post, Query, Req, Res, Sse } from '@nestjs/common';
+import {
+  ApiAcceptedResponse,
+  ApiBadRequestResponse,
+  ApiBearerAuth,
+  ApiConflictResponse,
+  ApiCreatedResponse,
+  ApiHeader,
+  ApiNotFoundResponse,
+  ApiOkResponse,
+  ApiOperation,
+  ApiPayloadTooLargeResponse,
+  ApiProduces,
+  ApiTags,
+  ApiTooManyRequestsResponse,
+  ApiUnauthorizedResponse,
+} from '@nestjs/swagger';
+import { type Principal, TaskQueries, TaskReports } from '@tasksys/tasks';
+import type { Request, Response } from 'express';
+import type { Observable } from 'rxjs';
+import { CurrentPrincipal } from '../auth/auth.decorators';
+import { RequestValidationError } from '../errors/api.errors';
+import { CreateReportRequestDto, CreateTaskBatchRequestDto, CreateTaskRequestDto, ListTasksQueryDto } from './task.dto';
+import { ReportView, TaskEventListView, TaskListView, TaskPageView, TaskView, toEventView, toReportView, toTaskView } from './task.views';
+import { TaskStreamService } from './task-stream.service';
+import { TasksService } from './tasks.service';
+
+const uuid = new ParseUUIDPipe({ exceptionFactory: () => new RequestValidationError('id', 'id must be a UUID') });
+
+@ApiTags('tasks')
+@ApiBearerAuth()
+@ApiUnauthorizedResponse({ description: 'Missing, unknown or revoked API key' })
+@ApiTooManyRequestsResponse({ description: 'Rate limit of this key exceeded; see Retry-After (seconds)' })
+@Controller('v1/tasks')
+export class TasksController {
+  constructor(
+    private readonly tasks: TasksService,
+    private readonly queries: TaskQueries,
+    private readonly reports: TaskReports,
+    private readonly streams: TaskStreamService,
+  ) {}
+
+  @Post()
+  @ApiOperation({ summary: 'Submit a task (queued at once unless start is false)' })
+  @ApiHeader({ name: 'Idempotency-Key', required: false, description: 'Retries with the same key and body return the same task (200); another body is 409' })
+  @ApiCreatedResponse({ type: TaskView, description: 'Created' })
+  @ApiOkResponse({ type: TaskView, description: 'Same Idempotency-Key and body as an earlier request: that task' })
+  @ApiBadRequestResponse({ description: 'Unknown type, bad payload or unknown field; the message names the field' })
+  @ApiConflictResponse({ description: 'Idempotency-Key already used with another body' })
+  @ApiPayloadTooLargeResponse({ description: 'Body over BODY_LIMIT' })
+  async create(
+    @CurrentPrincipal() p: Principal,
+    @Body() dto: CreateTaskRequestDto,
+    @Req() req: Request,
+    @Res({ passthrough: true }) res: Response,
+    @Headers('idempotency-key') idempotencyKey?: string,
+  ): Promise<TaskView> {
+    const { created, task } = await this.tasks.create(p, dto, req.body, idempotencyKey);
+    res.status(created ? 201 : 200);
+    return toTaskView(task);
+  }
+
+  @Post('batch')
+  @ApiOperation({ summary: 'Submit up to 1000 tasks at once, all or nothing' })
+  @ApiCreatedResponse({ type: TaskListView, description: 'Created, in request order' })
+  @ApiBadRequestResponse({ description: 'The first bad item, named by index and field (`tasks[3].payload.ms`); nothing was written' })
+  async createBatch(@CurrentPrincipal() p: Principal, @Body() dto: CreateTaskBatchRequestDto): Promise<TaskListView> {
+    return { items: (await this.tasks.createBatch(p, dto.tasks)).map(toTaskView) };
+  }
+
+  @Get()
+  @ApiOperation({ summary: 'List your tasks, newest first (admins: everyone’s, or one owner’s)' })
+  @ApiOkResponse({ type: TaskPageView })
+  async list(@CurrentPrincipal() p: Principal, @Query() q: ListTasksQueryDto): Promise<TaskPageView> {
+    if (q.owner !== undefined && p.role !== 'admin') throw new RequestValidationError('owner', 'owner: only admins may list other owners’ tasks');
+    const page = await this.queries.list({
+      owner: p.role === 'admin' ? (q.owner ?? null) : p.owner,
+      status: q.status,
+      type: q.type,
+      limit: q.limit ?? 20,
+      cursor: q.cursor,
+    });
+    return { items: page.items.map(toTaskView), nextCursor: page.nextCursor };
+  }
+
+  @Get(':id')
+  @ApiOperation({ summary: 'One task' })
+  @ApiOkResponse({ type: TaskView })
+  @ApiNotFoundResponse({ description: 'No such task, or not yours' })
+  async get(@CurrentPrincipal() p: Principal, @Param('id', uuid) id: string): Promise<TaskView> {
+    return toTaskView(await this.tasks.get(p, id));
+  }
+
+  @Post(':id/start')
+  @HttpCode(202)
+  @ApiOperation({ summary: 'Queue a task created with start: false (new -> queued)' })
+  @ApiAcceptedResponse({ type: TaskView })
+  @ApiConflictResponse({ description: 'Not allowed from the current status (named in the message)' })
+  @ApiNotFoundResponse()
+  async start(@CurrentPrincipal() p: Principal, @Param('id', uuid) id: string): Promise<TaskView> {
+    return toTaskView(await this.tasks.act(p, id, 'start'));
+  }
+
+  @Post(':id/cancel')
+  @HttpCode(202)
+  @ApiOperation({ summary: 'Cancel a task that has not finished; a running one is signalled to stop' })
+  @ApiAcceptedResponse({ type: TaskView })
+  @ApiConflictResponse({ description: 'Already succeeded or failed' })
+  @ApiNotFoundResponse()
+  async cancel(@CurrentPrincipal() p: Principal, @Param('id', uuid) id: string): Promise<TaskView> {
+    return toTaskView(await this.tasks.act(p, id, 'cancel'));
+  }
+
+  @Post(':id/retry')
+  @HttpCode(202)
+  @ApiOperation({ summary: 'Run a failed or cancelled task again, with a fresh attempt budget' })
+  @ApiAcceptedResponse({ type: TaskView })
+  @ApiConflictResponse({ description: 'Not failed or cancelled (the current status is named)' })
+  @ApiNotFoundResponse()
+  async retry(@CurrentPrincipal() p: Principal, @Param('id', uuid) id: string): Promise<TaskView> {
+    return toTaskView(await this.tasks.act(p, id, 'retry'));
+  }
+
+  @Get(':id/events')
+  @ApiOperation({ summary: 'The transition log of a task, oldest first' })
+  @ApiOkResponse({ type: TaskEventListView })
+  @ApiNotFoundResponse()
+  async events(@CurrentPrincipal() p: Principal, @Param('id', uuid) id: string): Promise<TaskEventListView> {
+    await this.tasks.get(p, id);
+    return { items: (await this.queries.events(id)).map(toEventView) };
+  }
+
+  @Sse(':id/stream')
+  @ApiOperation({
+    summary: 'Live status and progress (Server-Sent Events)',
+    description:
+      'First event: `status` with the current task. Then `status` (the whole task) on each state change and `progress` ({id, percent, message}). ' +
+      'Closed after a terminal status. Comment lines (`: heartbeat`) keep idle connections open.',
+  })
+  @ApiProduces('text/event-stream')
+  @ApiOkResponse({ description: 'An event stream', schema: { type: 'string' } })
+  @ApiNotFoundResponse()
+  async stream(@CurrentPrincipal() p: Principal, @Param('id', uuid) id: string): Promise<Observable<MessageEvent>> {
+    await this.tasks.get(p, id);
+    return this.streams.stream(id);
+  }
+
+  @Post(':id/reports')
+  @ApiOperation({ summary: 'Report a problem with one of your tasks (listed for admins)' })
+  @ApiCreatedResponse({ type: ReportView })
+  @ApiNotFoundResponse()
+  async report(@CurrentPrincipal() p: Principal, @Param('id', uuid) id: string, @Body() dto: CreateReportRequestDto): Promise<ReportView> {
+    const task = await this.tasks.get(p, id);
+    return toReportView(await this.reports.create(task.id, p.owner, dto.message));
+  }
+}

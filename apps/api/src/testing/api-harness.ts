@@ -1,0 +1,118 @@
+import type { AddressInfo } from 'node:net';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import { createTestDatabase, type TestDatabase } from '@tasksys/tasks/testing';
+import { createApi } from '../app/bootstrap';
+
+export const TEST_ADMIN_KEY = 'test-admin-key-0123456789abcdef';
+
+export interface HttpAnswer<T = any> {
+  status: number;
+  headers: Headers;
+  body: T;
+  text: string;
+}
+
+export interface RequestOptions {
+  key?: string | null;
+  body?: unknown;
+  /** Sent as is (for malformed JSON); overrides body. */
+  rawBody?: string;
+  headers?: Record<string, string>;
+}
+
+/** The real api on a random port, over its own migrated schema (and broker namespace, once wired). */
+export interface ApiHarness {
+  app: NestExpressApplication;
+  baseUrl: string;
+  t: TestDatabase;
+  call<T = any>(method: string, path: string, opts?: RequestOptions): Promise<HttpAnswer<T>>;
+  /** Issues a key through the admin API. */
+  newKey(owner: string, role?: 'user' | 'admin'): Promise<string>;
+  /** Rows in the tables a request could write. */
+  counts(): Promise<Record<'tasks' | 'task_events' | 'outbox' | 'task_reports' | 'api_keys', number>>;
+  close(): Promise<void>;
+}
+
+export async function startApi(env: Record<string, string> = {}): Promise<ApiHarness> {
+  const t = await createTestDatabase();
+  let app: NestExpressApplication;
+  try {
+    app = await createApi({
+      DATABASE_URL: t.config.DATABASE_URL,
+      DATABASE_SCHEMA: t.config.DATABASE_SCHEMA,
+      DATABASE_POOL_SIZE: '20',
+      ADMIN_API_KEY: TEST_ADMIN_KEY,
+      LOG_LEVEL: 'warn',
+      RATE_LIMIT_PER_MINUTE: '100000',
+      ...env,
+    });
+    await app.listen(0, '127.0.0.1');
+  } catch (err) {
+    await t.drop();
+    throw err;
+  }
+  const { port } = app.getHttpServer().address() as AddressInfo;
+  const baseUrl = `http://127.0.0.1:${port}`;
+
+  const call = async <T = any>(method: string, path: string, opts: RequestOptions = {}): Promise<HttpAnswer<T>> => {
+    const headers: Record<string, string> = { ...opts.headers };
+    const key = opts.key === undefined ? TEST_ADMIN_KEY : opts.key;
+    if (key !== null) headers['authorization'] = `Bearer ${key}`;
+    let body: string | undefined;
+    if (opts.rawBody !== undefined) body = opts.rawBody;
+    else if (opts.body !== undefined) body = JSON.stringify(opts.body);
+    if (body !== undefined && !Object.keys(headers).some((h) => h.toLowerCase() === 'content-type')) headers['content-type'] = 'application/json';
+    const res = await fetch(`${baseUrl}${path}`, { method, headers, body });
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = text ? JSON.parse(text) : null;
+    } catch {
+      /* not JSON */
+    }
+    return { status: res.status, headers: res.headers, body: parsed as T, text };
+  };
+
+  return {
+    app,
+    baseUrl,
+    t,
+    call,
+    async newKey(owner, role = 'user') {
+      const r = await call('POST', '/v1/admin/api-keys', { body: { owner, role } });
+      if (r.status !== 201) throw new Error(`issuing a key failed: ${r.status} ${r.text}`);
+      return r.body.key as string;
+    },
+    async counts() {
+      const [row] = await t.db.query(
+        `SELECT (SELECT count(*) FROM tasks)::int AS tasks, (SELECT count(*) FROM task_events)::int AS task_events,
+                (SELECT count(*) FROM outbox)::int AS outbox, (SELECT count(*) FROM task_reports)::int AS task_reports,
+                (SELECT count(*) FROM api_keys)::int AS api_keys`,
+      );
+      return row;
+    },
+    async close() {
+      try {
+        await app.close();
+      } finally {
+        await t.drop();
+      }
+    },
+  };
+}
+
+/** Polls `probe` until it returns a value other than undefined, or fails after `timeoutMs`. */
+export async function eventually<T>(probe: () => Promise<T | undefined>, timeoutMs = 10_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
