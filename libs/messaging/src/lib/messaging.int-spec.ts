@@ -1,4 +1,4 @@
-import { connect, type Channel, type ChannelModel, type ConsumeMessage } from 'amqplib';
+import { connect, type Channel, type ChannelModel, type ConsumeMessage, type XDeath } from 'amqplib';
 import { randomUUID } from 'node:crypto';
 import { createTestMessaging, pollUntil, testMessagingConfig, type TestMessaging } from '../testing';
 import type { Delivery } from './consuming/consumer.factory';
@@ -254,10 +254,9 @@ describe('messaging against the local RabbitMQ', () => {
       expect(elapsed).toBeLessThan(1000);
       expect(back.fields.routingKey).toBe('demo.retry');
       expect(back.properties.correlationId).toBe(msg.taskId);
-      const deaths = back.properties.headers?.['x-death'] as Array<Record<string, unknown>>;
+      const deaths = back.properties.headers?.['x-death'] as XDeath[];
       expect(deaths[0]).toMatchObject({ queue: tier.name, reason: 'expired', exchange: m.topology.exchanges.retry, count: 1 });
       expect(deaths[0]['routing-keys']).toEqual(['demo.retry']);
-      // eslint-disable-next-line no-console
       console.log(`retry tier 300ms: back in the work queue after ${elapsed} ms`);
     });
   });

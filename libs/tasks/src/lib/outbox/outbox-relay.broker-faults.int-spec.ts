@@ -6,7 +6,7 @@
  */
 import { OutboxRelayService, PublishError, TASK_MESSAGE_SCHEMA_VERSION } from '@tasksys/messaging';
 import { createTestMessaging, pollUntil, type TestMessaging } from '@tasksys/messaging/testing';
-import { createTestDatabase, type TestDatabase } from '@tasksys/tasks/testing';
+import { createTestDatabase, type TestDatabase } from '../testing/test-database';
 import { connect, type ChannelModel } from 'amqplib';
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -140,7 +140,6 @@ describe('broker faults (stops and restarts the local RabbitMQ)', () => {
       const { missing, duplicates } = summarize(ids, counts);
       expect(missing).toBe(0);
       expect(duplicates).toBeLessThanOrEqual(10);
-      // eslint-disable-next-line no-console
       console.log(`broker stopped: publish timeout after ${timeoutMs} ms; ready ${readyMs} ms after start_app; 5000 rows drained ${drainedMs} ms after; duplicates ${duplicates}`);
     } finally {
       if (!(await amqpPortOpen())) await startBroker();
@@ -165,7 +164,6 @@ describe('broker faults (stops and restarts the local RabbitMQ)', () => {
       expect(missing).toBe(0);
       // At most the batch in flight when the broker went away is published twice.
       expect(duplicates).toBeLessThanOrEqual(500);
-      // eslint-disable-next-line no-console
       console.log(`restart mid-relay (after ${sentBefore} sent): 5000 rows in ${ms} ms, duplicates ${duplicates}, failed publishes ${r.stats().failed}`);
     } finally {
       if (!(await amqpPortOpen())) await startBroker();
@@ -194,7 +192,6 @@ describe('broker faults (stops and restarts the local RabbitMQ)', () => {
       const second = randomUUID();
       await m.publisher.publishTask({ v: TASK_MESSAGE_SCHEMA_VERSION, taskId: second, type: 'demo.x' }, { attempt: 1 });
       await pollUntil(() => got.includes(second), 'a delivery after the reconnect', 10_000);
-      // eslint-disable-next-line no-console
       console.log(`close_all_connections: publish + consume again after ${Date.now() - closedAt} ms`);
     } finally {
       await consumer.close();

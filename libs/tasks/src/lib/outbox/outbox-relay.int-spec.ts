@@ -1,6 +1,6 @@
 import { OutboxRelayService } from '@tasksys/messaging';
 import { createTestMessaging, pollUntil, type TestMessaging } from '@tasksys/messaging/testing';
-import { createTestDatabase, type TestDatabase } from '@tasksys/tasks/testing';
+import { createTestDatabase, type TestDatabase } from '../testing/test-database';
 import { connect, type ChannelModel } from 'amqplib';
 import { PgOutboxStore } from './pg-outbox.store';
 
@@ -79,7 +79,6 @@ describe('outbox relay (PostgreSQL + RabbitMQ)', () => {
     expect([...counts.entries()]).toEqual([[id, 1]]);
     expect(ms).toBeLessThan(5000);
     await r.drain(5000); // the row is deleted after the confirm
-    // eslint-disable-next-line no-console
     console.log(`NOTIFY -> confirmed -> in queue: ${ms} ms`);
   });
 
@@ -96,7 +95,6 @@ describe('outbox relay (PostgreSQL + RabbitMQ)', () => {
     for (const id of ids) expect(counts.get(id)).toBe(1);
     expect(a.stats().sent + b.stats().sent).toBe(ids.length);
     expect(a.stats().failed + b.stats().failed).toBe(0);
-    // eslint-disable-next-line no-console
     console.log(`two relays: ${ids.length} rows in ${ms} ms, split ${a.stats().sent}/${b.stats().sent}`);
   });
 });
