@@ -1,3 +1,4 @@
+import { messagingConfigSchema } from '@tasksys/messaging';
 import { env, loggingConfigSchema } from '@tasksys/platform';
 import { databaseConfigSchema, taskTypesConfigSchema } from '@tasksys/tasks';
 import { z } from 'zod';
@@ -21,9 +22,9 @@ export const apiOwnConfigSchema = z.object({
 });
 
 export const apiConfigSchema = databaseConfigSchema
+  .extend(messagingConfigSchema.shape)
   .extend(taskTypesConfigSchema.shape)
   .extend(loggingConfigSchema.shape)
   .extend(apiOwnConfigSchema.shape);
-// messagingConfigSchema joins here once libs/messaging exports it.
 
 export type ApiConfig = z.output<typeof apiConfigSchema>;

@@ -2,6 +2,7 @@ import { type DynamicModule, type MiddlewareConsumer, Module, type NestModule } 
 import { ConfigModule, ConfigService } from '@nestjs/config';
 import { APP_FILTER, APP_GUARD, APP_PIPE } from '@nestjs/core';
 import { ThrottlerModule } from '@nestjs/throttler';
+import { BrokerStatus, type MessagingConfig, messagingConfigSchema, MessagingModule, OutboxRelayModule } from '@tasksys/messaging';
 import { HealthModule, LoggingModule, MetricsModule, validateEnv } from '@tasksys/platform';
 import { BUILTIN_TASK_TYPES, type DatabaseConfig, TaskQueriesModule, TasksModule, TaskStoreMetrics, TaskTypeRegistry } from '@tasksys/tasks';
 import { DataSource } from 'typeorm';
@@ -23,7 +24,7 @@ export interface AppModuleOptions {
 
 type Config = ConfigService<ApiConfig, true>;
 
-/** The HTTP API: tasks, admin, health, metrics; the outbox relay runs here too. */
+/** The HTTP API: tasks, admin, health, metrics; the outbox relay runs here too (never handlers: see MessagingModule). */
 @Module({})
 export class AppModule implements NestModule {
   configure(consumer: MiddlewareConsumer): void {
@@ -53,14 +54,29 @@ export class AppModule implements NestModule {
             DATABASE_MIGRATE: c.get('DATABASE_MIGRATE', { infer: true }),
           }),
         }),
+        MessagingModule.forRootAsync({
+          inject: [ConfigService],
+          useFactory: (c: Config) =>
+            Object.fromEntries(Object.keys(messagingConfigSchema.shape).map((k) => [k, c.get(k as keyof ApiConfig)])) as MessagingConfig,
+        }),
+        // Publishes what state changes wrote to the outbox (work and cancel signals); the api never publishes directly.
+        OutboxRelayModule,
         TaskQueriesModule,
         ThrottlerModule.forRootAsync({
           inject: [ConfigService],
           useFactory: (c: Config) => [{ name: 'default', ttl: 60_000, limit: c.get('RATE_LIMIT_PER_MINUTE', { infer: true }) }],
         }),
         HealthModule.forRootAsync({
-          inject: [DataSource],
-          useFactory: (db: DataSource) => [{ name: 'database', check: async () => void (await db.query('SELECT 1')) }],
+          inject: [DataSource, BrokerStatus],
+          useFactory: (db: DataSource, broker: BrokerStatus) => [
+            { name: 'database', check: async () => void (await db.query('SELECT 1')) },
+            {
+              name: 'broker',
+              check: () => {
+                if (!broker.isReady()) throw new Error(broker.lastError()?.message ?? 'not connected or topology not declared');
+              },
+            },
+          ],
         }),
       ],
       controllers: [TasksController, AdminController],

@@ -1,5 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import type { NestExpressApplication } from '@nestjs/platform-express';
+import { Topology } from '@tasksys/messaging';
+import { deleteTopology, testMessagingConfig } from '@tasksys/messaging/testing';
 import { createTestDatabase, type TestDatabase } from '@tasksys/tasks/testing';
 import { createApi } from '../app/bootstrap';
 
@@ -35,6 +37,7 @@ export interface ApiHarness {
 
 export async function startApi(env: Record<string, string> = {}): Promise<ApiHarness> {
   const t = await createTestDatabase();
+  const messaging = testMessagingConfig();
   let app: NestExpressApplication;
   try {
     app = await createApi({
@@ -44,6 +47,11 @@ export async function startApi(env: Record<string, string> = {}): Promise<ApiHar
       ADMIN_API_KEY: TEST_ADMIN_KEY,
       LOG_LEVEL: 'warn',
       RATE_LIMIT_PER_MINUTE: '100000',
+      RABBITMQ_URL: messaging.RABBITMQ_URL,
+      TASKS_NAMESPACE: messaging.TASKS_NAMESPACE,
+      RABBITMQ_PUBLISH_TIMEOUT_MS: String(messaging.RABBITMQ_PUBLISH_TIMEOUT_MS),
+      RETRY_TIERS_MS: messaging.RETRY_TIERS_MS.join(','),
+      OUTBOX_POLL_MS: String(messaging.OUTBOX_POLL_MS),
       ...env,
     });
     await app.listen(0, '127.0.0.1');
@@ -92,9 +100,11 @@ export async function startApi(env: Record<string, string> = {}): Promise<ApiHar
       return row;
     },
     async close() {
+      const topology = app.get(Topology);
       try {
         await app.close();
       } finally {
+        await deleteTopology(topology).catch(() => undefined);
         await t.drop();
       }
     },
