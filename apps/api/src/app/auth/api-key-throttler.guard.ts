@@ -14,6 +14,11 @@ export class ApiKeyThrottlerGuard extends ThrottlerGuard {
     return this.reflector.getAllAndOverride<boolean>(PUBLIC_ROUTE_KEY, [ctx.getHandler(), ctx.getClass()]) ?? false;
   }
 
+  /** One budget per key across all routes (the default is per route and handler). */
+  protected override generateKey(_ctx: ExecutionContext, tracker: string, throttlerName: string): string {
+    return `${throttlerName}:${tracker}`;
+  }
+
   protected override async getTracker(req: Record<string, any>): Promise<string> {
     const principal = (req as AuthenticatedRequest).principal;
     return principal ? `key:${principal.keyId}` : `ip:${req['ip']}`;
