@@ -1,6 +1,6 @@
 import { NestFactory } from '@nestjs/core';
 import { Logger } from 'nestjs-pino';
-import { MessagingConsumers, TOPOLOGY, type Topology } from '@tasksys/messaging';
+import { ConsumerFactory, Topology } from '@tasksys/messaging';
 import { ConfigurationError } from '@tasksys/platform';
 import { TaskExecutor, TaskSweeper, WORKER_CONFIG, type WorkerConfig, WorkerRegistry } from '@tasksys/tasks';
 import { TaskConsumerStrategy } from './transport/task-consumer.strategy';
@@ -9,13 +9,12 @@ import { WorkerModule } from './worker.module';
 async function bootstrap(): Promise<void> {
   const app = await NestFactory.create(WorkerModule, { bufferLogs: true });
   app.useLogger(app.get(Logger));
-  app.enableShutdownHooks(['SIGTERM', 'SIGINT']);
   const config = app.get<WorkerConfig>(WORKER_CONFIG);
   app.connectMicroservice(
     {
       strategy: new TaskConsumerStrategy({
-        consumers: app.get(MessagingConsumers),
-        topology: app.get<Topology>(TOPOLOGY),
+        consumers: app.get(ConsumerFactory),
+        topology: app.get(Topology),
         executor: app.get(TaskExecutor),
         registry: app.get(WorkerRegistry),
         sweeper: app.get(TaskSweeper),
@@ -24,9 +23,24 @@ async function bootstrap(): Promise<void> {
     },
     { inheritAppConfig: true },
   );
+  await app.init(); // migrations and broker set-up before consuming starts
   await app.startAllMicroservices();
   await app.listen(config.WORKER_HEALTH_PORT, '0.0.0.0');
   app.get(Logger).log(`health on :${config.WORKER_HEALTH_PORT}/health/ready`, 'Worker');
+
+  // Not enableShutdownHooks(): Nest re-raises the signal after closing, and a drained worker exits 0.
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => {
+      app.get(Logger).log(`${signal}: draining`, 'Worker');
+      app.close().then(
+        () => process.exit(0),
+        (err) => {
+          console.error(err);
+          process.exit(1);
+        },
+      );
+    });
+  }
 }
 
 bootstrap().catch((err) => {

@@ -41,7 +41,8 @@ describe('worker processes', () => {
     );
     amqp = await connect(messaging.RABBITMQ_URL);
     ch = await amqp.createChannel();
-  }, 60_000);
+    await Promise.all([fleet.start(), fleet.start(), fleet.start()]);
+  }, 90_000);
 
   afterAll(async () => {
     await fleet?.stopAll();
@@ -91,8 +92,17 @@ describe('worker processes', () => {
     }
   }
 
+  /** Dead letters accumulate across polls (each `get` removes one from the queue). */
+  async function collectDeadLetters(n: number) {
+    const got: { body: Buffer; headers: Record<string, unknown> }[] = [];
+    await waitFor(`${n} dead letters`, async () => {
+      got.push(...(await drainDeadLetters()));
+      return got.length >= n;
+    });
+    return got;
+  }
+
   it('runs 1,000 tasks over 3 workers: all succeed, one succeeded event each', async () => {
-    await Promise.all([fleet.start(), fleet.start(), fleet.start()]);
     const ids = await submit(1000, { ms: 20 });
     await allIn(ids, 'succeeded', 120_000);
     expect(await terminalEventsPerTask(ids)).toEqual(ids.map(() => 1));
@@ -121,10 +131,7 @@ describe('worker processes', () => {
     // Each retry waited at least its tier's delay (the shortest tier is 200 ms).
     for (const i of [2, 4]) expect(events[i + 1].at.getTime() - events[i].at.getTime()).toBeGreaterThanOrEqual(190);
 
-    const dead = await waitFor('two dead letters', async () => {
-      const got = await drainDeadLetters();
-      return got.length >= 2 ? got : null;
-    });
+    const dead = await collectDeadLetters(2);
     const byTask = Object.fromEntries(dead.map((d) => [JSON.parse(d.body.toString()).taskId, d.headers]));
     expect(byTask[fatal]).toMatchObject({ 'x-reason-code': 'DEMO.FATAL' });
     expect(byTask[exhausted]).toMatchObject({ 'x-reason-code': 'DEMO.FAIL_TIMES' });
@@ -181,10 +188,7 @@ describe('worker processes', () => {
     ch.sendToQueue(work, Buffer.from(JSON.stringify({ v: 1, taskId: '00000000-0000-4000-8000-000000000001', type: 'demo.sleep' })), {
       persistent: true,
     });
-    const dead = await waitFor('two dead letters', async () => {
-      const got = await drainDeadLetters();
-      return got.length >= 2 ? got : null;
-    });
+    const dead = await collectDeadLetters(2);
     expect(dead.map((d) => d.headers['x-reason-code']).sort()).toEqual(['MESSAGE.NOT_JSON', 'TASK.NOT_FOUND']);
     const ids = await submit(1, { ms: 1 });
     await allIn(ids, 'succeeded', 20_000);

@@ -1,10 +1,10 @@
 import { Logger } from '@nestjs/common';
 import { type CustomTransportStrategy, Server } from '@nestjs/microservices';
-import type { Consumer, MessagingConsumers, Topology } from '@tasksys/messaging';
+import type { Consumer, ConsumerFactory, Topology } from '@tasksys/messaging';
 import type { TaskExecutor, TaskSweeper, WorkerConfig, WorkerRegistry } from '@tasksys/tasks';
 
 export interface TaskConsumerDeps {
-  consumers: MessagingConsumers;
+  consumers: ConsumerFactory;
   topology: Topology;
   executor: TaskExecutor;
   registry: WorkerRegistry;
@@ -31,8 +31,8 @@ export class TaskConsumerStrategy extends Server implements CustomTransportStrat
     const { consumers, topology, executor, registry, sweeper, config } = this.deps;
     try {
       await registry.start(() => executor.inFlight());
-      this.control = await consumers.subscribeControl((msg) => executor.cancelLocal(msg.taskId));
-      this.work = await consumers.createConsumer(topology.queues.work, {
+      this.control = consumers.subscribeControl((msg) => executor.cancelLocal(msg.taskId));
+      this.work = consumers.createConsumer(topology.queues.work, {
         prefetch: config.WORKER_CONCURRENCY,
         onMessage: (delivery) => void executor.handle(delivery),
       });

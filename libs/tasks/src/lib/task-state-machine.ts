@@ -92,7 +92,7 @@ export class TaskStateMachine {
     // ON CONFLICT then skips, and the row is visible only to the next statement.
     for (let tries = 0; tries < 3; tries++) {
       const rows = await this.rows(sql, params, manager);
-      if (rows.length > 0) return { created: rows[0].applied, task: this.hydrate(rows[0]) };
+      if (rows.length > 0) return { created: rows[0]['applied'] === true, task: this.hydrate(rows[0]) };
     }
     throw new Error(`task with idempotency key ${input.idempotencyKey} neither inserted nor found`);
   }
@@ -307,7 +307,7 @@ export class TaskStateMachine {
       SELECT false AS applied, cur.* FROM cur WHERE NOT EXISTS (SELECT 1 FROM upd)`;
     const rows = await this.rows(sql, params);
     if (rows.length === 0) return { applied: false, task: null };
-    return { applied: rows[0].applied, task: this.hydrate(rows[0]) };
+    return { applied: rows[0]['applied'] === true, task: this.hydrate(rows[0]) };
   }
 
   /** Runs a statement and returns its rows, whatever its command (TypeORM's plain result differs for UPDATE). */

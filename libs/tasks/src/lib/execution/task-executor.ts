@@ -309,8 +309,10 @@ export class TaskExecutor {
       await this.publisher.publishDeadLetter(delivery.message.content, delivery.message.properties, {
         code: reason.code,
         message: reason.message,
+        routingKey: delivery.message.fields.routingKey,
       });
       this.stats.deadLettered++;
+      this.logger.warn(`dead-lettered ${delivery.message.properties.correlationId ?? 'a message'}: ${reason.code} (${reason.message})`);
       delivery.ack();
     } catch (err) {
       this.logger.warn(`dead letter not published (${(err as Error).message})`);

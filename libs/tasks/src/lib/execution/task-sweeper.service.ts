@@ -21,7 +21,7 @@ export class TaskSweeper {
 
   start(): void {
     this.timer = setInterval(() => {
-      if (!this.running) this.running = this.sweepOnce().finally(() => (this.running = null));
+      if (!this.running) this.running = this.sweepOnce().then(() => undefined).finally(() => (this.running = null));
     }, this.config.SWEEP_INTERVAL_MS);
   }
 
