@@ -1,5 +1,7 @@
 import { AmqpConnection, MessageHandlerErrorBehavior, RabbitMQModule, type RabbitMQConfig } from '@golevelup/nestjs-rabbitmq';
 import { type DynamicModule, Module, type ModuleMetadata } from '@nestjs/common';
+import { MetricsService } from '@tasksys/platform';
+import { registerPublisherMetrics } from './messaging.metrics';
 import { BrokerStatus } from './broker-status';
 import { ConsumerFactory } from './consuming/consumer.factory';
 import type { MessagingConfig } from './messaging.config';
@@ -77,6 +79,15 @@ export class MessagingModule {
         BrokerStatus,
         TaskPublisher,
         ConsumerFactory,
+        {
+          // Metrics only when the app has a MetricsModule.
+          provide: 'MESSAGING_METRICS',
+          inject: [{ token: MetricsService, optional: true }, TaskPublisher],
+          useFactory: (metrics: MetricsService | undefined, publisher: TaskPublisher) => {
+            if (metrics) registerPublisherMetrics(metrics, publisher);
+            return true;
+          },
+        },
       ],
       exports: [config, RabbitMQModule, Topology, TopologyDeclarer, BrokerStatus, TaskPublisher, ConsumerFactory],
     };

@@ -1,4 +1,4 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
 import { TASK_MESSAGE_SCHEMA_VERSION } from '@tasksys/messaging';
 import { DataSource, type EntityManager } from 'typeorm';
 import { Task, type TaskError } from './entities';
@@ -54,9 +54,18 @@ const WORK_MESSAGE_SQL = `jsonb_build_object('v', ${TASK_MESSAGE_SCHEMA_VERSION}
  * or the row as it is. Repeating a transition is harmless; fenced transitions carry the
  * attempt number so a run that lost its lease cannot write.
  */
+/** Told about every applied transition (metrics); optional so the state machine stands alone in tests. */
+export interface TransitionObserver {
+  transitioned(from: TaskStatus | null, to: TaskStatus, task: Task): void;
+}
+export const TRANSITION_OBSERVER = Symbol('TRANSITION_OBSERVER');
+
 @Injectable()
 export class TaskStateMachine {
-  constructor(private readonly db: DataSource) {}
+  constructor(
+    private readonly db: DataSource,
+    @Optional() @Inject(TRANSITION_OBSERVER) private readonly observer?: TransitionObserver | null,
+  ) {}
 
   /** Inserts a task (as `queued` with its message in the outbox when `start`), idempotent per (owner, idempotency key). */
   async create(input: NewTask, opts: { start: boolean; actor: string }, manager?: EntityManager): Promise<CreateResult> {
@@ -92,7 +101,12 @@ export class TaskStateMachine {
     // ON CONFLICT then skips, and the row is visible only to the next statement.
     for (let tries = 0; tries < 3; tries++) {
       const rows = await this.rows(sql, params, manager);
-      if (rows.length > 0) return { created: rows[0]['applied'] === true, task: this.hydrate(rows[0]) };
+      if (rows.length > 0) {
+        const created = rows[0]['applied'] === true;
+        const task = this.hydrate(rows[0]);
+        if (created) this.observer?.transitioned(null, task.status, task);
+        return { created, task };
+      }
     }
     throw new Error(`task with idempotency key ${input.idempotencyKey} neither inserted nor found`);
   }
@@ -302,12 +316,15 @@ export class TaskStateMachine {
                         FROM upd, cur WHERE cur.status = 'running')`
           : ''
       }
-      SELECT true AS applied, upd.* FROM upd
+      SELECT true AS applied, cur.status AS previous_status, upd.* FROM upd, cur
       UNION ALL
-      SELECT false AS applied, cur.* FROM cur WHERE NOT EXISTS (SELECT 1 FROM upd)`;
+      SELECT false AS applied, cur.status AS previous_status, cur.* FROM cur WHERE NOT EXISTS (SELECT 1 FROM upd)`;
     const rows = await this.rows(sql, params);
     if (rows.length === 0) return { applied: false, task: null };
-    return { applied: rows[0]['applied'] === true, task: this.hydrate(rows[0]) };
+    const applied = rows[0]['applied'] === true;
+    const task = this.hydrate(rows[0]);
+    if (applied) this.observer?.transitioned(rows[0]['previous_status'] as TaskStatus, task.status, task);
+    return { applied, task };
   }
 
   /** Runs a statement and returns its rows, whatever its command (TypeORM's plain result differs for UPDATE). */

@@ -5,7 +5,9 @@ import type { DatabaseConfig } from './database.config';
 import { dataSourceOptions } from './data-source.options';
 import { runMigrations } from './migrate';
 import { PgOutboxStore } from './outbox/pg-outbox.store';
-import { TaskStateMachine } from './task-state-machine';
+import { TaskStateMachine, TRANSITION_OBSERVER } from './task-state-machine';
+import { TaskTransitionMetrics } from './task-transition.metrics';
+import { MetricsService } from '@tasksys/platform';
 import { DATABASE_CONFIG } from './tasks.constants';
 
 export interface TasksModuleAsyncOptions {
@@ -53,6 +55,11 @@ export class TasksModule {
           provide: DataSource,
           inject: [DATABASE_CONFIG],
           useFactory: (config: DatabaseConfig) => new DataSource(dataSourceOptions(config)).initialize(),
+        },
+        {
+          provide: TRANSITION_OBSERVER,
+          inject: [{ token: MetricsService, optional: true }],
+          useFactory: (metrics?: MetricsService) => (metrics ? new TaskTransitionMetrics(metrics) : null),
         },
         MigrateOnStart,
         CloseDataSourceOnShutdown,

@@ -2,6 +2,7 @@ import { type DynamicModule, Module } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
 import { BUILTIN_TASK_TYPES, type TaskTypesConfig, TaskTypeRegistry } from '../task-types';
 import { WORKER_CONFIG } from './execution.constants';
+import { ExecutionMetrics } from './execution.metrics';
 import { TaskExecutor } from './task-executor';
 import { TaskHandlerRegistry } from './task-handler.registry';
 import { TaskSweeper } from './task-sweeper.service';
@@ -32,6 +33,7 @@ export class ExecutionModule {
           useFactory: (o: { taskTypes: TaskTypesConfig }) => new TaskTypeRegistry(BUILTIN_TASK_TYPES, o.taskTypes),
         },
         TaskHandlerRegistry,
+        ExecutionMetrics,
         TaskExecutor,
         WorkerRegistry,
         TaskSweeper,

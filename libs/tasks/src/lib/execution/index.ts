@@ -8,3 +8,4 @@ export * from './task-message.parser';
 export * from './task-sweeper.service';
 export * from './worker.config';
 export * from './worker-registry.service';
+export * from './execution.metrics';

@@ -12,6 +12,7 @@ import { TaskHandlerRegistry } from './task-handler.registry';
 import { parseTaskMessage } from './task-message.parser';
 import type { WorkerConfig } from './worker.config';
 import { WORKER_CONFIG } from './execution.constants';
+import { ExecutionMetrics } from './execution.metrics';
 
 interface ActiveRun {
   abort(reason: AbortReason): void;
@@ -67,7 +68,10 @@ export class TaskExecutor {
     private readonly handlers: TaskHandlerRegistry,
     private readonly db: DataSource,
     @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
-  ) {}
+    private readonly metrics: ExecutionMetrics,
+  ) {
+    metrics.observeInFlight(() => this.pending.size);
+  }
 
   /** Set by the transport while its consumer is subscribed; readiness reports it. */
   setConsuming(consuming: boolean): void {
@@ -132,13 +136,19 @@ export class TaskExecutor {
       return this.deadLetter(delivery, { code: 'TASK.NOT_FOUND', message: `no task ${message.taskId}` });
     }
     if (!claim.applied) return this.settleUnowned(delivery, message, claim.task);
+    if (claim.task.attempt === 1) {
+      this.metrics.queueWait.observe({ type: claim.task.type }, Math.max(0, Date.now() - claim.task.createdAt.getTime()) / 1000);
+    }
     return this.run(delivery, message, claim.task);
   }
 
   private async run(delivery: Delivery, message: TaskMessage, task: Task): Promise<void> {
     const token = task.attempt;
     const log = `task ${task.id} attempt ${token}`;
+    const started = process.hrtime.bigint();
     const outcome = await this.execute(task);
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    this.metrics.duration.observe({ type: task.type, outcome: outcome.kind === 'aborted' ? outcome.reason : outcome.kind }, seconds);
     const writer = this.config.WORKER_ID;
 
     if (outcome.kind === 'aborted') {
@@ -174,6 +184,7 @@ export class TaskExecutor {
       try {
         const tier = await this.publisher.publishRetry(message, { attempt: token, delayMs });
         this.stats.retried++;
+        this.metrics.retries.inc({ tier: tier.label });
         this.logger.log(`${log}: ${error.code} (${error.message}); retry in ${tier.label} tier`);
         return delivery.ack();
       } catch (err) {
@@ -268,6 +279,7 @@ export class TaskExecutor {
     }
     if (isTerminal(task.status)) {
       this.stats.duplicates++;
+      this.metrics.duplicates.inc();
       return delivery.ack();
     }
     if (task.status === 'new') {
@@ -295,6 +307,7 @@ export class TaskExecutor {
     try {
       await this.publisher.publishRetry(message, { attempt: task.attempt, delayMs });
       this.stats.deferred++;
+      this.metrics.deferrals.inc();
       delivery.ack();
     } catch (err) {
       this.logger.warn(`task ${task.id}: deferral not published (${(err as Error).message}); requeueing`);
@@ -312,6 +325,7 @@ export class TaskExecutor {
         routingKey: delivery.message.fields.routingKey,
       });
       this.stats.deadLettered++;
+      this.metrics.deadLetters.inc({ reason: reason.code });
       this.logger.warn(`dead-lettered ${delivery.message.properties.correlationId ?? 'a message'}: ${reason.code} (${reason.message})`);
       delivery.ack();
     } catch (err) {

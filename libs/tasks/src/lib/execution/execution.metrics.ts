@@ -1,0 +1,56 @@
+import { Injectable } from '@nestjs/common';
+import { MetricsService } from '@tasksys/platform';
+import type { Counter, Histogram } from 'prom-client';
+
+const DURATION_BUCKETS = [0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600];
+
+/** What the worker's executor counts; see the alert rules and dashboard in docker/. */
+@Injectable()
+export class ExecutionMetrics {
+  readonly duration: Histogram<'type' | 'outcome'>;
+  readonly queueWait: Histogram<'type'>;
+  readonly retries: Counter<'tier'>;
+  readonly deadLetters: Counter<'reason'>;
+  readonly duplicates: Counter;
+  readonly deferrals: Counter;
+
+  constructor(private readonly metrics: MetricsService) {
+    this.duration = metrics.histogram({
+      name: 'tasksys_task_duration_seconds',
+      help: 'Run time of a task attempt, by type and outcome',
+      labelNames: ['type', 'outcome'] as const,
+      buckets: DURATION_BUCKETS,
+    });
+    this.queueWait = metrics.histogram({
+      name: 'tasksys_task_queue_wait_seconds',
+      help: 'From submit to the first claim, by type',
+      labelNames: ['type'] as const,
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30, 120, 600],
+    });
+    this.retries = metrics.counter({ name: 'tasksys_retries_total', help: 'Retries published, by tier', labelNames: ['tier'] as const });
+    this.deadLetters = metrics.counter({
+      name: 'tasksys_dead_letters_total',
+      help: 'Messages dead-lettered, by reason code',
+      labelNames: ['reason'] as const,
+    });
+    this.duplicates = metrics.counter({
+      name: 'tasksys_duplicate_deliveries_total',
+      help: 'Deliveries for tasks that were already terminal (absorbed duplicates)',
+    });
+    this.deferrals = metrics.counter({
+      name: 'tasksys_deferrals_total',
+      help: 'Deliveries deferred because the task runs under a live lease elsewhere',
+    });
+  }
+
+  /** Gauges read at scrape time from live objects. */
+  observeInFlight(inFlight: () => number): void {
+    this.metrics.gauge({
+      name: 'tasksys_in_flight',
+      help: 'Deliveries being handled by this worker',
+      collect() {
+        this.set(inFlight());
+      },
+    });
+  }
+}
