@@ -372,7 +372,7 @@ describe('task HTTP API (real api over HTTP, real PostgreSQL and RabbitMQ)', () 
       for (const [path, ops] of Object.entries(doc.body.paths as Record<string, Record<string, unknown>>)) {
         for (const m of Object.keys(ops)) documented.add(`${m.toUpperCase()} ${path.replace(/\{(\w+)\}/g, ':$1')}`);
       }
-      const router = (h.app.getHttpAdapter().getInstance() as { router: { stack: any[] } }).router;
+      const router = (h.app.getHttpAdapter().getInstance() as unknown as { router: { stack: any[] } }).router;
       const served = router.stack
         .filter((l) => l.route)
         .flatMap((l) => Object.keys(l.route.methods).map((m) => `${m.toUpperCase()} ${l.route.path}`))

@@ -43,7 +43,7 @@ describe('api configuration', () => {
       expect(app).toBeNull();
       expect(process.exitCode).toBe(1);
       const out = lines.join('');
-      expect(out).toMatch(/^Invalid configuration:\n  PORT \("eighty"\): .+\n$/);
+      expect(out).toMatch(/^Invalid configuration:\n {2}PORT \("eighty"\): .+\n$/);
       expect(out).not.toMatch(/\bat .+:\d+:\d+/); // no stack trace
     } finally {
       delete process.env['PORT'];

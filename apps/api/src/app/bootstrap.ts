@@ -23,6 +23,7 @@ export async function createApi(env: Record<string, string | undefined> = {}): P
   app.useBodyParser('json', { limit: config.BODY_LIMIT });
   app.enableShutdownHooks();
   app.set('trust proxy', false);
+  app.disable('x-powered-by');
   setupSwagger(app);
   return app;
 }

@@ -1,7 +1,7 @@
-import { Inject, Injectable, type MessageEvent } from '@nestjs/common';
+import { type BeforeApplicationShutdown, Inject, Injectable, type MessageEvent } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { isTerminal, type Task, TaskQueries, type TaskStatus, type TaskUpdate, TaskUpdateFeed } from '@tasksys/tasks';
-import { Observable } from 'rxjs';
+import { Observable, type Subscriber } from 'rxjs';
 import type { ApiConfig } from '../api.config';
 import { toTaskView } from './task.views';
 
@@ -19,8 +19,9 @@ interface Shown {
  * keep proxies from closing a quiet stream.
  */
 @Injectable()
-export class TaskStreamService {
+export class TaskStreamService implements BeforeApplicationShutdown {
   private readonly heartbeatMs: number;
+  private readonly open = new Set<Subscriber<MessageEvent>>();
 
   constructor(
     private readonly queries: TaskQueries,
@@ -30,9 +31,15 @@ export class TaskStreamService {
     this.heartbeatMs = config.get('SSE_HEARTBEAT_MS', { infer: true });
   }
 
+  /** Ends every open stream before the HTTP server closes, so shutdown does not wait for clients (EventSource reconnects elsewhere). */
+  beforeApplicationShutdown(): void {
+    for (const sub of this.open) sub.complete();
+  }
+
   /** Call after checking the caller may see the task. */
   stream(id: string): Observable<MessageEvent> {
     return new Observable<MessageEvent>((sub) => {
+      this.open.add(sub);
       let shown: Shown | null = null;
       // One step at a time, in arrival order: a status change re-reads the row before the next update is looked at.
       let chain: Promise<void> = Promise.resolve();
@@ -69,6 +76,7 @@ export class TaskStreamService {
       enqueue(reread);
       const heartbeat = setInterval(() => sub.next({ comment: 'heartbeat' }), this.heartbeatMs);
       return () => {
+        this.open.delete(sub);
         clearInterval(heartbeat);
         feedSub.unsubscribe();
       };
