@@ -1,0 +1,246 @@
+// npm run bench -- [--jobs 20000] [--runs 3] [--quick] [--only ours,amqp,bullmq,pgboss]
+// Runs the same no-op workload on each system, each isolated (own schema / namespace / key prefix,
+// removed afterwards), and writes bench/RESULTS.md. See bench/README.md.
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { median, percentile, ProcessMeter, startProcess } from './measure.mjs';
+
+const { values: args } = parseArgs({
+  options: {
+    jobs: { type: 'string', default: '20000' },
+    runs: { type: 'string', default: '3' },
+    quick: { type: 'boolean', default: false },
+    only: { type: 'string', default: 'ours,amqp,bullmq,pgboss' },
+    out: { type: 'string', default: 'bench/RESULTS.md' },
+  },
+});
+const quick = args.quick;
+const JOBS = quick ? 2000 : Number(args.jobs);
+const RUNS = quick ? 1 : Number(args.runs);
+const WARMUP = Math.min(1000, JOBS);
+const RATE = 500; // tasks/s for the latency phase
+const LATENCY_SECONDS = quick ? 3 : 10;
+const BATCH = 1000;
+const INFLIGHT = 4;
+
+const SYSTEMS = {
+  ours: { file: './systems/ours.mjs', label: 'ours (api + 2 workers)' },
+  amqp: { file: './systems/amqp.mjs', opts: { pg: false }, label: 'raw amqplib' },
+  'amqp-pg': { file: './systems/amqp.mjs', opts: { pg: true }, label: 'amqplib + PG per message (naive durable)' },
+  bullmq: { file: './systems/bullmq.mjs', label: 'BullMQ' },
+  pgboss: { file: './systems/pgboss.mjs', label: 'pg-boss' },
+};
+const wanted = args.only.split(',').map((s) => s.trim());
+const selected = Object.keys(SYSTEMS).filter((k) => wanted.some((w) => k === w || k.startsWith(`${w}-`)));
+const unknown = wanted.filter((w) => !selected.some((k) => k === w || k.startsWith(`${w}-`)));
+if (unknown.length) throw new Error(`unknown system(s) ${unknown}; choose from ${Object.keys(SYSTEMS)}`);
+
+/** The next IPC message `cmd` from a child; rejects on its `error` message, its exit or the timeout. */
+function reply(child, cmd, timeoutMs = 600_000) {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => done(reject, new Error(`${child.name}: no '${cmd}' within ${timeoutMs} ms`)), timeoutMs);
+    const onMsg = (m) => (m.cmd === cmd ? done(resolve, m) : m.cmd === 'error' && done(reject, new Error(`${child.name}: ${m.message}`)));
+    const onExit = (code) => done(reject, new Error(`${child.name} exited (${code}); see its log`));
+    const done = (f, v) => {
+      clearTimeout(t);
+      child.off('message', onMsg);
+      child.off('exit', onExit);
+      f(v);
+    };
+    child.on('message', onMsg);
+    child.once('exit', onExit);
+  });
+}
+
+function spawnRole(file, role, cfg, logDir) {
+  const child = startProcess(role, ['bench/child.mjs', new URL(file, import.meta.url).href, role], {
+    logDir,
+    ipc: true,
+    env: { BENCH_CFG: JSON.stringify(cfg) },
+  });
+  child.name = role;
+  child.ready = reply(child, 'ready', 60_000);
+  return child;
+}
+
+async function runOnce(name) {
+  const sys = SYSTEMS[name];
+  const mod = await import(sys.file);
+  const id = randomBytes(4).toString('hex');
+  const logDir = mkdtempSync(join(tmpdir(), `bench-${name}-`));
+  const meter = new ProcessMeter();
+  meter.addServices(mod.services(sys.opts ?? {}));
+  const procs = {};
+  let cfg;
+  try {
+    const prep = await mod.prepare({ id, jobs: JOBS, logDir, opts: sys.opts ?? {} });
+    cfg = prep.cfg;
+    Object.assign(procs, prep.processes);
+    const consumer = mod.consumer ? (procs.consumer = spawnRole(sys.file, 'consumer', cfg, logDir)) : undefined;
+    const producer = (procs[mod.consumer ? 'producer' : 'client'] = spawnRole(sys.file, 'producer', cfg, logDir));
+    await Promise.all([consumer?.ready, producer.ready]);
+    for (const [n, p] of Object.entries(procs)) meter.add(n, () => [p.pid]);
+    meter.start();
+
+    let total = prep.preloaded ?? 0;
+    const phase = async (n, extra = {}) => {
+      total += n;
+      const done = consumer && reply(consumer, 'done');
+      consumer?.send({ cmd: 'expect', total, collect: !!extra.rate });
+      const producedP = reply(producer, 'produced');
+      producer.send({ cmd: 'produce', n, batch: BATCH, inflight: INFLIGHT, ...extra });
+      const produced = await producedP;
+      const c = await done;
+      const finishedAt = mod.finishedAt ? await mod.finishedAt(cfg, total) : c.doneAt;
+      return { produced, finishedAt, consumed: c };
+    };
+
+    await phase(WARMUP);
+    const cpu0 = meter.cpu();
+    const tp = await phase(JOBS);
+    const cpu = ProcessMeter.diff(cpu0, meter.cpu());
+    const seconds = (tp.finishedAt - tp.produced.startAt) / 1000;
+
+    const lp = await phase(RATE * LATENCY_SECONDS, { rate: RATE });
+    const lat = (mod.latencies ? await mod.latencies(cfg, lp.produced.ids) : lp.consumed.latencies).sort((a, b) => a - b);
+    if (lat.length < RATE * LATENCY_SECONDS) throw new Error(`only ${lat.length} latencies`);
+    const rss = meter.stop();
+    return {
+      tput: JOBS / seconds,
+      seconds,
+      lat: { p50: percentile(lat, 50), p95: percentile(lat, 95), p99: percentile(lat, 99), max: lat.at(-1) },
+      cpuPer1k: Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, (v * 1000) / JOBS])),
+      cores: Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, v / seconds])),
+      rss,
+      logDir,
+    };
+  } finally {
+    meter.stop();
+    await Promise.all(
+      Object.values(procs).map((p) => (p.connected ? (p.send({ cmd: 'close' }), p.stop(15_000)) : p.stop(15_000))),
+    );
+    if (cfg) await mod.cleanup(cfg).catch((e) => console.error(`${name}: cleanup failed: ${e.message}`));
+  }
+}
+
+const fmt = (x, d = 0) => (Number.isFinite(x) ? x.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d }) : '-');
+
+function summarize(runs) {
+  const keys = (o) => [...new Set(runs.flatMap((r) => Object.keys(r[o])))];
+  const med = (f) => median(runs.map(f));
+  return {
+    tput: med((r) => r.tput),
+    tputs: runs.map((r) => r.tput),
+    lat: Object.fromEntries(['p50', 'p95', 'p99', 'max'].map((p) => [p, med((r) => r.lat[p])])),
+    cpuPer1k: Object.fromEntries(keys('cpuPer1k').map((k) => [k, med((r) => r.cpuPer1k[k])])),
+    cores: Object.fromEntries(keys('cores').map((k) => [k, med((r) => r.cores[k])])),
+    rss: Object.fromEntries(keys('rss').map((k) => [k, med((r) => r.rss[k])])),
+  };
+}
+
+function versions() {
+  const v = (p) => {
+    try {
+      return JSON.parse(readFileSync(`node_modules/${p}/package.json`, 'utf8')).version;
+    } catch {
+      return '?';
+    }
+  };
+  const sh = (cmd, a) => {
+    try {
+      return execFileSync(cmd, a, { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    } catch {
+      return '?';
+    }
+  };
+  return {
+    node: process.version,
+    nproc: sh('nproc', []),
+    cpu: cpus()[0]?.model ?? '?',
+    packages: ['amqplib', 'bullmq', 'ioredis', 'pg-boss', 'pg'].map((p) => `${p} ${v(p)}`).join(', '),
+    postgres: sh('psql', ['-h', '127.0.0.1', '-U', 'postgres', '-d', 'tasks', '-Atc', 'SHOW server_version']),
+    redis: sh('redis-server', ['--version']).match(/v=(\S+)/)?.[1] ?? '?',
+    rabbitmq: sh('dpkg-query', ['-W', '-f=${Version}', 'rabbitmq-server']),
+    git: sh('git', ['rev-parse', '--short', 'HEAD']) + (sh('git', ['status', '--porcelain', 'apps', 'libs']) ? ' (+ uncommitted changes in apps/libs)' : ''),
+  };
+}
+
+function report(results, meta) {
+  const order = ['api', 'client', 'worker-1', 'worker-2', 'producer', 'consumer', 'postgres', 'rabbitmq', 'redis', 'other'];
+  const byOrder = (o) => Object.keys(o).sort((a, b) => order.indexOf(a) - order.indexOf(b));
+  const lines = [];
+  lines.push(`# Benchmark results`, ``);
+  lines.push(`- date: ${meta.date}`);
+  lines.push(`- machine: ${meta.v.nproc} cores (\`nproc\`), ${meta.v.cpu}; load average at start ${meta.load}`);
+  lines.push(`- node ${meta.v.node}; ${meta.v.packages}`);
+  lines.push(`- services (all on this machine): PostgreSQL ${meta.v.postgres}, RabbitMQ ${meta.v.rabbitmq}, Redis ${meta.v.redis} (no persistence)`);
+  lines.push(`- product: built from commit ${meta.v.git}`);
+  lines.push(`- command: \`${meta.command}\``);
+  lines.push(`- workload: ${JOBS.toLocaleString('en-US')} no-op jobs end to end (after a ${WARMUP.toLocaleString('en-US')}-job warm-up), then ${RATE}/s single submits for ${LATENCY_SECONDS} s for latency; median of ${RUNS} run(s)${meta.runsNote}`);
+  lines.push(``);
+  lines.push(`| system | tasks/s end to end | submit-to-start p50 / p95 / p99 ms (at ${RATE}/s) | CPU s per 1k tasks by process (cores busy) | peak RSS MB by process |`);
+  lines.push(`| --- | ---: | --- | --- | --- |`);
+  for (const [name, r] of Object.entries(results)) {
+    if (r.error) {
+      lines.push(`| ${SYSTEMS[name].label} | failed: ${r.error.split('\n')[0]} | | | |`);
+      continue;
+    }
+    const tput = `**${fmt(r.tput)}**` + (r.tputs.length > 1 ? ` (${r.tputs.map((x) => fmt(x)).join(', ')})` : '');
+    const lat = `${fmt(r.lat.p50, 1)} / ${fmt(r.lat.p95, 1)} / ${fmt(r.lat.p99, 1)}`;
+    const cpu = byOrder(r.cpuPer1k).map((k) => `${k} ${fmt(r.cpuPer1k[k], 3)} (${fmt(r.cores[k], 2)})`).join(', ');
+    const rss = byOrder(r.rss).map((k) => `${k} ${fmt(r.rss[k])}`).join(', ');
+    lines.push(`| ${SYSTEMS[name].label} | ${tput} | ${lat} | ${cpu} | ${rss} |`);
+  }
+  const ours = results.ours;
+  if (ours && !ours.error) {
+    lines.push(``, `## Ours against each peer (same run)`, ``);
+    lines.push(`| peer | throughput ours/peer | p99 latency ours/peer | total CPU per task ours/peer |`);
+    lines.push(`| --- | ---: | ---: | ---: |`);
+    const cpuTotal = (r) => Object.entries(r.cpuPer1k).filter(([k]) => k !== 'other').reduce((s, [, v]) => s + v, 0);
+    for (const [name, r] of Object.entries(results)) {
+      if (name === 'ours' || r.error) continue;
+      lines.push(`| ${SYSTEMS[name].label} | ${fmt(ours.tput / r.tput, 2)}x | ${fmt(ours.lat.p99 / r.lat.p99, 2)}x | ${fmt(cpuTotal(ours) / cpuTotal(r), 2)}x |`);
+    }
+  }
+  lines.push(``, `## How each was run`, ``);
+  for (const name of Object.keys(results)) lines.push(`- ${SYSTEMS[name].label}: ${meta.describe[name]}`);
+  lines.push(``, `## How to read it`, ``);
+  lines.push(
+    `- tasks/s: ${JOBS.toLocaleString('en-US')} jobs divided by the time from the first submit to the last job finished (ours and pg-boss: the latest finished_at/completed_on in the database; the others: the consumer's count after the ack/completion).`,
+    `- latency: ours is \`started_at - created_at\` from the tasks table (both the database clock, so the HTTP request before the insert is not included); the peers' is the time from just before the client call to the handler starting, in the consumer process.`,
+    `- CPU: utime+stime from /proc/<pid>/stat over the throughput phase, per 1,000 tasks; in brackets the cores that process kept busy on average. Services are summed over all their processes (postgres: the postmaster's reaped-children time counts backends that exited). \`other\` is the rest of the machine (other engineers' tests, this runner): CPU the measured system did not get. postgres and rabbitmq include any load other users put on the same shared servers during the run.`,
+    `- RSS: VmRSS sampled every 200 ms for processes the bench started; for services, the sum of Pss (proportional set size, so shared buffers are not counted once per backend).`,
+  );
+  if (meta.notes) lines.push(``, meta.notes);
+  return lines.join('\n') + '\n';
+}
+
+const date = new Date().toISOString();
+const load = loadavg().map((x) => x.toFixed(2)).join(' ');
+const v = versions();
+console.log(`bench: ${selected.join(', ')}; ${JOBS} jobs, ${RUNS} run(s); ${v.nproc} cores, load ${load}`);
+const raw = Object.fromEntries(selected.map((n) => [n, []]));
+const errors = {};
+for (let run = 1; run <= RUNS; run++) {
+  for (const name of selected) {
+    try {
+      const r = await runOnce(name);
+      raw[name].push(r);
+      console.log(`run ${run} ${name}: ${fmt(r.tput)}/s, p50/p95/p99 ${fmt(r.lat.p50, 1)}/${fmt(r.lat.p95, 1)}/${fmt(r.lat.p99, 1)} ms, cpu/1k ${JSON.stringify(Object.fromEntries(Object.entries(r.cpuPer1k).map(([k, x]) => [k, +x.toFixed(3)])))} (logs ${r.logDir})`);
+    } catch (e) {
+      errors[name] = e.message;
+      console.error(`run ${run} ${name}: FAILED ${e.stack}`);
+    }
+  }
+}
+const results = Object.fromEntries(selected.map((n) => [n, raw[n].length ? summarize(raw[n]) : { error: errors[n] }]));
+const describe = Object.fromEntries(await Promise.all(selected.map(async (n) => [n, (await import(SYSTEMS[n].file)).describe(SYSTEMS[n].opts ?? {})])));
+const command = `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim().replace(/ --$/, '');
+const md = report(results, { date, load, v, command, describe, runsNote: quick ? ' (--quick smoke run: small counts, not comparable)' : '' });
+writeFileSync(args.out, md);
+console.log(`\n${md}`);
+process.exit(Object.keys(errors).length ? 1 : 0);
