@@ -69,7 +69,13 @@ describe('worker processes', () => {
   }
 
   async function allIn(ids: string[], status: string, timeoutMs: number) {
-    await waitFor(`${ids.length} tasks ${status}`, async () => (await statusCounts(ids))[status] === ids.length, timeoutMs, 250);
+    let counts: Record<string, number> = {};
+    await waitFor(`${ids.length} tasks ${status}`, async () => {
+      counts = await statusCounts(ids);
+      return counts[status] === ids.length;
+    }, timeoutMs, 250).catch((err) => {
+      throw new Error(`${(err as Error).message}; counts ${JSON.stringify(counts)}`);
+    });
   }
 
   /** Terminal events per task: exactly one each is the "committed once" invariant. */
@@ -139,7 +145,13 @@ describe('worker processes', () => {
 
   it('survives kill -9 of a worker with 200 tasks running: all finish on the others, none twice', async () => {
     const ids = await submit(200, { ms: 2500, steps: 5 });
-    await waitFor('tasks running', async () => ((await statusCounts(ids))['running'] ?? 0) >= 100, 30_000);
+    let counts: Record<string, number> = {};
+    await waitFor('tasks running', async () => {
+      counts = await statusCounts(ids);
+      return (counts['running'] ?? 0) >= 100;
+    }, 30_000).catch((err) => {
+      throw new Error(`${(err as Error).message}; counts ${JSON.stringify(counts)}`);
+    });
     const victim = fleet.alive()[0];
     victim.child.kill('SIGKILL');
     await victim.exited;

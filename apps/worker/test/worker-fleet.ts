@@ -29,14 +29,19 @@ export function freePort(): Promise<number> {
 export async function waitFor<T>(what: string, check: () => Promise<T> | T, timeoutMs = 30_000, everyMs = 100): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
+  let lastValue: unknown;
   for (;;) {
     try {
       const v = await check();
       if (v) return v as NonNullable<T>;
+      lastValue = v;
     } catch (err) {
       last = err;
     }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`);
+    if (Date.now() > deadline) {
+      const detail = last ? `last error: ${(last as Error).message}` : `last value: ${JSON.stringify(lastValue)}`;
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (${detail})`);
+    }
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }

@@ -237,6 +237,51 @@ describe('TaskStateMachine (real PostgreSQL)', () => {
     expect(await outboxFor(results[0].task.id)).toHaveLength(1);
   });
 
+  it('claims a batch in one statement: each row decided on its own state, one event per claimed task', async () => {
+    const queued = await Promise.all(Array.from({ length: 30 }, () => newTask(true)));
+    const { task: done } = await taskIn('succeeded');
+    const { task: elsewhere } = await taskIn('running');
+    const ids = [...queued.map((x) => x.id), done.id, elsewhere.id, '00000000-0000-4000-8000-0000000000ff'];
+    const results = await sm.claimMany(ids, 'batcher', LEASE);
+    expect(queued.every((x) => results.get(x.id)?.applied && results.get(x.id)?.task?.attempt === 1)).toBe(true);
+    expect(results.get(done.id)).toMatchObject({ applied: false, task: { status: 'succeeded' } });
+    expect(results.get(elsewhere.id)).toMatchObject({ applied: false, task: { leaseOwner: 'w1' } });
+    expect(results.has('00000000-0000-4000-8000-0000000000ff')).toBe(false);
+    const [{ n }] = await t.db.query(
+      `SELECT count(*)::int AS n FROM task_events WHERE task_id = ANY($1::uuid[]) AND to_status = 'running' AND actor = 'batcher'`,
+      [ids.slice(0, 30)],
+    );
+    expect(n).toBe(30);
+  });
+
+  it('succeeds a batch fenced per run: stale tokens and foreign leases change nothing', async () => {
+    const runs = await Promise.all(Array.from({ length: 10 }, () => taskIn('running')));
+    const results = await sm.succeedMany(
+      runs.map(({ task, token }, i) => ({ id: task.id, token: i % 2 === 0 ? token : token + 7, result: { i } })),
+      'w1',
+    );
+    runs.forEach(({ task }, i) => {
+      expect(results.get(task.id)?.applied).toBe(i % 2 === 0);
+      expect(results.get(task.id)?.task?.status).toBe(i % 2 === 0 ? 'succeeded' : 'running');
+    });
+    expect((await sm.succeedMany([{ id: runs[1].task.id, token: runs[1].token, result: 1 }], 'someone-else')).get(runs[1].task.id)?.applied).toBe(false);
+  });
+
+  it('heartbeats a batch and reports only the runs still owned', async () => {
+    const a = await taskIn('running');
+    const b = await taskIn('running');
+    await sm.cancel(b.task.id, 'owner:alice');
+    const owned = await sm.heartbeatMany(
+      [
+        { id: a.task.id, token: a.token },
+        { id: b.task.id, token: b.token },
+      ],
+      'w1',
+      LEASE,
+    );
+    expect([...owned]).toEqual([a.task.id]);
+  });
+
   it('re-enqueues only tasks still in the given states', async () => {
     const queued = await newTask(true);
     const { task: done } = await taskIn('succeeded');

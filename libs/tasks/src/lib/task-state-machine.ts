@@ -28,13 +28,15 @@ export interface CreateResult {
 }
 
 interface TransitionSpec {
-  id: string;
   from: readonly TaskStatus[];
   to: TaskStatus;
-  /** Extra SET assignments; `t` is the row being updated, `cur` the locked current row. */
+  /** Extra SET assignments; `cur` is the locked current row, `x` the task's own inputs. */
   set?: string;
-  /** Extra condition on `cur`, e.g. the fencing token. */
+  /** Extra condition on `cur` and `x`, e.g. the fencing token `cur.attempt = x.token`. */
   guard?: string;
+  /** Per-task inputs as `jsonb_to_recordset` columns, e.g. `token int, result jsonb`. */
+  inputs?: string;
+  /** Statement-wide parameters, from $3 on ($1 = the inputs, $2 = the actor). */
   params?: unknown[];
   actor: string;
   /** SQL expression for the event's error column. */
@@ -44,6 +46,11 @@ interface TransitionSpec {
   /** Send a cancel signal on the control exchange (only when the task was running). */
   signalCancel?: boolean;
 }
+
+/** One task's inputs to a batched transition. */
+type TransitionInput = { id: string } & Record<string, unknown>;
+
+const NOT_FOUND: TransitionResult = Object.freeze({ applied: false, task: null });
 
 const WORK_MESSAGE_SQL = `jsonb_build_object('v', ${TASK_MESSAGE_SCHEMA_VERSION}, 'taskId', upd.id, 'type', upd.type)`;
 
@@ -113,7 +120,7 @@ export class TaskStateMachine {
 
   /** new -> queued, with the work message in the outbox. */
   start(id: string, actor: string): Promise<TransitionResult> {
-    return this.transition({ id, from: ['new'], to: 'queued', actor, enqueue: true });
+    return this.one(id, { from: ['new'], to: 'queued', actor, enqueue: true });
   }
 
   /**
@@ -121,14 +128,18 @@ export class TaskStateMachine {
    * still has attempts left. The new `attempt` is the run's fencing token.
    */
   claim(id: string, workerId: string, leaseMs: number): Promise<TransitionResult> {
-    return this.transition({
-      id,
+    return this.claimMany([id], workerId, leaseMs).then((r) => r.get(id) ?? NOT_FOUND);
+  }
+
+  /** `claim` for many tasks in one statement (the worker batches its deliveries' claims). */
+  claimMany(ids: string[], workerId: string, leaseMs: number): Promise<Map<string, TransitionResult>> {
+    return this.transitionMany(ids.map((id) => ({ id })), {
       from: ['queued', 'retrying', 'running'],
       to: 'running',
       guard: `AND (cur.status <> 'running' OR (cur.lease_expires_at < now() AND cur.attempt - cur.attempt_base < cur.max_attempts))`,
-      set: `attempt = cur.attempt + 1, lease_owner = $3, lease_expires_at = now() + $4 * interval '1 millisecond',
+      set: `attempt = cur.attempt + 1, lease_owner = $2, lease_expires_at = now() + $3 * interval '1 millisecond',
             started_at = coalesce(cur.started_at, now()), run_after = NULL, progress_percent = 0, progress_message = NULL`,
-      params: [workerId, leaseMs],
+      params: [leaseMs],
       actor: workerId,
     });
   }
@@ -141,6 +152,19 @@ export class TaskStateMachine {
       [id, token, workerId, leaseMs],
     );
     return rows.length === 1;
+  }
+
+  /** Extends the leases of many runs in one statement; returns the ids still owned (the others: abort). */
+  async heartbeatMany(runs: { id: string; token: number }[], workerId: string, leaseMs: number): Promise<Set<string>> {
+    if (runs.length === 0) return new Set();
+    const rows = await this.rows<{ id: string }>(
+      `UPDATE tasks t SET lease_expires_at = now() + $3 * interval '1 millisecond'
+         FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, token int)
+        WHERE t.id = x.id AND t.status = 'running' AND t.attempt = x.token AND t.lease_owner = $2
+        RETURNING t.id`,
+      [JSON.stringify(runs), workerId, leaseMs],
+    );
+    return new Set(rows.map((r) => r.id));
   }
 
   /** Records progress (and extends the lease) for the run holding `token`. */
@@ -156,63 +180,69 @@ export class TaskStateMachine {
 
   /** running -> succeeded, only for the run holding `token`. */
   succeed(id: string, token: number, result: unknown, workerId: string): Promise<TransitionResult> {
-    return this.transition({
-      id,
-      from: ['running'],
-      to: 'succeeded',
-      guard: `AND cur.attempt = $3 AND cur.lease_owner = $4`,
-      set: `result = $5, error = NULL, progress_percent = 100, finished_at = now(), lease_owner = NULL, lease_expires_at = NULL`,
-      params: [token, workerId, JSON.stringify(result ?? null)],
-      actor: workerId,
-    });
+    return this.succeedMany([{ id, token, result }], workerId).then((r) => r.get(id) ?? NOT_FOUND);
+  }
+
+  /** `succeed` for many runs in one statement, each fenced by its own token. */
+  succeedMany(runs: { id: string; token: number; result: unknown }[], workerId: string): Promise<Map<string, TransitionResult>> {
+    return this.transitionMany(
+      runs.map((r) => ({ id: r.id, token: r.token, result: r.result ?? null })),
+      {
+        from: ['running'],
+        to: 'succeeded',
+        inputs: 'token int, result jsonb',
+        guard: `AND cur.attempt = x.token AND cur.lease_owner = $3`,
+        set: `result = x.result, error = NULL, progress_percent = 100, finished_at = now(), lease_owner = NULL, lease_expires_at = NULL`,
+        params: [workerId],
+        actor: workerId,
+      },
+    );
   }
 
   /** running -> retrying, only with attempts left; the caller then publishes to a retry tier. */
   failRetryable(id: string, token: number, error: TaskError, retryAt: Date, workerId: string): Promise<TransitionResult> {
-    return this.transition({
-      id,
+    return this.one({ id, token, error, retry_at: retryAt.toISOString() }, {
       from: ['running'],
       to: 'retrying',
-      guard: `AND cur.attempt = $3 AND cur.lease_owner = $4 AND cur.attempt - cur.attempt_base < cur.max_attempts`,
-      set: `error = $5, run_after = $6, lease_owner = NULL, lease_expires_at = NULL`,
-      params: [token, workerId, JSON.stringify(error), retryAt],
-      eventError: '$5::jsonb',
+      inputs: 'token int, error jsonb, retry_at timestamptz',
+      guard: `AND cur.attempt = x.token AND cur.lease_owner = $3 AND cur.attempt - cur.attempt_base < cur.max_attempts`,
+      set: `error = x.error, run_after = x.retry_at, lease_owner = NULL, lease_expires_at = NULL`,
+      params: [workerId],
+      eventError: 'x.error',
       actor: workerId,
     });
   }
 
   /** running -> failed, for the run holding `token`. */
   failFinal(id: string, token: number, error: TaskError, workerId: string): Promise<TransitionResult> {
-    return this.transition({
-      id,
+    return this.one({ id, token, error }, {
       from: ['running'],
       to: 'failed',
-      guard: `AND cur.attempt = $3 AND cur.lease_owner = $4`,
-      set: `error = $5, finished_at = now(), lease_owner = NULL, lease_expires_at = NULL`,
-      params: [token, workerId, JSON.stringify(error)],
-      eventError: '$5::jsonb',
+      inputs: 'token int, error jsonb',
+      guard: `AND cur.attempt = x.token AND cur.lease_owner = $3`,
+      set: `error = x.error, finished_at = now(), lease_owner = NULL, lease_expires_at = NULL`,
+      params: [workerId],
+      eventError: 'x.error',
       actor: workerId,
     });
   }
 
   /** running (lease expired, every attempt used) -> failed: the task keeps killing its workers. */
   failAbandoned(id: string, error: TaskError, actor: string): Promise<TransitionResult> {
-    return this.transition({
-      id,
+    return this.one({ id, error }, {
       from: ['running'],
       to: 'failed',
+      inputs: 'error jsonb',
       guard: `AND cur.lease_expires_at < now() AND cur.attempt - cur.attempt_base >= cur.max_attempts`,
-      set: `error = $3, finished_at = now(), lease_owner = NULL, lease_expires_at = NULL`,
-      params: [JSON.stringify(error)],
-      eventError: '$3::jsonb',
+      set: `error = x.error, finished_at = now(), lease_owner = NULL, lease_expires_at = NULL`,
+      eventError: 'x.error',
       actor,
     });
   }
 
   /** Any non-terminal state -> cancelled; a running task's worker is signalled through the control exchange. */
   cancel(id: string, actor: string): Promise<TransitionResult> {
-    return this.transition({
-      id,
+    return this.one(id, {
       from: ['new', 'queued', 'retrying', 'running'],
       to: 'cancelled',
       set: `finished_at = now(), lease_owner = NULL, lease_expires_at = NULL, run_after = NULL`,
@@ -226,21 +256,20 @@ export class TaskStateMachine {
    * count against maxAttempts; the worker then requeues the delivery it holds.
    */
   release(id: string, token: number, workerId: string): Promise<TransitionResult> {
-    return this.transition({
-      id,
+    return this.one({ id, token }, {
       from: ['running'],
       to: 'queued',
-      guard: `AND cur.attempt = $3 AND cur.lease_owner = $4`,
+      inputs: 'token int',
+      guard: `AND cur.attempt = x.token AND cur.lease_owner = $3`,
       set: `attempt_base = cur.attempt_base + 1, lease_owner = NULL, lease_expires_at = NULL, progress_percent = 0, progress_message = NULL`,
-      params: [token, workerId],
+      params: [workerId],
       actor: workerId,
     });
   }
 
   /** failed | cancelled -> queued (a user's or admin's retry), with a fresh attempt budget and its message in the outbox. */
   retry(id: string, actor: string): Promise<TransitionResult> {
-    return this.transition({
-      id,
+    return this.one(id, {
       from: ['failed', 'cancelled'],
       to: 'queued',
       set: `attempt_base = cur.attempt, result = NULL, error = NULL, finished_at = NULL, progress_percent = 0, progress_message = NULL`,
@@ -290,18 +319,33 @@ export class TaskStateMachine {
     return rows.map((r) => r.id);
   }
 
-  private async transition(spec: TransitionSpec): Promise<TransitionResult> {
-    const params = [spec.id, spec.actor, ...(spec.params ?? [])];
+  private async one(input: string | TransitionInput, spec: TransitionSpec): Promise<TransitionResult> {
+    const item = typeof input === 'string' ? { id: input } : input;
+    return (await this.transitionMany([item], spec)).get(item.id) ?? NOT_FOUND;
+  }
+
+  /**
+   * One statement for any number of tasks: lock their rows (in id order, so concurrent batches
+   * cannot deadlock), apply the transition to each row whose state (and token) allows it, append
+   * one event per applied row, and return every row either as changed or as it is.
+   * Callers must not pass the same id twice in one batch.
+   */
+  private async transitionMany(items: TransitionInput[], spec: TransitionSpec): Promise<Map<string, TransitionResult>> {
+    const results = new Map<string, TransitionResult>();
+    if (items.length === 0) return results;
+    const params = [JSON.stringify(items), spec.actor, ...(spec.params ?? [])];
     const sql = `
-      WITH cur AS (SELECT * FROM tasks WHERE id = $1 FOR UPDATE),
+      WITH x AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(id uuid${spec.inputs ? `, ${spec.inputs}` : ''})),
+      cur AS (SELECT t.* FROM tasks t WHERE t.id IN (SELECT id FROM x) ORDER BY t.id FOR UPDATE),
       upd AS (
         UPDATE tasks t SET status = '${spec.to}', updated_at = now()${spec.set ? `, ${spec.set}` : ''}
-          FROM cur
-         WHERE t.id = cur.id AND cur.status IN (${spec.from.map((s) => `'${s}'`).join(', ')}) ${spec.guard ?? ''}
+          FROM cur JOIN x ON x.id = cur.id
+         WHERE t.id = cur.id AND cur.status IN (${spec.from.map((st) => `'${st}'`).join(', ')}) ${spec.guard ?? ''}
         RETURNING t.*),
       ev AS (
         INSERT INTO task_events (task_id, from_status, to_status, attempt, actor, error)
-        SELECT upd.id, cur.status, upd.status, upd.attempt, $2, ${spec.eventError ?? 'NULL'} FROM upd, cur)
+        SELECT upd.id, cur.status, upd.status, upd.attempt, $2, ${spec.eventError ?? 'NULL'}
+          FROM upd JOIN cur ON cur.id = upd.id JOIN x ON x.id = upd.id)
       ${
         spec.enqueue
           ? `, ob AS (INSERT INTO outbox (exchange, routing_key, correlation_id, body)
@@ -313,18 +357,20 @@ export class TaskStateMachine {
           ? `, sig AS (INSERT INTO outbox (exchange, routing_key, correlation_id, body)
                       SELECT 'control', 'cancel', upd.id::text,
                              jsonb_build_object('v', ${TASK_MESSAGE_SCHEMA_VERSION}, 'kind', 'cancel', 'taskId', upd.id)
-                        FROM upd, cur WHERE cur.status = 'running')`
+                        FROM upd JOIN cur ON cur.id = upd.id WHERE cur.status = 'running')`
           : ''
       }
-      SELECT true AS applied, cur.status AS previous_status, upd.* FROM upd, cur
+      SELECT true AS applied, cur.status AS previous_status, upd.* FROM upd JOIN cur ON cur.id = upd.id
       UNION ALL
-      SELECT false AS applied, cur.status AS previous_status, cur.* FROM cur WHERE NOT EXISTS (SELECT 1 FROM upd)`;
-    const rows = await this.rows(sql, params);
-    if (rows.length === 0) return { applied: false, task: null };
-    const applied = rows[0]['applied'] === true;
-    const task = this.hydrate(rows[0]);
-    if (applied) this.observer?.transitioned(rows[0]['previous_status'] as TaskStatus, task.status, task);
-    return { applied, task };
+      SELECT false AS applied, cur.status AS previous_status, cur.* FROM cur
+       WHERE NOT EXISTS (SELECT 1 FROM upd WHERE upd.id = cur.id)`;
+    for (const row of await this.rows(sql, params)) {
+      const applied = row['applied'] === true;
+      const task = this.hydrate(row);
+      if (applied) this.observer?.transitioned(row['previous_status'] as TaskStatus, task.status, task);
+      results.set(task.id, { applied, task });
+    }
+    return results;
   }
 
   /** Runs a statement and returns its rows, whatever its command (TypeORM's plain result differs for UPDATE). */

@@ -9,3 +9,4 @@ export * from './task-sweeper.service';
 export * from './worker.config';
 export * from './worker-registry.service';
 export * from './execution.metrics';
+export * from './micro-batcher';

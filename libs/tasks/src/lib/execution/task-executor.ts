@@ -3,20 +3,28 @@ import { type Delivery, retryDelayMs, TaskPublisher, type TaskMessage } from '@t
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DataSource } from 'typeorm';
 import { Task, type TaskError } from '../entities';
-import { TaskStateMachine } from '../task-state-machine';
+import { TaskStateMachine, type TransitionResult } from '../task-state-machine';
 import { isTerminal } from '../task-status';
 import { TaskTypeRegistry } from '../task-types';
 import { type AbortReason, TaskAbortedError, toTaskError } from './task.errors';
 import type { TaskContext } from './task-handler';
 import { TaskHandlerRegistry } from './task-handler.registry';
+import { MicroBatcher } from './micro-batcher';
 import { parseTaskMessage } from './task-message.parser';
+
+const NOT_FOUND: TransitionResult = { applied: false, task: null };
 import type { WorkerConfig } from './worker.config';
 import { WORKER_CONFIG } from './execution.constants';
 import { ExecutionMetrics } from './execution.metrics';
 
 interface ActiveRun {
+  token: number;
   abort(reason: AbortReason): void;
 }
+
+/** Claims and completions of concurrent deliveries share statements (see MicroBatcher). */
+const BATCH_MAX_ITEMS = 200;
+const BATCH_MAX_IN_FLIGHT = 2;
 
 type Outcome =
   | { kind: 'succeeded'; result: unknown }
@@ -49,6 +57,9 @@ export class TaskExecutor {
   private readonly pending = new Set<Promise<void>>();
   private shuttingDown = false;
   private consuming = false;
+  private heartbeatTimer: NodeJS.Timeout | null = null;
+  private readonly claims: MicroBatcher<string, TransitionResult>;
+  private readonly completions: MicroBatcher<{ id: string; token: number; result: unknown }, TransitionResult>;
   readonly stats: ExecutorStats = {
     received: 0,
     succeeded: 0,
@@ -71,11 +82,26 @@ export class TaskExecutor {
     private readonly metrics: ExecutionMetrics,
   ) {
     metrics.observeInFlight(() => this.pending.size);
+    this.claims = new MicroBatcher({
+      maxItems: BATCH_MAX_ITEMS,
+      maxInFlight: BATCH_MAX_IN_FLIGHT,
+      key: (id) => id,
+      run: (ids) => this.tasks.claimMany(ids, config.WORKER_ID, config.WORKER_LEASE_MS),
+    });
+    this.completions = new MicroBatcher({
+      maxItems: BATCH_MAX_ITEMS,
+      maxInFlight: BATCH_MAX_IN_FLIGHT,
+      key: (run) => run.id,
+      run: (runs) => this.tasks.succeedMany(runs, config.WORKER_ID),
+    });
   }
 
   /** Set by the transport while its consumer is subscribed; readiness reports it. */
   setConsuming(consuming: boolean): void {
     this.consuming = consuming;
+    if (consuming && !this.heartbeatTimer) {
+      this.heartbeatTimer = setInterval(() => void this.heartbeat(), Math.max(200, Math.floor(this.config.WORKER_LEASE_MS / 3)));
+    }
   }
 
   isConsuming(): boolean {
@@ -120,6 +146,27 @@ export class TaskExecutor {
       for (const run of this.runs.values()) run.abort('shutdown');
       await Promise.allSettled([...this.pending]);
     }
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    this.heartbeatTimer = null;
+  }
+
+  /**
+   * One statement extends the leases of every run in this process; a run whose row no longer
+   * matches (cancelled, taken over) is aborted. A failed heartbeat is only logged: the lease
+   * has two more periods to go.
+   */
+  private async heartbeat(): Promise<void> {
+    const runs = [...this.runs.entries()].map(([id, run]) => ({ id, token: run.token }));
+    if (runs.length === 0) return;
+    try {
+      const owned = await this.tasks.heartbeatMany(runs, this.config.WORKER_ID, this.config.WORKER_LEASE_MS);
+      for (const { id, token } of runs) {
+        const run = this.runs.get(id);
+        if (run && run.token === token && !owned.has(id)) run.abort('lease-lost');
+      }
+    } catch (err) {
+      this.logger.warn(`heartbeat of ${runs.length} run(s) failed (${(err as Error).message})`);
+    }
   }
 
   private async process(delivery: Delivery): Promise<void> {
@@ -129,7 +176,7 @@ export class TaskExecutor {
       return this.deadLetter(delivery, { code: parsed.code, message: parsed.reason });
     }
     const message = parsed.message;
-    const claim = await this.untilDatabaseAnswers(() => this.tasks.claim(message.taskId, this.config.WORKER_ID, this.config.WORKER_LEASE_MS));
+    const claim = await this.untilDatabaseAnswers(async () => (await this.claims.submit(message.taskId)) ?? NOT_FOUND);
     if (claim === undefined) return delivery.requeue();
     if (!claim.task) {
       this.stats.malformed++;
@@ -163,7 +210,10 @@ export class TaskExecutor {
     }
 
     if (outcome.kind === 'succeeded') {
-      const r = await this.untilDatabaseAnswers(() => this.tasks.succeed(task.id, token, outcome.result, writer), true);
+      const r = await this.untilDatabaseAnswers(
+        async () => (await this.completions.submit({ id: task.id, token, result: outcome.result })) ?? NOT_FOUND,
+        true,
+      );
       if (r === undefined) return delivery.requeue();
       if (!r.applied) return this.settleUnowned(delivery, message, r.task ?? undefined);
       this.stats.succeeded++;
@@ -221,17 +271,11 @@ export class TaskExecutor {
       abortedFor = reason;
       controller.abort(new TaskAbortedError(reason));
     };
-    this.runs.set(task.id, { abort });
+    this.runs.set(task.id, { token, abort });
     if (this.shuttingDown) abort('shutdown');
 
     const lease = this.config.WORKER_LEASE_MS;
     const timeout = setTimeout(() => abort('timeout'), task.timeoutMs);
-    const heartbeat = setInterval(() => {
-      this.tasks.heartbeat(task.id, token, this.config.WORKER_ID, lease).then(
-        (owned) => owned || abort('lease-lost'),
-        (err) => this.logger.warn(`task ${task.id}: heartbeat failed (${(err as Error).message})`),
-      );
-    }, Math.max(200, Math.floor(lease / 3)));
 
     const ctx: TaskContext = {
       taskId: task.id,
@@ -260,7 +304,6 @@ export class TaskExecutor {
       return { kind: 'failed', error: toTaskError(abortedFor === 'timeout' ? new TaskAbortedError('timeout') : err) };
     } finally {
       clearTimeout(timeout);
-      clearInterval(heartbeat);
       this.runs.delete(task.id);
       aborted.catch(() => undefined);
       if (!controller.signal.aborted) controller.abort(new TaskAbortedError('shutdown'));

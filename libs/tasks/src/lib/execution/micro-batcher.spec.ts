@@ -1,0 +1,62 @@
+import { MicroBatcher } from './micro-batcher';
+
+describe('MicroBatcher', () => {
+  function batcher(maxItems = 100, maxInFlight = 1) {
+    const batches: string[][] = [];
+    let release: () => void = () => undefined;
+    const b = new MicroBatcher<string, string>({
+      maxItems,
+      maxInFlight,
+      key: (s) => s,
+      run: async (items) => {
+        batches.push(items);
+        await new Promise<void>((r) => (release = r));
+        return new Map(items.map((i) => [i, i.toUpperCase()]));
+      },
+    });
+    return { b, batches, release: () => release() };
+  }
+
+  it('sends a lone call at once and groups the calls that arrive while it runs', async () => {
+    const { b, batches, release } = batcher();
+    const first = b.submit('a');
+    const rest = ['b', 'c', 'd'].map((x) => b.submit(x));
+    expect(batches).toEqual([['a']]);
+    release();
+    await expect(first).resolves.toBe('A');
+    await new Promise((r) => setImmediate(r));
+    expect(batches).toEqual([['a'], ['b', 'c', 'd']]);
+    release();
+    await expect(Promise.all(rest)).resolves.toEqual(['B', 'C', 'D']);
+  });
+
+  it('never puts the same key twice in one batch', async () => {
+    const { b, batches, release } = batcher();
+    const p1 = b.submit('a');
+    const p2 = b.submit('x');
+    const p3 = b.submit('x');
+    release();
+    await p1;
+    await new Promise((r) => setImmediate(r));
+    release();
+    await p2;
+    await new Promise((r) => setImmediate(r));
+    release();
+    await p3;
+    expect(batches).toEqual([['a'], ['x'], ['x']]);
+  });
+
+  it('caps the batch size and rejects every call of a failed batch', async () => {
+    const b = new MicroBatcher<number, number>({
+      maxItems: 2,
+      maxInFlight: 1,
+      key: String,
+      run: async () => {
+        throw new Error('db down');
+      },
+    });
+    const calls = [1, 2, 3].map((n) => b.submit(n));
+    const settled = await Promise.allSettled(calls);
+    expect(settled.every((s) => s.status === 'rejected')).toBe(true);
+  });
+});

@@ -1,0 +1,53 @@
+/**
+ * Groups concurrent calls into one batched call without adding latency at low load: a call
+ * goes out at once when fewer than `maxInFlight` batches are running; otherwise it waits and
+ * joins the next batch (up to `maxItems`). Under load, one statement serves many tasks.
+ * A key appears at most once per batch (a second call with the same key waits for the next).
+ */
+export class MicroBatcher<I, O> {
+  private queue: { item: I; resolve: (o: O | undefined) => void; reject: (e: unknown) => void }[] = [];
+  private inFlight = 0;
+
+  constructor(
+    private readonly opts: {
+      maxItems: number;
+      maxInFlight: number;
+      key: (item: I) => string;
+      run: (items: I[]) => Promise<Map<string, O>>;
+    },
+  ) {}
+
+  submit(item: I): Promise<O | undefined> {
+    return new Promise<O | undefined>((resolve, reject) => {
+      this.queue.push({ item, resolve, reject });
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    while (this.inFlight < this.opts.maxInFlight && this.queue.length > 0) {
+      const batch: typeof this.queue = [];
+      const keys = new Set<string>();
+      const rest: typeof this.queue = [];
+      for (const entry of this.queue) {
+        const key = this.opts.key(entry.item);
+        if (batch.length < this.opts.maxItems && !keys.has(key)) {
+          keys.add(key);
+          batch.push(entry);
+        } else rest.push(entry);
+      }
+      this.queue = rest;
+      this.inFlight++;
+      this.opts
+        .run(batch.map((e) => e.item))
+        .then(
+          (results) => batch.forEach((e) => e.resolve(results.get(this.opts.key(e.item)))),
+          (err) => batch.forEach((e) => e.reject(err)),
+        )
+        .finally(() => {
+          this.inFlight--;
+          this.pump();
+        });
+    }
+  }
+}
