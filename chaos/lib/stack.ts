@@ -1,0 +1,181 @@
+/**
+ * The system under test: private PostgreSQL + RabbitMQ, the api and N workers as real processes,
+ * plus a database pool and an AMQP connection the harness uses to observe and to inject faults.
+ */
+import { type Channel, type ChannelModel, connect } from 'amqplib';
+import { mkdirSync, rmSync } from 'node:fs';
+import { Pool } from 'pg';
+import { AppProcess, type Exit, LOG_DIR, PrivatePostgres, PrivateRabbit, cleanStale, freePort, sleep, waitFor } from './processes';
+
+export const NAMESPACE = 'chaos';
+export const ADMIN_KEY = 'chaos-admin-key-0123456789abcdef';
+
+export interface ExitRecord {
+  name: string;
+  at: number;
+  exit: Exit;
+  expected: boolean;
+}
+
+export class Stack {
+  readonly pg = new PrivatePostgres();
+  readonly rabbit = new PrivateRabbit();
+  api!: AppProcess;
+  readonly workers: AppProcess[] = [];
+  db!: Pool;
+  readonly exits: ExitRecord[] = [];
+  private seq = 0;
+  private supervising = false;
+  private supervisor?: Promise<void>;
+  private amqp?: ChannelModel;
+
+  constructor(
+    readonly workerCount: number,
+    readonly log: (m: string) => void,
+  ) {}
+
+  get env(): Record<string, string> {
+    return {
+      DATABASE_URL: this.pg.url,
+      DATABASE_SCHEMA: 'public',
+      DATABASE_POOL_SIZE: '10',
+      RABBITMQ_URL: this.rabbit.url,
+      TASKS_NAMESPACE: NAMESPACE,
+      RABBITMQ_PUBLISH_TIMEOUT_MS: '5000',
+      RETRY_TIERS_MS: '200,1000,5000',
+      OUTBOX_POLL_MS: '500',
+      WORKER_CONCURRENCY: '20',
+      WORKER_LEASE_MS: '3000',
+      WORKER_SHUTDOWN_GRACE_MS: '3000',
+      SWEEP_INTERVAL_MS: '2000',
+      DEMO_ALLOW_CRASH: '1',
+      ADMIN_API_KEY: ADMIN_KEY,
+      RATE_LIMIT_PER_MINUTE: '1000000',
+      LOG_LEVEL: 'info',
+      NODE_ENV: 'production',
+    };
+  }
+
+  get apiUrl(): string {
+    return `http://127.0.0.1:${this.api.port}`;
+  }
+
+  async start(): Promise<void> {
+    rmSync(LOG_DIR, { recursive: true, force: true });
+    mkdirSync(LOG_DIR, { recursive: true });
+    await cleanStale(this.log);
+    const t0 = Date.now();
+    await Promise.all([this.pg.start(), this.rabbit.start()]);
+    this.log(`private PostgreSQL on ${this.pg.port}, RabbitMQ node ${this.rabbit.node} on ${this.rabbit.port} (${Date.now() - t0} ms)`);
+    this.db = new Pool({ connectionString: this.pg.url, max: 5 });
+    this.db.on('error', () => undefined); // the PostgreSQL scenario kills these connections on purpose
+    const port = await freePort();
+    this.api = new AppProcess('api', 'api', port, { ...this.env, PORT: String(port) });
+    await this.startApi(); // runs the migrations before the workers need the tables
+    await Promise.all(Array.from({ length: this.workerCount }, () => this.addWorker()));
+    this.log(`api and ${this.workerCount} workers ready`);
+  }
+
+  private watch(p: AppProcess): void {
+    void p.exited.then((exit) => {
+      this.exits.push({ name: p.name, at: Date.now(), exit, expected: p.expectedExit });
+      if (!p.expectedExit) this.log(`${p.name} exited on its own: ${JSON.stringify(exit)}`);
+    });
+  }
+
+  async startApi(): Promise<void> {
+    this.api.spawn();
+    this.watch(this.api);
+    await this.api.ready();
+  }
+
+  async addWorker(): Promise<AppProcess> {
+    const port = await freePort();
+    const name = `worker-${++this.seq}`;
+    const w = new AppProcess(name, 'worker', port, { ...this.env, WORKER_ID: name, WORKER_HEALTH_PORT: String(port) });
+    this.workers.push(w);
+    w.spawn();
+    this.watch(w);
+    await w.ready();
+    return w;
+  }
+
+  aliveWorkers(): AppProcess[] {
+    return this.workers.filter((w) => w.alive);
+  }
+
+  /** Restarts a worker (a fresh process, same name and port). */
+  async restartWorker(w: AppProcess): Promise<void> {
+    if (w.alive) await w.kill('SIGKILL');
+    w.spawn();
+    this.watch(w);
+    await w.ready();
+  }
+
+  /** Keeps the fleet at its size: any dead worker is restarted (as a supervisor / k8s would). */
+  superviseWorkers(): void {
+    if (this.supervising) return;
+    this.supervising = true;
+    const restarting = new Set<AppProcess>();
+    this.supervisor = (async () => {
+      while (this.supervising) {
+        for (const w of this.workers) {
+          if (w.alive || restarting.has(w)) continue;
+          restarting.add(w);
+          this.log(`supervisor: restarting ${w.name}`);
+          void this.restartWorker(w)
+            .catch((e) => this.log(`restart ${w.name}: ${(e as Error).message}`))
+            .finally(() => restarting.delete(w));
+        }
+        await sleep(200);
+      }
+      await waitFor('supervised restarts', () => restarting.size === 0, 120_000).catch(() => undefined);
+    })();
+  }
+  async stopSupervising(): Promise<void> {
+    this.supervising = false;
+    await this.supervisor;
+  }
+
+  /** Exits the harness did not cause (and not a demo.crash, which scenarios account for). */
+  unexpectedExits(since: number): ExitRecord[] {
+    return this.exits.filter((e) => !e.expected && e.at >= since);
+  }
+
+  async channel(): Promise<Channel> {
+    if (!this.amqp) {
+      this.amqp = await connect(this.rabbit.url);
+      this.amqp.on('error', () => undefined);
+      this.amqp.on('close', () => (this.amqp = undefined));
+    }
+    return this.amqp.createChannel();
+  }
+
+  async queueDepth(queue: string): Promise<number> {
+    const ch = await this.channel();
+    try {
+      return (await ch.checkQueue(queue)).messageCount;
+    } finally {
+      await ch.close().catch(() => undefined);
+    }
+  }
+
+  /** Everything healthy again: api and every worker ready. */
+  async allReady(timeoutMs = 60_000): Promise<void> {
+    await waitFor('api and workers ready', async () => {
+      for (const p of [this.api, ...this.workers]) {
+        const r = await fetch(p.healthUrl, { signal: AbortSignal.timeout(2000) });
+        if (!r.ok) return false;
+      }
+      return true;
+    }, timeoutMs, 250);
+  }
+
+  async stop(): Promise<void> {
+    await this.stopSupervising();
+    await Promise.all([this.api, ...this.workers].filter(Boolean).map((p) => p.kill('SIGKILL').catch(() => undefined)));
+    await this.amqp?.close().catch(() => undefined);
+    await this.db?.end().catch(() => undefined);
+    await Promise.all([this.rabbit.destroy(), this.pg.destroy()]);
+  }
+}
