@@ -358,11 +358,11 @@ describe('task HTTP API (real api over HTTP, real PostgreSQL and RabbitMQ)', () 
       expect(r.headers.get('content-type')).toContain('text/plain');
       expect(r.text).toMatch(/^http_requests_total\{method="POST",route="\/v1\/tasks",status="201"\} \d+$/m);
       expect(r.text).toMatch(/^http_request_duration_seconds_bucket\{.*route="\/v1\/tasks\/:id".*\} \d+$/m);
-      expect(r.text).toMatch(/^tasksys_tasks_active\{status="queued"\} \d+$/m);
-      expect(r.text).toMatch(/^tasksys_outbox_pending_messages \d+$/m);
+      expect(r.text).toMatch(/^tasksys_tasks\{state="queued"\} \d+$/m);
+      expect(r.text).toMatch(/^tasksys_outbox_backlog \d+$/m);
       expect(r.text).toMatch(/^process_cpu_seconds_total /m);
       const [row] = await h.t.db.query(`SELECT count(*)::int AS n FROM tasks WHERE status = 'new'`);
-      expect(r.text).toContain(`tasksys_tasks_active{status="new"} ${row.n}\n`);
+      expect(r.text).toContain(`tasksys_tasks{state="new"} ${row.n}\n`);
     });
 
     it('the OpenAPI document lists every route the app serves, with bearer auth; /docs serves the UI', async () => {

@@ -16,11 +16,11 @@ export class TaskStoreMetrics implements OnModuleInit {
     const queries = this.queries;
     const outbox = this.outbox;
     this.metrics.gauge({
-      name: 'tasksys_tasks_active',
-      help: 'Tasks in each non-terminal state (new, queued, running, retrying)',
-      labelNames: ['status'] as const,
+      name: 'tasksys_tasks',
+      help: 'Tasks in each non-terminal state (new, queued, running, retrying); terminal counts are not scanned',
+      labelNames: ['state'] as const,
       async collect() {
-        for (const [status, n] of Object.entries(await queries.activeCounts())) this.set({ status }, n);
+        for (const [status, n] of Object.entries(await queries.activeCounts())) this.set({ state: status }, n);
       },
     });
     let backlog: Promise<{ count: number; oldestAgeMs: number }> | null = null;
@@ -30,14 +30,14 @@ export class TaskStoreMetrics implements OnModuleInit {
       return backlog;
     };
     this.metrics.gauge({
-      name: 'tasksys_outbox_pending_messages',
+      name: 'tasksys_outbox_backlog',
       help: 'Outbox rows not yet confirmed by the broker',
       async collect() {
         this.set((await readBacklog()).count);
       },
     });
     this.metrics.gauge({
-      name: 'tasksys_outbox_oldest_pending_seconds',
+      name: 'tasksys_outbox_oldest_age_seconds',
       help: 'Age of the oldest outbox row not yet confirmed by the broker (0 when empty)',
       async collect() {
         this.set((await readBacklog()).oldestAgeMs / 1000);
