@@ -92,9 +92,10 @@ export async function startApi(env: Record<string, string> = {}): Promise<ApiHar
       return r.body.key as string;
     },
     async counts() {
+      // The relay deletes outbox rows as they are confirmed, so count rows ever written (the identity's position).
       const [row] = await t.db.query(
         `SELECT (SELECT count(*) FROM tasks)::int AS tasks, (SELECT count(*) FROM task_events)::int AS task_events,
-                (SELECT count(*) FROM outbox)::int AS outbox, (SELECT count(*) FROM task_reports)::int AS task_reports,
+                (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM outbox_id_seq)::int AS outbox, (SELECT count(*) FROM task_reports)::int AS task_reports,
                 (SELECT count(*) FROM api_keys)::int AS api_keys`,
       );
       return row;
