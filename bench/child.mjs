@@ -1,7 +1,7 @@
 // A producer or consumer process for one system, driven by the runner over IPC.
 //   node bench/child.mjs <system module> producer|consumer     (config in BENCH_CFG)
 // producer: {cmd:'produce', n, batch, inflight} sends n items in batches with `inflight` requests
-//           in flight; with `rate`, one at a time at that many per second. Replies {startAt, endAt, ids}.
+//           in flight; with `rate`, one at a time at that many per second. Replies {startAt, endAt, sent}.
 // consumer: counts finished jobs; {cmd:'expect', total, collect} replies {doneAt, latencies} once
 //           `total` jobs finished since it started (latencies: start time minus item.t, in ms).
 import { now, sleep } from './measure.mjs';
@@ -39,11 +39,14 @@ async function paced(p, { n, rate }) {
   let sent = 0;
   while (sent < n) {
     const due = Math.min(n, Math.floor(((now() - startAt) * rate) / 1000) + 1);
-    for (; sent < due; sent++) sends.push(p.sendOne({ i: sent, t: now() }));
+    for (; sent < due; sent++) {
+      const t = now();
+      sends.push(p.sendOne({ i: sent, t }).then((id) => [id, t]));
+    }
     await sleep(1);
   }
-  const ids = await Promise.all(sends);
-  return { startAt, endAt: now(), ids: ids.filter((x) => x !== undefined) };
+  const withIds = (await Promise.all(sends)).filter(([id]) => id !== undefined);
+  return { startAt, endAt: now(), sent: withIds }; // [id, send time] where the system returns an id
 }
 
 if (role === 'producer') {

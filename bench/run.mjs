@@ -106,13 +106,19 @@ async function runOnce(name) {
     const seconds = (tp.finishedAt - tp.produced.startAt) / 1000;
 
     const lp = await phase(RATE * LATENCY_SECONDS, { rate: RATE });
-    const lat = (mod.latencies ? await mod.latencies(cfg, lp.produced.ids) : lp.consumed.latencies).sort((a, b) => a - b);
-    if (lat.length < RATE * LATENCY_SECONDS) throw new Error(`only ${lat.length} latencies`);
+    const fromDb = mod.latencies ? await mod.latencies(cfg, lp.produced.sent) : {};
+    const pct = (xs) => {
+      if (!xs) return undefined;
+      if (xs.length < RATE * LATENCY_SECONDS) throw new Error(`only ${xs.length} latencies`);
+      const s = [...xs].sort((a, b) => a - b);
+      return { p50: percentile(s, 50), p95: percentile(s, 95), p99: percentile(s, 99), max: s.at(-1) };
+    };
     const rss = meter.stop();
     return {
       tput: JOBS / seconds,
       seconds,
-      lat: { p50: percentile(lat, 50), p95: percentile(lat, 95), p99: percentile(lat, 99), max: lat.at(-1) },
+      lat: pct(fromDb.client ?? lp.consumed?.latencies),
+      dbLat: pct(fromDb.db),
       cpuPer1k: Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, (v * 1000) / JOBS])),
       cores: Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, v / seconds])),
       rss,
@@ -136,6 +142,7 @@ function summarize(runs) {
     tput: med((r) => r.tput),
     tputs: runs.map((r) => r.tput),
     lat: Object.fromEntries(['p50', 'p95', 'p99', 'max'].map((p) => [p, med((r) => r.lat[p])])),
+    dbLat: runs[0].dbLat && Object.fromEntries(['p50', 'p95', 'p99', 'max'].map((p) => [p, med((r) => r.dbLat[p])])),
     cpuPer1k: Object.fromEntries(keys('cpuPer1k').map((k) => [k, med((r) => r.cpuPer1k[k])])),
     cores: Object.fromEntries(keys('cores').map((k) => [k, med((r) => r.cores[k])])),
     rss: Object.fromEntries(keys('rss').map((k) => [k, med((r) => r.rss[k])])),
@@ -182,23 +189,23 @@ function report(results, meta) {
   lines.push(`- command: \`${meta.command}\``);
   lines.push(`- workload: ${JOBS.toLocaleString('en-US')} no-op jobs end to end (after a ${WARMUP.toLocaleString('en-US')}-job warm-up), then ${RATE}/s single submits for ${LATENCY_SECONDS} s for latency; median of ${RUNS} run(s)${meta.runsNote}`);
   lines.push(``);
-  lines.push(`| system | tasks/s end to end | submit-to-start p50 / p95 / p99 ms (at ${RATE}/s) | CPU s per 1k tasks by process (cores busy) | peak RSS MB by process |`);
-  lines.push(`| --- | ---: | --- | --- | --- |`);
+  lines.push(`| system | tasks/s end to end | submit-to-start p50 / p95 / p99 ms at ${RATE}/s: from the client call | same, in the database: created → started | CPU s per 1k tasks by process (cores busy) | peak RSS MB by process |`);
+  lines.push(`| --- | ---: | --- | --- | --- | --- |`);
   for (const [name, r] of Object.entries(results)) {
     if (r.error) {
-      lines.push(`| ${SYSTEMS[name].label} | failed: ${r.error.split('\n')[0]} | | | |`);
+      lines.push(`| ${SYSTEMS[name].label} | failed: ${r.error.split('\n')[0]} | | | | |`);
       continue;
     }
     const tput = `**${fmt(r.tput)}**` + (r.tputs.length > 1 ? ` (${r.tputs.map((x) => fmt(x)).join(', ')})` : '');
-    const lat = `${fmt(r.lat.p50, 1)} / ${fmt(r.lat.p95, 1)} / ${fmt(r.lat.p99, 1)}`;
+    const p3 = (l) => (l ? `${fmt(l.p50, 1)} / ${fmt(l.p95, 1)} / ${fmt(l.p99, 1)}` : '-');
     const cpu = byOrder(r.cpuPer1k).map((k) => `${k} ${fmt(r.cpuPer1k[k], 3)} (${fmt(r.cores[k], 2)})`).join(', ');
     const rss = byOrder(r.rss).map((k) => `${k} ${fmt(r.rss[k])}`).join(', ');
-    lines.push(`| ${SYSTEMS[name].label} | ${tput} | ${lat} | ${cpu} | ${rss} |`);
+    lines.push(`| ${SYSTEMS[name].label} | ${tput} | ${p3(r.lat)} | ${p3(r.dbLat)} | ${cpu} | ${rss} |`);
   }
   const ours = results.ours;
   if (ours && !ours.error) {
     lines.push(``, `## Ours against each peer (same run)`, ``);
-    lines.push(`| peer | throughput ours/peer | p99 latency ours/peer | total CPU per task ours/peer |`);
+    lines.push(`| peer | throughput ours/peer | p99 latency (client) ours/peer | total CPU per task ours/peer |`);
     lines.push(`| --- | ---: | ---: | ---: |`);
     const cpuTotal = (r) => Object.entries(r.cpuPer1k).filter(([k]) => k !== 'other').reduce((s, [, v]) => s + v, 0);
     for (const [name, r] of Object.entries(results)) {
@@ -211,7 +218,7 @@ function report(results, meta) {
   lines.push(``, `## How to read it`, ``);
   lines.push(
     `- tasks/s: ${JOBS.toLocaleString('en-US')} jobs divided by the time from the first submit to the last job finished (ours and pg-boss: the latest finished_at/completed_on in the database; the others: the consumer's count after the ack/completion).`,
-    `- latency: ours is \`started_at - created_at\` from the tasks table (both the database clock, so the HTTP request before the insert is not included); the peers' is the time from just before the client call to the handler starting, in the consumer process.`,
+    `- latency from the client call: from just before the client sends (one task per call, ${RATE}/s, not waiting for earlier calls) to the handler starting: the consumer's clock for the peers, \`started_at\` (the claim) for ours; all processes share this machine's clock. In the database: ours \`started_at - created_at\`, pg-boss \`started_on - created_on\` (the HTTP request or client-side queueing before the insert is not included).`,
     `- CPU: utime+stime from /proc/<pid>/stat over the throughput phase, per 1,000 tasks; in brackets the cores that process kept busy on average. Services are summed over all their processes (postgres: the postmaster's reaped-children time counts backends that exited). \`other\` is the rest of the machine (other engineers' tests, this runner): CPU the measured system did not get. postgres and rabbitmq include any load other users put on the same shared servers during the run.`,
     `- RSS: VmRSS sampled every 200 ms for processes the bench started; for services, the sum of Pss (proportional set size, so shared buffers are not counted once per backend).`,
   );

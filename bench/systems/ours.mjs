@@ -118,16 +118,20 @@ export async function finishedAt(cfg, total) {
   }
 }
 
-/** started_at - created_at (ms) of the given tasks, from the database's clock. */
-export async function latencies(cfg, ids) {
+/**
+ * Per task: `db` = started_at - created_at (both the database's clock: from the insert to the
+ * claim); `client` = started_at - the moment the client sent the request (same machine clock).
+ */
+export async function latencies(cfg, sent) {
   const c = new pg.Client(PG);
   await c.connect();
   try {
     const { rows } = await c.query(
-      `SELECT extract(epoch FROM started_at - created_at) * 1000 AS ms FROM "${cfg.schema}".tasks WHERE id = ANY($1::uuid[])`,
-      [ids],
+      `SELECT x.t, extract(epoch FROM started_at - created_at) * 1000 AS db, extract(epoch FROM started_at) * 1000 - x.t AS client
+         FROM unnest($1::uuid[], $2::float8[]) AS x(id, t) JOIN "${cfg.schema}".tasks USING (id)`,
+      [sent.map(([id]) => id), sent.map(([, t]) => t)],
     );
-    return rows.map((r) => Number(r.ms));
+    return { db: rows.map((r) => Number(r.db)), client: rows.map((r) => Number(r.client)) };
   } finally {
     await c.end();
   }

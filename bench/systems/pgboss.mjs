@@ -8,12 +8,12 @@ import pg from 'pg';
 
 const PG = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/tasks';
 const BATCH = 100;
-const LOCAL_CONCURRENCY = 2;
+const LOCAL_CONCURRENCY = Number(process.env.PGBOSS_LOCAL_CONCURRENCY ?? 4);
 const boss = (cfg, extra = {}) => new PgBoss({ connectionString: PG, schema: cfg.schema, schedule: false, ...extra });
 
 export const services = () => ['postgres'];
 export const describe = () =>
-  `pg-boss: insert() 1,000 per call (4 in flight), one consumer process, work() batchSize ${BATCH} x localConcurrency ${LOCAL_CONCURRENCY}, notify queue + useListenNotify, burstWhenBatchFull; job table pre-loaded with N jobs and ANALYZEd before timing`;
+  `pg-boss: insert() 1,000 per call (4 in flight), one consumer process, work() batchSize ${BATCH} x localConcurrency ${LOCAL_CONCURRENCY}, notify queue + useListenNotify, polling 0.5 s (also the notify backstop: with its 30 s default, single sends right after a burst sat for seconds although NOTIFY was on), burstWhenBatchFull; job table pre-loaded with N jobs and ANALYZEd before timing`;
 
 export async function prepare({ id, jobs }) {
   const cfg = { schema: `bench_pgboss_${id}`, queue: 'bench' };
@@ -58,9 +58,10 @@ export async function consumer(cfg, onStart, onDone) {
   await b.start();
   await b.work(
     cfg.queue,
-    { batchSize: BATCH, localConcurrency: LOCAL_CONCURRENCY, pollingIntervalSeconds: 0.5, burstWhenBatchFull: true },
+    { batchSize: BATCH, localConcurrency: LOCAL_CONCURRENCY, pollingIntervalSeconds: 0.5, notifyPollingIntervalSeconds: 0.5, burstWhenBatchFull: true },
     async (jobs) => {
       for (const j of jobs) onStart(j.data);
+      onDone(jobs.length); // pg-boss completes the batch after this returns; finishedAt() waits for that
     },
   );
   return { close: () => b.stop({ graceful: false }) };
@@ -79,6 +80,21 @@ export async function finishedAt(cfg, total) {
       if (rows[0].n >= total) return Number(rows[0].at);
       await new Promise((r) => setTimeout(r, 20));
     }
+  } finally {
+    await c.end();
+  }
+}
+
+/** started_on - created_on (ms) of the given jobs, both from the database's clock. */
+export async function latencies(cfg, sent) {
+  const c = new pg.Client(PG);
+  await c.connect();
+  try {
+    const { rows } = await c.query(
+      `SELECT extract(epoch FROM started_on - created_on) * 1000 AS ms FROM ${cfg.schema}.job WHERE name = $1 AND id = ANY($2::uuid[])`,
+      [cfg.queue, sent.map(([id]) => id)],
+    );
+    return { db: rows.map((r) => Number(r.ms)) };
   } finally {
     await c.end();
   }
