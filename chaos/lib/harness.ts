@@ -72,9 +72,7 @@ export class ChaosRun {
   /** Between scenarios: whatever a scenario left dead is started again, so the next one starts healthy. */
   private async heal(): Promise<void> {
     try {
-      await this.stack.stopSupervising();
-      if (!this.stack.api.alive) await this.stack.startApi();
-      for (const w of this.stack.workers) if (!w.alive) await this.stack.restartWorker(w);
+      for (const p of [this.stack.api, ...this.stack.workers]) p.keepDown = false;
       await this.stack.allReady(90_000);
     } catch (err) {
       this.log(`heal failed: ${(err as Error).message}`);

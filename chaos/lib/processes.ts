@@ -274,8 +274,10 @@ export interface Exit {
 export class AppProcess {
   child!: ChildProcess;
   exited!: Promise<Exit>;
-  /** Exits this harness did not cause (kill -9 by the harness and demo.crash are expected). */
+  /** Set when the harness itself stops the process (kill -9 on purpose). */
   expectedExit = false;
+  /** The supervisor leaves it down while set (a scenario keeps it stopped on purpose). */
+  keepDown = false;
 
   constructor(
     readonly name: string,

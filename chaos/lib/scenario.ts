@@ -64,6 +64,15 @@ export function check(name: string, ok: boolean, detail: string): ExtraCheck {
 }
 
 export function noCrashes(ctx: ScenarioContext, since: number, allowWorkers = false): ExtraCheck {
-  const bad = ctx.stack.unexpectedExits(since).filter((e) => !(allowWorkers && e.name.startsWith('worker')));
-  return check('no process crashed on its own', bad.length === 0, bad.length ? bad.map((e) => `${e.name} ${JSON.stringify(e.exit)}`).join('; ') : 'none');
+  const bad = ctx.stack.crashes(since).filter((e) => !(allowWorkers && e.name.startsWith('worker')));
+  const outside = ctx.stack.unexpectedExits(since).filter((e) => e.exit.code === 0);
+  const note = outside.length ? `; ${outside.length} graceful exit(s) on a signal from outside the harness (${outside.map((e) => e.name).join(', ')}), restarted` : '';
+  return check('no process crashed on its own', bad.length === 0, (bad.length ? bad.map((e) => `${e.name} ${JSON.stringify(e.exit)}`).join('; ') : 'none') + note);
+}
+
+/** After the last fault: every process back and ready (the supervisor restarts what is down). */
+export async function fleetBack(ctx: ScenarioContext): Promise<number> {
+  const t0 = Date.now();
+  await ctx.stack.allReady(90_000);
+  return Date.now() - t0;
 }

@@ -74,16 +74,19 @@ export class Stack {
     await this.startApi(); // runs the migrations before the workers need the tables
     await Promise.all(Array.from({ length: this.workerCount }, () => this.addWorker()));
     this.log(`api and ${this.workerCount} workers ready`);
+    this.superviseAll();
   }
 
   private watch(p: AppProcess): void {
     void p.exited.then((exit) => {
       this.exits.push({ name: p.name, at: Date.now(), exit, expected: p.expectedExit });
-      if (!p.expectedExit) this.log(`${p.name} exited on its own: ${JSON.stringify(exit)}`);
+      if (!p.expectedExit)
+        this.log(`${p.name} exited on its own: ${JSON.stringify(exit)}${exit.code === 0 ? ' (a graceful stop: SIGTERM/SIGINT from outside the harness)' : ''}`);
     });
   }
 
   async startApi(): Promise<void> {
+    this.api.keepDown = false;
     this.api.spawn();
     this.watch(this.api);
     await this.api.ready();
@@ -107,25 +110,28 @@ export class Stack {
   /** Restarts a worker (a fresh process, same name and port). */
   async restartWorker(w: AppProcess): Promise<void> {
     if (w.alive) await w.kill('SIGKILL');
+    w.keepDown = false;
     w.spawn();
     this.watch(w);
     await w.ready();
   }
 
-  /** Keeps the fleet at its size: any dead worker is restarted (as a supervisor / k8s would). */
-  superviseWorkers(): void {
+  /**
+   * Keeps the api and the fleet up, as a process supervisor (systemd, Kubernetes) would: any
+   * process that is down and not marked `keepDown` is started again. Runs for the whole run.
+   */
+  superviseAll(): void {
     if (this.supervising) return;
     this.supervising = true;
     const restarting = new Set<AppProcess>();
     this.supervisor = (async () => {
       while (this.supervising) {
-        for (const w of this.workers) {
-          if (w.alive || restarting.has(w)) continue;
-          restarting.add(w);
-          this.log(`supervisor: restarting ${w.name}`);
-          void this.restartWorker(w)
-            .catch((e) => this.log(`restart ${w.name}: ${(e as Error).message}`))
-            .finally(() => restarting.delete(w));
+        for (const p of [this.api, ...this.workers]) {
+          if (p.alive || p.keepDown || restarting.has(p)) continue;
+          restarting.add(p);
+          this.log(`supervisor: restarting ${p.name}`);
+          const again = p === this.api ? this.startApi() : this.restartWorker(p);
+          void again.catch((e) => this.log(`restart ${p.name}: ${(e as Error).message}`)).finally(() => restarting.delete(p));
         }
         await sleep(200);
       }
@@ -140,6 +146,10 @@ export class Stack {
   /** Exits the harness did not cause (and not a demo.crash, which scenarios account for). */
   unexpectedExits(since: number): ExitRecord[] {
     return this.exits.filter((e) => !e.expected && e.at >= since);
+  }
+  /** Exits with a failure (non-zero code or a signal) the harness did not cause. */
+  crashes(since: number): ExitRecord[] {
+    return this.unexpectedExits(since).filter((e) => e.exit.code !== 0);
   }
 
   async channel(): Promise<Channel> {

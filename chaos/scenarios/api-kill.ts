@@ -24,7 +24,10 @@ export const apiKill: Scenario = {
     const a = await ctx.client('api-kill-a');
     const b = await ctx.client('api-kill-b');
 
-    for (const w of stack.workers) await w.kill('SIGKILL');
+    for (const w of stack.workers) {
+      w.keepDown = true; // the supervisor leaves them down until phase B
+      await w.kill('SIGKILL');
+    }
 
     // Phase A
     const chunk = Math.ceil(p.batch / 4);
@@ -34,6 +37,7 @@ export const apiKill: Scenario = {
     const onFirst = async () => {
       if (killed) return;
       killed = true;
+      stack.api.keepDown = true;
       await stack.api.kill('SIGKILL');
       outboxAtKill = (await stack.db.query(`SELECT count(*)::int AS n FROM outbox`)).rows[0].n as number;
     };
@@ -88,6 +92,7 @@ export const apiKill: Scenario = {
       return ids;
     })();
     await waitFor('a third of the burst', () => done >= p.burst / 3, 60_000, 20);
+    stack.api.keepDown = true;
     await stack.api.kill('SIGKILL');
     bKilled = true;
     await sleep(1000);

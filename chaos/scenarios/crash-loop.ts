@@ -11,7 +11,6 @@ export const crashLoop: Scenario = {
     const p = profile.crashLoop;
     const since = Date.now();
     const client = await ctx.client('crash-loop');
-    stack.superviseWorkers(); // a crashed worker comes back, as under a process supervisor
     const t0 = Date.now();
     const crashing = await client.submitMany(Array.from({ length: p.crashing }, () => ({ type: 'demo.crash', payload: { afterMs: 300 }, maxAttempts: 2 })));
     const healthy = await client.submitMany(Array.from({ length: p.healthy }, () => sleepSpec(200, 1000)));
@@ -19,11 +18,10 @@ export const crashLoop: Scenario = {
     const healthyMs = await settle(stack.db, healthyIds, profile.settleMs);
     const ids = [...crashing, ...healthy].map((t) => t.id);
     const { tasks, recoverMs } = await settleAndCheck(ctx, ids, t0);
-    await stack.stopSupervising();
-    await stack.allReady();
+    await stack.allReady(90_000);
     const crashRows = (await stack.db.query(`SELECT status, error->>'code' AS code, attempt FROM tasks WHERE id = ANY($1::uuid[])`, [crashing.map((t) => t.id)])).rows as { status: string; code: string; attempt: number }[];
     const healthyOk = (await stack.db.query(`SELECT count(*)::int AS n FROM tasks WHERE id = ANY($1::uuid[]) AND status = 'succeeded'`, [healthyIds])).rows[0].n as number;
-    const crashes = stack.exits.filter((e) => e.at >= since && e.name.startsWith('worker') && !e.expected).length;
+    const crashes = stack.crashes(since).filter((e) => e.name.startsWith('worker')).length;
     return {
       tasks,
       recoverMs,

@@ -105,13 +105,14 @@ async function fuzzOne(ctx: { url: string; user: ApiClient; known: string[] }, t
     if (res.status === 201 && method === 'POST') {
       try {
         const j = JSON.parse(text) as { id?: string; items?: { id: string }[]; taskId?: string; message?: string };
-        if (p === '/v1/tasks' && j.id) {
+        const route = p.split('?')[0];
+        if (route === '/v1/tasks' && j.id) {
           t.createdTasks++;
           ctx.known.push(j.id);
-        } else if (p === '/v1/tasks/batch' && j.items) {
+        } else if (route === '/v1/tasks/batch' && j.items) {
           t.createdTasks += j.items.length;
           ctx.known.push(...j.items.map((x) => x.id));
-        } else if (p.endsWith('/reports')) t.createdReports++;
+        } else if (route.endsWith('/reports')) t.createdReports++;
       } catch {
         /* not JSON */
       }
@@ -166,6 +167,11 @@ export const fuzz: Scenario = {
 
     // tasks the fuzzer legitimately created (2xx): cancel any still running, then check them like all others
     const ids = (await stack.db.query(`SELECT id FROM tasks WHERE owner = $1`, [user.owner])).rows.map((r) => r.id as string);
+    const unaccounted = ids.filter((x) => !known.includes(x));
+    if (unaccounted.length) {
+      const rows = (await stack.db.query(`SELECT id, payload, idempotency_key, created_at FROM tasks WHERE id = ANY($1::uuid[])`, [unaccounted])).rows;
+      for (const r of rows) ctx.log(`  fuzz: task without a 201 answer: ${JSON.stringify(r).slice(0, 300)}`);
+    }
     for (const id of ids) await user.cancel(id);
     const { tasks, recoverMs } = await settleAndCheck(ctx, ids, Date.now());
     const alive = [stack.api, ...stack.workers].every((x) => x.alive);

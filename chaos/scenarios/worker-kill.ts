@@ -1,7 +1,7 @@
 /** 1. kill -9 of a random worker every few seconds while tasks run; the harness restarts them. */
 import { sleepSpec } from '../lib/client';
 import { sleep } from '../lib/processes';
-import { type Scenario, check, noCrashes, settleAndCheck } from '../lib/scenario';
+import { type Scenario, check, fleetBack, noCrashes, settleAndCheck } from '../lib/scenario';
 
 export const workerKill: Scenario = {
   id: 'worker-kill',
@@ -11,7 +11,6 @@ export const workerKill: Scenario = {
     const p = profile.workerKill;
     const since = Date.now();
     const client = await ctx.client('worker-kill');
-    stack.superviseWorkers();
     // submissions spread over the first half of the fault window
     const specs = Array.from({ length: p.tasks }, () => sleepSpec(300, 2500));
     const submitting = (async () => {
@@ -36,13 +35,12 @@ export const workerKill: Scenario = {
     }
     const ids = await submitting;
     const faultEnd = Date.now();
+    const back = await fleetBack(ctx);
     const { tasks, recoverMs } = await settleAndCheck(ctx, ids, faultEnd);
-    await stack.stopSupervising();
-    await stack.allReady();
     return {
       tasks,
       recoverMs,
-      extra: [check('workers killed', kills > 0, `${kills} kill -9`), noCrashes(ctx, since)],
+      extra: [check('workers killed', kills > 0, `${kills} kill -9; fleet ready ${back} ms after the last`), noCrashes(ctx, since)],
       notes: [`${kills} workers killed with SIGKILL over ${p.durationMs / 1000} s, each restarted by the harness's supervisor`],
     };
   },
