@@ -51,4 +51,10 @@ if ! amqp_up "$MQH" "$MQP" || { command -v rabbitmqctl >/dev/null && ! rabbitmqc
   fi
 fi
 wait_for "RabbitMQ port" 60 amqp_up "$MQH" "$MQP"
+# The admin API and console read per-queue ready/unacked counts from the management plugin's HTTP
+# API (they fall back to AMQP without it). Enabled once on a local broker; the setting persists.
+if command -v rabbitmq-plugins >/dev/null && ! amqp_up 127.0.0.1 15672; then
+  echo "services: enabling the RabbitMQ management plugin"
+  rabbitmq-plugins -q enable rabbitmq_management >/dev/null || echo "services: could not enable rabbitmq_management; queue figures come from AMQP" >&2
+fi
 echo "services: PostgreSQL and RabbitMQ are up"

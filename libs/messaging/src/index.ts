@@ -12,3 +12,4 @@ export * from './lib/publishing/task.publisher';
 export * from './lib/consuming/consumer.factory';
 export * from './lib/outbox/outbox-relay.service';
 export * from './lib/outbox/outbox-relay.module';
+export * from './lib/admin';

@@ -1,4 +1,4 @@
-import { messagingConfigSchema } from '@tasksys/messaging';
+import { brokerAdminConfigSchema, messagingConfigSchema } from '@tasksys/messaging';
 import { env, loggingConfigSchema } from '@tasksys/platform';
 import { databaseConfigSchema, taskTypesConfigSchema } from '@tasksys/tasks';
 import { z } from 'zod';
@@ -19,10 +19,15 @@ export const apiOwnConfigSchema = z.object({
   BODY_LIMIT: z.string().regex(BODY_LIMIT, 'must be a size like 256kb or 1mb').default('256kb'),
   /** Interval of SSE heartbeat comments, which keep proxies from closing idle streams. */
   SSE_HEARTBEAT_MS: env.int(15_000, 100, 300_000),
+  /** Workers the fleet should have; the admin API and `tasksys_workers_expected` compare the live ones with it. */
+  WORKERS_EXPECTED: env.int(1, 0, 100_000),
+  /** Directory of the web console's build; default: found next to the api bundle or under dist/. */
+  CONSOLE_DIR: z.string().min(1).optional(),
 });
 
 export const apiConfigSchema = databaseConfigSchema
   .extend(messagingConfigSchema.shape)
+  .extend(brokerAdminConfigSchema.shape)
   .extend(taskTypesConfigSchema.shape)
   .extend(loggingConfigSchema.shape)
   .extend(apiOwnConfigSchema.shape);

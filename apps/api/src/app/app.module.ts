@@ -2,11 +2,12 @@ import { type DynamicModule, type MiddlewareConsumer, Module, type NestModule } 
 import { ConfigModule, ConfigService } from '@nestjs/config';
 import { APP_FILTER, APP_GUARD, APP_PIPE } from '@nestjs/core';
 import { ThrottlerModule } from '@nestjs/throttler';
-import { BrokerStatus, type MessagingConfig, messagingConfigSchema, MessagingModule, OutboxRelayModule } from '@tasksys/messaging';
+import { BrokerAdminModule, BrokerStatus, type MessagingConfig, messagingConfigSchema, MessagingModule, OutboxRelayModule } from '@tasksys/messaging';
 import { HealthModule, LoggingModule, MetricsModule, validateEnv } from '@tasksys/platform';
-import { BUILTIN_TASK_TYPES, type DatabaseConfig, TaskQueriesModule, TasksModule, TaskStoreMetrics, TaskTypeRegistry } from '@tasksys/tasks';
+import { BUILTIN_TASK_TYPES, type DatabaseConfig, TaskQueriesModule, TasksAdminModule, TasksModule, TaskStoreMetrics, TaskTypeRegistry } from '@tasksys/tasks';
 import { DataSource } from 'typeorm';
 import { AdminController } from './admin/admin.controller';
+import { AdminMetrics } from './admin/admin.metrics';
 import { type ApiConfig, apiConfigSchema } from './api.config';
 import { ApiKeyThrottlerGuard } from './auth/api-key-throttler.guard';
 import { ApiKeyGuard } from './auth/api-key.guard';
@@ -62,6 +63,15 @@ export class AppModule implements NestModule {
         // Publishes what state changes wrote to the outbox (work and cancel signals); the api never publishes directly.
         OutboxRelayModule,
         TaskQueriesModule,
+        // Operators: queue figures, dead-letter and unrouted redrive, the worker fleet, reconcile.
+        BrokerAdminModule.forRootAsync({
+          inject: [ConfigService],
+          useFactory: (c: Config) => ({
+            RABBITMQ_MANAGEMENT_URL: c.get('RABBITMQ_MANAGEMENT_URL', { infer: true }),
+            RABBITMQ_MANAGEMENT_TIMEOUT_MS: c.get('RABBITMQ_MANAGEMENT_TIMEOUT_MS', { infer: true }),
+          }),
+        }),
+        TasksAdminModule,
         ThrottlerModule.forRootAsync({
           inject: [ConfigService],
           useFactory: (c: Config) => [{ name: 'default', ttl: 60_000, limit: c.get('RATE_LIMIT_PER_MINUTE', { infer: true }) }],
@@ -93,6 +103,7 @@ export class AppModule implements NestModule {
         TasksService,
         TaskStreamService,
         TaskStoreMetrics,
+        AdminMetrics,
         // Guards run in this order: authenticate, then rate-limit per key.
         { provide: APP_GUARD, useClass: ApiKeyGuard },
         { provide: APP_GUARD, useClass: ApiKeyThrottlerGuard },

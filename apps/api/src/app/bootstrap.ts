@@ -5,6 +5,7 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import { ConfigurationError, validateEnv } from '@tasksys/platform';
 import { Logger } from 'nestjs-pino';
 import { type ApiConfig, apiConfigSchema } from './api.config';
+import { mountConsole } from './admin/console/console-static';
 import { AppModule } from './app.module';
 import { setupSwagger } from './swagger';
 
@@ -25,6 +26,7 @@ export async function createApi(env: Record<string, string | undefined> = {}): P
   app.set('trust proxy', false);
   app.disable('x-powered-by');
   setupSwagger(app);
+  mountConsole(app, config.CONSOLE_DIR);
   return app;
 }
 

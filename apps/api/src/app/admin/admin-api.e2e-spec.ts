@@ -1,0 +1,236 @@
+import { AmqpConnection, QueueStatsReader, TaskPublisher, Topology } from '@tasksys/messaging';
+import { TEST_RABBITMQ_URL } from '@tasksys/messaging/testing';
+import { TaskStateMachine } from '@tasksys/tasks';
+import { type Channel, type ChannelModel, connect, type MessageProperties } from 'amqplib';
+import { type ApiHarness, eventually, startApi } from '../../testing/api-harness';
+
+const sleepTask = (ms = 10) => ({ type: 'demo.sleep', payload: { ms } });
+const ADMIN_ROUTES: [string, string, unknown?][] = [
+  ['GET', '/v1/admin/queues'],
+  ['GET', '/v1/admin/dead-letters'],
+  ['POST', '/v1/admin/dead-letters/redrive', {}],
+  ['GET', '/v1/admin/unrouted'],
+  ['POST', '/v1/admin/unrouted/redrive', {}],
+  ['GET', '/v1/admin/workers'],
+  ['POST', '/v1/admin/reconcile', {}],
+];
+
+describe('admin API (real api over HTTP, real PostgreSQL and RabbitMQ with its management plugin)', () => {
+  let h: ApiHarness;
+  let alice: string;
+  let sm: TaskStateMachine;
+  let publisher: TaskPublisher;
+  let topology: Topology;
+  let conn: ChannelModel;
+  let ch: Channel;
+
+  beforeAll(async () => {
+    h = await startApi({ WORKERS_EXPECTED: '2' });
+    alice = await h.newKey('alice');
+    sm = h.app.get(TaskStateMachine);
+    publisher = h.app.get(TaskPublisher);
+    topology = h.app.get(Topology);
+    conn = await connect(TEST_RABBITMQ_URL);
+    ch = await conn.createChannel();
+  });
+  afterAll(async () => {
+    await conn?.close().catch(() => undefined);
+    await h?.close();
+  });
+
+  const createTask = async (body = sleepTask()) => {
+    const r = await h.call('POST', '/v1/tasks', { key: alice, body });
+    expect(r.status).toBe(201);
+    return r.body.id as string;
+  };
+  /** A task that ran out of attempts, through the state machine as a worker would drive it. */
+  const failedTask = async () => {
+    const id = await createTask();
+    const claimed = await sm.claim(id, 'test-worker', 30_000);
+    expect(claimed.applied).toBe(true);
+    expect((await sm.failFinal(id, claimed.task!.attempt, { code: 'TEST.BOOM', message: 'boom' }, 'test-worker')).applied).toBe(true);
+    return id;
+  };
+  const deadLetter = (body: Buffer, taskId?: string) =>
+    publisher.publishDeadLetter(body, { correlationId: taskId, headers: {} } as MessageProperties, {
+      code: 'TASK.MAX_ATTEMPTS',
+      message: 'boom',
+      queue: topology.queues.work,
+      routingKey: 'demo.sleep',
+    });
+  const taskMessage = (taskId: string) => Buffer.from(JSON.stringify({ v: 1, taskId, type: 'demo.sleep' }));
+  const status = async (id: string) => (await h.call('GET', `/v1/tasks/${id}`)).body.status as string;
+
+  it('answers 403 to a user key and 401 without one on every admin route', async () => {
+    for (const [method, path, body] of ADMIN_ROUTES) {
+      const r = await h.call(method, path, { key: alice, body });
+      expect([path, r.status, r.body.code]).toEqual([path, 403, 'AUTH.FORBIDDEN']);
+      expect([path, (await h.call(method, path, { key: null, body })).status]).toEqual([path, 401]);
+    }
+  });
+
+  it('lists every queue of the topology from the management API, and the work queue’s figures follow its messages', async () => {
+    const r = await h.call('GET', '/v1/admin/queues');
+    expect(r.status).toBe(200);
+    expect(r.body.source).toBe('management');
+    expect(r.body.items.map((q: { name: string; role: string }) => `${q.role}:${q.name}`)).toEqual([
+      `work:${topology.queues.work}`,
+      ...topology.queues.retry.map((t) => `retry:${t.name}`),
+      `dead:${topology.queues.dead}`,
+      `unrouted:${topology.queues.unrouted}`,
+    ]);
+    await ch.purgeQueue(topology.queues.work);
+    for (let i = 0; i < 3; i++) await createTask();
+    // The management API samples every few seconds: poll until it shows the three messages.
+    const work = await eventually(async () => {
+      const q = (await h.call('GET', '/v1/admin/queues')).body.items[0];
+      // A queue the management API has not sampled yet is answered by AMQP (unacked null) meanwhile.
+      return q.ready === 3 && q.unacked !== null ? q : undefined;
+    }, 20_000, 'the management API to show 3 ready messages in the work queue');
+    expect(work).toMatchObject({ messages: 3, ready: 3, unacked: 0, consumers: 0 });
+    const metrics = await eventually(async () => {
+      const text = (await h.call('GET', '/metrics', { key: null })).text;
+      return text.includes(`tasksys_queue_messages{queue="${topology.queues.work}"} 3`) ? text : undefined;
+    }, 10_000, 'tasksys_queue_messages to show 3');
+    expect(metrics).toContain(`tasksys_queue_consumers{queue="${topology.queues.work}"} 0`);
+    expect(metrics).toContain(`tasksys_queue_messages{queue="${topology.queues.dead}"} 0`);
+    await ch.purgeQueue(topology.queues.work);
+  }, 40_000);
+
+  it('falls back to AMQP (ready and consumers, unacked null) when the management API is unreachable', async () => {
+    const reader = new QueueStatsReader(
+      h.app.get(AmqpConnection),
+      topology,
+      { RABBITMQ_URL: TEST_RABBITMQ_URL },
+      { RABBITMQ_MANAGEMENT_URL: 'http://guest:guest@127.0.0.1:1', RABBITMQ_MANAGEMENT_TIMEOUT_MS: 500 },
+    );
+    await ch.purgeQueue(topology.queues.work);
+    await publisher.publishTask({ v: 1, taskId: '00000000-0000-4000-8000-000000000001', type: 'demo.sleep' }, { attempt: 0 });
+    const report = await reader.read();
+    expect(report.source).toBe('amqp');
+    expect(report.queues[0]).toEqual({ name: topology.queues.work, role: 'work', messages: 1, ready: 1, unacked: null, consumers: 0 });
+    await ch.purgeQueue(topology.queues.work);
+  });
+
+  it('lists dead letters without losing them, redrives chosen ones, acks stale ones, keeps malformed ones until purged', async () => {
+    const failed = await failedTask();
+    const alsoFailed = await failedTask();
+    const queued = await createTask(); // its dead letter is stale: the task is already queued
+    await deadLetter(taskMessage(failed), failed);
+    await deadLetter(taskMessage(alsoFailed), alsoFailed);
+    await deadLetter(taskMessage(queued), queued);
+    await deadLetter(Buffer.from('not json {'));
+
+    for (let i = 0; i < 2; i++) {
+      const list = await h.call('GET', '/v1/admin/dead-letters?limit=10');
+      expect(list.status).toBe(200);
+      expect(list.body.total).toBe(4);
+      expect(list.body.items.map((m: { taskId: string | null; malformed: boolean }) => [m.taskId, m.malformed])).toEqual([
+        [failed, false],
+        [alsoFailed, false],
+        [queued, false],
+        [null, true],
+      ]);
+      expect(list.body.items[0]).toMatchObject({ type: 'demo.sleep', routingKey: 'demo.sleep', reasonCode: 'TASK.MAX_ATTEMPTS', reason: 'boom' });
+      expect(list.body.items[3].body).toBe('not json {');
+    }
+    expect((await h.call('GET', '/v1/admin/dead-letters?limit=2')).body.items).toHaveLength(2);
+    expect((await h.call('GET', '/v1/admin/dead-letters?limit=0')).status).toBe(400);
+
+    const one = await h.call('POST', '/v1/admin/dead-letters/redrive', { body: { taskIds: [failed] } });
+    expect([one.status, one.body]).toEqual([200, { redriven: 1, stale: 0, skipped: 3, purged: 0 }]);
+    expect(await status(failed)).toBe('queued');
+    expect(await status(alsoFailed)).toBe('failed');
+    const events = (await h.call('GET', `/v1/tasks/${failed}/events`)).body.items;
+    expect(events.at(-1)).toMatchObject({ from: 'failed', to: 'queued', actor: 'admin:admin' });
+    // The work message went through the outbox and the relay: the outbox row is gone once confirmed.
+    await eventually(async () => ((await h.t.db.query(`SELECT count(*)::int AS n FROM outbox WHERE correlation_id = $1`, [failed]))[0].n === 0 ? true : undefined));
+
+    const all = await h.call('POST', '/v1/admin/dead-letters/redrive', { body: {} });
+    expect(all.body).toEqual({ redriven: 1, stale: 1, skipped: 1, purged: 0 });
+    expect(await status(alsoFailed)).toBe('queued');
+    const left = await h.call('GET', '/v1/admin/dead-letters');
+    expect(left.body.items.map((m: { malformed: boolean }) => m.malformed)).toEqual([true]);
+
+    const purge = await h.call('POST', '/v1/admin/dead-letters/redrive', { body: { purgeMalformed: true } });
+    expect(purge.body).toEqual({ redriven: 0, stale: 0, skipped: 0, purged: 1 });
+    expect((await ch.checkQueue(topology.queues.dead)).messageCount).toBe(0);
+
+    const bad = await h.call('POST', '/v1/admin/dead-letters/redrive', { body: { taskIds: ['nope'] } });
+    expect([bad.status, bad.body.field]).toEqual([400, 'taskIds']);
+  });
+
+  it('lists unrouted messages and redrives them, confirmed, to the work exchange under their routing key', async () => {
+    await ch.purgeQueue(topology.queues.work);
+    const id = await failedTask();
+    await ch.purgeQueue(topology.queues.work);
+    const other = '00000000-0000-4000-8000-0000000000aa';
+    await publisher.publish(topology.exchanges.unrouted, 'demo.sleep', { v: 1, taskId: id, type: 'demo.sleep' }, { correlationId: id, messageId: 'unrouted-1' });
+    await publisher.publish(topology.exchanges.unrouted, 'report.build', { v: 1, taskId: other, type: 'report.build' }, { correlationId: other, messageId: 'unrouted-2' });
+
+    const list = await h.call('GET', '/v1/admin/unrouted');
+    expect(list.status).toBe(200);
+    expect(list.body.items.map((m: { taskId: string; routingKey: string; messageId: string }) => [m.messageId, m.taskId, m.routingKey])).toEqual([
+      ['unrouted-1', id, 'demo.sleep'],
+      ['unrouted-2', other, 'report.build'],
+    ]);
+
+    const chosen = await h.call('POST', '/v1/admin/unrouted/redrive', { body: { taskIds: [id] } });
+    expect([chosen.status, chosen.body]).toEqual([200, { redriven: 1, skipped: 1, error: null }]);
+    const moved = await eventually(async () => (await ch.get(topology.queues.work, { noAck: true })) || undefined, 5000, 'the redriven message in the work queue');
+    expect([moved.properties.messageId, moved.fields.routingKey, JSON.parse(moved.content.toString()).taskId]).toEqual(['unrouted-1', 'demo.sleep', id]);
+    expect((await h.call('GET', '/v1/admin/unrouted')).body.items.map((m: { messageId: string }) => m.messageId)).toEqual(['unrouted-2']);
+
+    expect((await h.call('POST', '/v1/admin/unrouted/redrive', { body: {} })).body).toEqual({ redriven: 1, skipped: 0, error: null });
+    expect((await ch.checkQueue(topology.queues.unrouted)).messageCount).toBe(0);
+    await ch.purgeQueue(topology.queues.work);
+  });
+
+  it('reports workers alive (fresh heartbeat, not stopped) against WORKERS_EXPECTED, also in /metrics', async () => {
+    await h.t.db.query(
+      `INSERT INTO workers (id, host, pid, concurrency, in_flight, started_at, last_seen_at, stopped_at) VALUES
+         ('w-alive', 'host-a', 11, 10, 3, now() - interval '1 hour', now(), NULL),
+         ('w-silent', 'host-b', 12, 10, 1, now() - interval '1 hour', now() - interval '30 seconds', NULL),
+         ('w-stopped', 'host-c', 13, 5, 0, now() - interval '1 hour', now(), now())`,
+    );
+    const r = await h.call('GET', '/v1/admin/workers');
+    expect(r.status).toBe(200);
+    expect(r.body).toMatchObject({ expected: 2, alive: 1 });
+    expect(r.body.workers.map((w: { id: string; alive: boolean }) => [w.id, w.alive])).toEqual([
+      ['w-alive', true],
+      ['w-stopped', false],
+      ['w-silent', false],
+    ]);
+    expect(r.body.workers[0]).toMatchObject({ host: 'host-a', pid: 11, concurrency: 10, inFlight: 3, stoppedAt: null });
+    const metrics = (await h.call('GET', '/metrics', { key: null })).text;
+    expect(metrics).toMatch(/^tasksys_workers_alive 1$/m);
+    expect(metrics).toMatch(/^tasksys_workers_expected 2$/m);
+    await h.t.db.query(`DELETE FROM workers`);
+  });
+
+  it('reconcile re-enqueues running tasks with an expired lease, retrying ones past due and old queued ones, and nothing else', async () => {
+    const before = (await h.counts()).outbox;
+    const stranded = await createTask();
+    expect((await sm.claim(stranded, 'gone-worker', 1)).applied).toBe(true); // lease of 1 ms: expired at once
+    const retrying = await createTask();
+    const c = await sm.claim(retrying, 'w', 30_000);
+    expect((await sm.failRetryable(retrying, c.task!.attempt, { code: 'X', message: 'again', retryable: true }, new Date(Date.now() - 1000), 'w')).applied).toBe(true);
+    const oldQueued = await createTask();
+    await h.t.db.query(`UPDATE tasks SET updated_at = now() - interval '10 minutes' WHERE id = $1`, [oldQueued]);
+    const freshQueued = await createTask();
+    const leased = await createTask();
+    await sm.claim(leased, 'live-worker', 60_000);
+    await eventually(async () => ((await h.t.db.query(`SELECT count(*)::int AS n FROM outbox`))[0].n === 0 ? true : undefined));
+    const written = (await h.counts()).outbox;
+
+    const r = await h.call('POST', '/v1/admin/reconcile', { body: { olderThanMs: 120_000 } });
+    expect([r.status, r.body]).toEqual([200, { running: 1, retrying: 1, queued: 1, total: 3 }]);
+    expect((await h.counts()).outbox - written).toBe(3);
+    const rows: { correlation_id: string }[] = await h.t.db.query(`SELECT correlation_id FROM outbox WHERE id > $1`, [written]);
+    // The relay may already have published (and deleted) some; what is left must be among the three.
+    for (const row of rows) expect([stranded, retrying, oldQueued]).toContain(row.correlation_id);
+    expect(written - before).toBe(5); // the five creates; the fresh queued and the leased task got nothing more
+    expect([await status(freshQueued), await status(leased)]).toEqual(['queued', 'running']);
+    expect((await h.call('POST', '/v1/admin/reconcile', { body: { olderThanMs: -1 } })).status).toBe(400);
+  });
+});

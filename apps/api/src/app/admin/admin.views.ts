@@ -1,0 +1,98 @@
+import { ApiProperty } from '@nestjs/swagger';
+import type { BrowsedMessage, QueueStats } from '@tasksys/messaging';
+import type { WorkerStatus } from '@tasksys/tasks';
+
+export class QueueView {
+  @ApiProperty() name!: string;
+  @ApiProperty({ enum: ['work', 'retry', 'dead', 'unrouted'] }) role!: QueueStats['role'];
+  @ApiProperty({ description: 'ready + unacked' }) messages!: number;
+  @ApiProperty() ready!: number;
+  @ApiProperty({ type: Number, nullable: true, description: 'null when the management API is not reachable (AMQP cannot tell)' }) unacked!: number | null;
+  @ApiProperty() consumers!: number;
+}
+
+export class QueueListView {
+  @ApiProperty({ enum: ['management', 'amqp'], description: 'Where the figures come from' }) source!: 'management' | 'amqp';
+  @ApiProperty({ format: 'date-time' }) at!: string;
+  @ApiProperty({ type: [QueueView] }) items!: QueueView[];
+}
+
+export class BrokerMessageView {
+  @ApiProperty({ type: String, nullable: true }) messageId!: string | null;
+  @ApiProperty({ type: String, nullable: true, format: 'uuid' }) taskId!: string | null;
+  @ApiProperty({ type: String, nullable: true }) type!: string | null;
+  @ApiProperty() routingKey!: string;
+  @ApiProperty({ type: String, nullable: true, example: 'TASK.UNKNOWN_TYPE' }) reasonCode!: string | null;
+  @ApiProperty({ type: String, nullable: true }) reason!: string | null;
+  @ApiProperty({ type: String, nullable: true }) deadLetteredAt!: string | null;
+  @ApiProperty({ description: 'Not a task message `{v, taskId, type}`' }) malformed!: boolean;
+  @ApiProperty() redelivered!: boolean;
+  @ApiProperty({ description: 'At most 2 KB of the body' }) body!: string;
+  @ApiProperty({ type: 'object', additionalProperties: true }) headers!: Record<string, unknown>;
+}
+
+export class BrokerMessageListView {
+  @ApiProperty() queue!: string;
+  @ApiProperty({ description: 'Messages in the queue (ready), which may be more than listed' }) total!: number;
+  @ApiProperty({ type: [BrokerMessageView] }) items!: BrokerMessageView[];
+}
+
+export class DeadLetterRedriveView {
+  @ApiProperty({ description: 'Tasks returned to queued (work message via the outbox); their dead letters removed' }) redriven!: number;
+  @ApiProperty({ description: 'Dead letters of tasks already queued, running or finished: removed' }) stale!: number;
+  @ApiProperty({ description: 'Left in place: not chosen, malformed, or of an unknown task' }) skipped!: number;
+  @ApiProperty({ description: 'Malformed dead letters removed (purgeMalformed)' }) purged!: number;
+}
+
+export class UnroutedRedriveView {
+  @ApiProperty({ description: 'Republished to the work exchange (confirmed), then removed' }) redriven!: number;
+  @ApiProperty({ description: 'Left in place' }) skipped!: number;
+  @ApiProperty({ type: String, nullable: true, description: 'Why publishing stopped, if it did' }) error!: string | null;
+}
+
+export class WorkerView {
+  @ApiProperty() id!: string;
+  @ApiProperty() host!: string;
+  @ApiProperty() pid!: number;
+  @ApiProperty() concurrency!: number;
+  @ApiProperty() inFlight!: number;
+  @ApiProperty({ format: 'date-time' }) startedAt!: string;
+  @ApiProperty({ format: 'date-time' }) lastSeenAt!: string;
+  @ApiProperty({ format: 'date-time', type: String, nullable: true }) stoppedAt!: string | null;
+  @ApiProperty({ description: 'Heartbeat within 15 s and not stopped' }) alive!: boolean;
+}
+
+export class WorkerFleetView {
+  @ApiProperty({ description: 'WORKERS_EXPECTED' }) expected!: number;
+  @ApiProperty() alive!: number;
+  @ApiProperty({ type: [WorkerView] }) workers!: WorkerView[];
+}
+
+export class ReconcileView {
+  @ApiProperty({ description: 'running with an expired lease' }) running!: number;
+  @ApiProperty({ description: 'retrying past its due time' }) retrying!: number;
+  @ApiProperty({ description: 'queued for longer than olderThanMs' }) queued!: number;
+  @ApiProperty() total!: number;
+}
+
+export function toQueueView(q: QueueStats): QueueView {
+  return { name: q.name, role: q.role, messages: q.messages, ready: q.ready, unacked: q.unacked, consumers: q.consumers };
+}
+
+export function toBrokerMessageView(m: BrowsedMessage): BrokerMessageView {
+  return { ...m };
+}
+
+export function toWorkerView(w: WorkerStatus): WorkerView {
+  return {
+    id: w.id,
+    host: w.host,
+    pid: w.pid,
+    concurrency: w.concurrency,
+    inFlight: w.inFlight,
+    startedAt: w.startedAt.toISOString(),
+    lastSeenAt: w.lastSeenAt.toISOString(),
+    stoppedAt: w.stoppedAt ? w.stoppedAt.toISOString() : null,
+    alive: w.alive,
+  };
+}

@@ -1,0 +1,54 @@
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { Logger } from '@nestjs/common';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import type { Request, Response } from 'express';
+
+/** URL prefix of the web console. */
+export const CONSOLE_PATH = '/console';
+
+/**
+ * The console's page calls only this origin. The admin key lives in localStorage, so no script
+ * from elsewhere may run on the page.
+ */
+const CSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+/**
+ * Where the console's build (apps/console, `index.html` and `assets/`) is: CONSOLE_DIR, else next to
+ * the api bundle (`dist/apps/api/console`, copied there by the api build), else the console
+ * project's own output (`dist/apps/console`, from the workspace root). Null when none has it.
+ */
+export function findConsoleDir(configured?: string): string | null {
+  const candidates = configured ? [resolve(configured)] : [join(__dirname, 'console'), resolve('dist/apps/api/console'), resolve('dist/apps/console')];
+  return candidates.find((dir) => existsSync(join(dir, 'index.html'))) ?? null;
+}
+
+/**
+ * Serves the console's static files at /console, before any Nest route or guard: the page itself
+ * needs no key (it asks for the admin key and sends it with every API call). Without a build,
+ * /console answers 503 saying how to build it.
+ */
+export function mountConsole(app: NestExpressApplication, configured?: string): string | null {
+  const logger = new Logger('Console');
+  const dir = findConsoleDir(configured);
+  if (!dir) {
+    logger.warn(`no console build found${configured ? ` in CONSOLE_DIR=${configured}` : ''}: run \`npm run build\``);
+    app.use(CONSOLE_PATH, (_req: Request, res: Response) => {
+      res.status(503).type('text/plain').send('The console is not built: run `npm run build` (or set CONSOLE_DIR).\n');
+    });
+    return null;
+  }
+  app.useStaticAssets(dir, {
+    prefix: CONSOLE_PATH,
+    index: 'index.html',
+    fallthrough: true,
+    setHeaders: (res, path) => {
+      res.setHeader('Content-Security-Policy', CSP);
+      res.setHeader('X-Content-Type-Options', 'nosniff');
+      res.setHeader('Referrer-Policy', 'no-referrer');
+      // Hashed asset names never change content; the page itself is always revalidated.
+      res.setHeader('Cache-Control', path.endsWith('.html') ? 'no-cache' : 'public, max-age=31536000, immutable');
+    },
+  });
+  return dir;
+}

@@ -1,0 +1,19 @@
+import { env } from '@tasksys/platform';
+import { z } from 'zod';
+
+/**
+ * Environment of the broker inspection used by the admin API: the RabbitMQ management HTTP API,
+ * read when reachable (ready and unacked counts per queue); otherwise AMQP `checkQueue` answers
+ * (ready count and consumers only).
+ */
+export const brokerAdminConfigSchema = z.object({
+  /** Credentials in the URL become a Basic authorization header; the path prefix is kept (behind a proxy). */
+  RABBITMQ_MANAGEMENT_URL: env.url(['http', 'https'], 'http://guest:guest@127.0.0.1:15672'),
+  /** Bound on one management API call; past it the AMQP fallback answers. */
+  RABBITMQ_MANAGEMENT_TIMEOUT_MS: env.int(1500, 100, 60_000),
+});
+
+export type BrokerAdminConfig = z.output<typeof brokerAdminConfigSchema>;
+
+/** Inject token of the validated `BrokerAdminConfig`. */
+export const BROKER_ADMIN_CONFIG = Symbol('BROKER_ADMIN_CONFIG');

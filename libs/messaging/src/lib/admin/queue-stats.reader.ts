@@ -1,0 +1,145 @@
+import { AmqpConnection } from '@golevelup/nestjs-rabbitmq';
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import type { ChannelModel } from 'amqplib';
+import type { MessagingConfig } from '../messaging.config';
+import { MESSAGING_CONFIG } from '../messaging.constants';
+import { Topology } from '../topology/topology';
+import { BROKER_ADMIN_CONFIG, type BrokerAdminConfig } from './broker-admin.config';
+import { BrokerUnavailableError } from './broker-admin.errors';
+
+export type QueueRole = 'work' | 'unrouted' | 'dead' | 'retry';
+
+export interface QueueStats {
+  name: string;
+  role: QueueRole;
+  /** ready + unacked (ready alone when unacked is unknown). */
+  messages: number;
+  ready: number;
+  /** Delivered and not yet acknowledged; null when only AMQP answered (it cannot tell). */
+  unacked: number | null;
+  consumers: number;
+}
+
+export interface QueueStatsReport {
+  /** `management`: the management HTTP API answered; `amqp`: the fallback (no unacked counts). */
+  source: 'management' | 'amqp';
+  queues: QueueStats[];
+}
+
+interface ManagementQueue {
+  messages?: number;
+  messages_ready?: number;
+  messages_unacknowledged?: number;
+  consumers?: number;
+}
+
+/** The topology's queues, in operator order: work, retry tiers, dead, unrouted. */
+export function topologyQueues(topology: Topology): { name: string; role: QueueRole }[] {
+  return [
+    { name: topology.queues.work, role: 'work' },
+    ...topology.queues.retry.map((t) => ({ name: t.name, role: 'retry' as const })),
+    { name: topology.queues.dead, role: 'dead' },
+    { name: topology.queues.unrouted, role: 'unrouted' },
+  ];
+}
+
+/**
+ * Message and consumer counts of every queue of the topology, from the management HTTP API when it
+ * answers within RABBITMQ_MANAGEMENT_TIMEOUT_MS, else from AMQP `checkQueue` (ready only). The
+ * management API refreshes its figures every few seconds (`collect_statistics_interval`).
+ */
+@Injectable()
+export class QueueStatsReader {
+  private readonly logger = new Logger(QueueStatsReader.name);
+  private readonly managementBase: string;
+  private readonly authorization: string | undefined;
+  private readonly vhost: string;
+  private managementWasDown = false;
+
+  constructor(
+    private readonly amqp: AmqpConnection,
+    private readonly topology: Topology,
+    @Inject(MESSAGING_CONFIG) messaging: Pick<MessagingConfig, 'RABBITMQ_URL'>,
+    @Inject(BROKER_ADMIN_CONFIG) private readonly config: BrokerAdminConfig,
+  ) {
+    const url = new URL(config.RABBITMQ_MANAGEMENT_URL);
+    // fetch refuses URLs with credentials: move them into the header.
+    this.authorization = url.username
+      ? `Basic ${Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString('base64')}`
+      : undefined;
+    url.username = '';
+    url.password = '';
+    this.managementBase = url.toString().replace(/\/+$/, '');
+    const amqpPath = new URL(messaging.RABBITMQ_URL).pathname;
+    this.vhost = amqpPath && amqpPath !== '/' ? decodeURIComponent(amqpPath.slice(1)) : '/';
+  }
+
+  async read(): Promise<QueueStatsReport> {
+    const queues = topologyQueues(this.topology);
+    const fromManagement = await this.readManagement(queues.map((q) => q.name));
+    const source = fromManagement ? 'management' : 'amqp';
+    const missing = queues.filter((q) => !fromManagement?.has(q.name));
+    const fromAmqp = missing.length ? await this.readAmqp(missing.map((q) => q.name)) : new Map<string, QueueStats>();
+    return {
+      source,
+      queues: queues.map((q) => {
+        const s = fromManagement?.get(q.name) ?? fromAmqp.get(q.name);
+        return { ...(s ?? { name: q.name, messages: 0, ready: 0, unacked: null, consumers: 0 }), role: q.role };
+      }),
+    };
+  }
+
+  /** Per queue, or null when the management API is unreachable, refuses, or is too slow. */
+  private async readManagement(names: string[]): Promise<Map<string, QueueStats> | null> {
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (this.authorization) headers['authorization'] = this.authorization;
+    const signal = AbortSignal.timeout(this.config.RABBITMQ_MANAGEMENT_TIMEOUT_MS);
+    try {
+      const out = new Map<string, QueueStats>();
+      await Promise.all(
+        names.map(async (name) => {
+          const url = `${this.managementBase}/api/queues/${encodeURIComponent(this.vhost)}/${encodeURIComponent(name)}` +
+            '?columns=messages,messages_ready,messages_unacknowledged,consumers';
+          const res = await fetch(url, { headers, signal });
+          if (res.status === 404) return; // not declared (yet): the AMQP fallback reports it
+          if (!res.ok) throw new Error(`management API answered ${res.status} for ${name}`);
+          const q = (await res.json()) as ManagementQueue;
+          // A queue the stats collector has not sampled yet has no figures: leave it to AMQP.
+          if (q.messages_ready === undefined) return;
+          const ready = q.messages_ready ?? 0;
+          const unacked = q.messages_unacknowledged ?? 0;
+          out.set(name, { name, role: 'work', ready, unacked, messages: q.messages ?? ready + unacked, consumers: q.consumers ?? 0 });
+        }),
+      );
+      if (this.managementWasDown) this.logger.log('RabbitMQ management API reachable again');
+      this.managementWasDown = false;
+      return out;
+    } catch (err) {
+      if (!this.managementWasDown) {
+        this.logger.warn(`RabbitMQ management API not usable (${(err as Error).message}); queue figures from AMQP, without unacked counts`);
+      }
+      this.managementWasDown = true;
+      return null;
+    }
+  }
+
+  private async readAmqp(names: string[]): Promise<Map<string, QueueStats>> {
+    const model = this.amqp.managedConnection.connection as unknown as ChannelModel | undefined;
+    if (!model) throw new BrokerUnavailableError('not connected to RabbitMQ');
+    const out = new Map<string, QueueStats>();
+    for (const name of names) {
+      // One channel per queue: checkQueue on a missing queue closes its channel (404).
+      const ch = await model.createChannel();
+      ch.on('error', () => undefined);
+      try {
+        const q = await ch.checkQueue(name);
+        out.set(name, { name, role: 'work', messages: q.messageCount, ready: q.messageCount, unacked: null, consumers: q.consumerCount });
+      } catch {
+        /* missing queue: reported as empty */
+      } finally {
+        await ch.close().catch(() => undefined);
+      }
+    }
+    return out;
+  }
+}

@@ -1,0 +1,55 @@
+import { Injectable } from '@nestjs/common';
+import { PublishError } from '../messaging.errors';
+import { TaskPublisher } from '../publishing/task.publisher';
+import { Topology } from '../topology/topology';
+import { QueueBrowser } from './queue-browser';
+
+export interface UnroutedRedriveResult {
+  /** Republished to the work exchange (confirmed), then removed from the unrouted queue. */
+  redriven: number;
+  /** Left in place: not among the chosen task ids, or not sent. */
+  skipped: number;
+  /** The first publish that failed (nothing after it was tried); its message stays. */
+  error: string | null;
+}
+
+/**
+ * Sends messages of the unrouted queue back to the work exchange under the routing key they were
+ * first published with (confirmed, same message id and headers), then acks each one. A message
+ * that is still unroutable comes back to the unrouted queue through the alternate exchange.
+ */
+@Injectable()
+export class UnroutedRedriver {
+  constructor(
+    private readonly browser: QueueBrowser,
+    private readonly publisher: TaskPublisher,
+    private readonly topology: Topology,
+  ) {}
+
+  async redrive(opts: { taskIds?: string[]; limit: number }): Promise<UnroutedRedriveResult> {
+    const chosen = opts.taskIds ? new Set(opts.taskIds.map((id) => id.toLowerCase())) : null;
+    const result: UnroutedRedriveResult = { redriven: 0, skipped: 0, error: null };
+    await this.browser.visit(this.topology.queues.unrouted, opts.limit, async (m, raw) => {
+      if (result.error || (chosen && !(m.taskId && chosen.has(m.taskId.toLowerCase())))) {
+        result.skipped++;
+        return 'keep';
+      }
+      const headers = { ...(raw.properties.headers ?? {}), 'x-redriven-at': new Date().toISOString() };
+      try {
+        await this.publisher.publish(this.topology.exchanges.work, raw.fields.routingKey, raw.content, {
+          messageId: m.messageId ?? undefined,
+          correlationId: typeof raw.properties.correlationId === 'string' ? raw.properties.correlationId : undefined,
+          headers,
+        });
+      } catch (err) {
+        if (!(err instanceof PublishError)) throw err;
+        result.error = err.message;
+        result.skipped++;
+        return 'keep';
+      }
+      result.redriven++;
+      return 'ack';
+    });
+    return result;
+  }
+}
