@@ -191,7 +191,11 @@ export class TaskExecutor {
 
   private async run(delivery: Delivery, message: TaskMessage, task: Task): Promise<void> {
     const token = task.attempt;
-    const log = `task ${task.id} attempt ${token}`;
+    // Every line about a task carries its id and attempt as fields (JSON logs).
+    const traceparent = delivery.message.properties.headers?.['traceparent'] as string | undefined;
+    const log = (level: 'debug' | 'log' | 'warn', msg: string, extra: Record<string, unknown> = {}) =>
+      this.logger[level]({ taskId: task.id, attempt: token, type: task.type, traceparent, ...extra, msg });
+    log('debug', 'claimed');
     const started = process.hrtime.bigint();
     const outcome = await this.execute(task);
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
@@ -202,10 +206,10 @@ export class TaskExecutor {
       if (outcome.reason === 'shutdown') {
         const released = await this.untilDatabaseAnswers(() => this.tasks.release(task.id, token, writer), true);
         if (released?.applied) this.stats.released++;
-        this.logger.log(`${log}: handed back on shutdown`);
+        log('log', 'handed back on shutdown');
         return delivery.requeue();
       }
-      this.logger.log(`${log}: aborted (${outcome.reason})`);
+      log('log', `aborted (${outcome.reason})`, { reason: outcome.reason });
       return this.settleUnowned(delivery, message);
     }
 
@@ -217,6 +221,7 @@ export class TaskExecutor {
       if (r === undefined) return delivery.requeue();
       if (!r.applied) return this.settleUnowned(delivery, message, r.task ?? undefined);
       this.stats.succeeded++;
+      log('debug', 'succeeded', { seconds });
       return delivery.ack();
     }
 
@@ -235,11 +240,11 @@ export class TaskExecutor {
         const tier = await this.publisher.publishRetry(message, { attempt: token, delayMs });
         this.stats.retried++;
         this.metrics.retries.inc({ tier: tier.label });
-        this.logger.log(`${log}: ${error.code} (${error.message}); retry in ${tier.label} tier`);
+        log('log', `${error.code} (${error.message}); retry in the ${tier.label} tier`, { error, tier: tier.label });
         return delivery.ack();
       } catch (err) {
         // The task waits in `retrying`; the redelivered copy (or the sweeper) claims it.
-        this.logger.warn(`${log}: retry not published (${(err as Error).message}); requeueing the delivery`);
+        log('warn', `retry not published (${(err as Error).message}); requeueing the delivery`);
         return delivery.requeue();
       }
     }
@@ -248,7 +253,7 @@ export class TaskExecutor {
     if (r === undefined) return delivery.requeue();
     if (!r.applied) return this.settleUnowned(delivery, message, r.task ?? undefined);
     this.stats.failed++;
-    this.logger.warn(`${log}: failed for good: ${error.code} (${error.message})`);
+    log('warn', `failed for good: ${error.code} (${error.message})`, { error });
     return this.deadLetter(delivery, error, true);
   }
 
@@ -353,7 +358,7 @@ export class TaskExecutor {
       this.metrics.deferrals.inc();
       delivery.ack();
     } catch (err) {
-      this.logger.warn(`task ${task.id}: deferral not published (${(err as Error).message}); requeueing`);
+      this.logger.warn({ taskId: task.id, attempt: task.attempt, msg: `deferral not published (${(err as Error).message}); requeueing` });
       await sleep(500);
       delivery.requeue();
     }
@@ -369,7 +374,11 @@ export class TaskExecutor {
       });
       this.stats.deadLettered++;
       this.metrics.deadLetters.inc({ reason: reason.code });
-      this.logger.warn(`dead-lettered ${delivery.message.properties.correlationId ?? 'a message'}: ${reason.code} (${reason.message})`);
+      this.logger.warn({
+        taskId: delivery.message.properties.correlationId ?? null,
+        reasonCode: reason.code,
+        msg: `dead-lettered: ${reason.code} (${reason.message})`,
+      });
       delivery.ack();
     } catch (err) {
       this.logger.warn(`dead letter not published (${(err as Error).message})`);
