@@ -15,7 +15,9 @@ module.exports = {
       compiler: 'tsc',
       main: './src/main.ts',
       tsConfig: './tsconfig.app.json',
-      assets: ['./src/assets'],
+      // The web console (apps/console, built first through the implicit dependency) ships inside
+      // the api's bundle, served at /console.
+      assets: ['./src/assets', { input: '../../dist/apps/console', glob: '**/*', output: 'console' }],
       optimization: false,
       outputHashing: 'none',
       generatePackageJson: true,

@@ -1,0 +1,133 @@
+import { useState } from 'preact/hooks';
+import { api, type BrokerMessage, type BrokerMessageList } from '../api';
+import { Problem, Section } from '../components';
+import { shortId } from '../format';
+import { usePoll } from '../hooks';
+
+interface Props {
+  title: string;
+  kind: 'dead' | 'unrouted';
+  load: () => Promise<BrokerMessageList>;
+  redrive: (taskIds?: string[]) => Promise<Record<string, unknown>>;
+  purge?: () => Promise<Record<string, unknown>>;
+  explain: string;
+}
+
+function summary(r: Record<string, unknown>): string {
+  return Object.entries(r)
+    .filter(([, v]) => v !== null)
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ');
+}
+
+function MessageTable({ title, kind, load, redrive, purge, explain }: Props) {
+  const list = usePoll(load, 3000);
+  const [outcome, setOutcome] = useState<string | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const run = async (fn: () => Promise<Record<string, unknown>>) => {
+    setError(null);
+    try {
+      setOutcome(summary(await fn()));
+    } catch (err) {
+      setError((err as Error).message);
+    }
+    list.refresh();
+  };
+  const items = list.data?.items ?? [];
+  return (
+    <Section
+      title={title}
+      actions={
+        <>
+          <button data-testid="redrive-all" disabled={!items.length} onClick={() => run(() => redrive())}>
+            Redrive all
+          </button>
+          {purge && (
+            <button data-testid="purge-malformed" class="danger" disabled={!items.some((m) => m.malformed)} onClick={() => run(purge)}>
+              Remove malformed
+            </button>
+          )}
+        </>
+      }
+    >
+      <p class="muted">{explain}</p>
+      <Problem error={list.error ?? error} />
+      {outcome && (
+        <p class="ok" data-testid="redrive-outcome">
+          Done: {outcome}
+        </p>
+      )}
+      <p class="muted">
+        {list.data ? `${list.data.total} message(s) in ${list.data.queue}` : 'loading…'}
+        {list.data && list.data.total > items.length ? `, first ${items.length} shown` : ''}
+      </p>
+      <table data-testid={`${kind}-table`}>
+        <thead>
+          <tr>
+            <th>task</th>
+            <th>type / routing key</th>
+            <th>{kind === 'dead' ? 'reason' : 'message id'}</th>
+            <th>body</th>
+            <th />
+          </tr>
+        </thead>
+        <tbody>
+          {items.map((m: BrokerMessage, i) => (
+            <tr key={`${m.messageId}-${i}`} data-task-id={m.taskId ?? ''} class={m.malformed ? 'malformed' : ''}>
+              <td>{m.taskId ? <a href={`#/tasks/${m.taskId}`} class="mono">{shortId(m.taskId)}</a> : <em>none</em>}</td>
+              <td>
+                {m.type ?? '?'} <span class="muted">/ {m.routingKey || '∅'}</span>
+              </td>
+              <td>
+                {kind === 'dead' ? (
+                  <>
+                    <strong>{m.reasonCode ?? '?'}</strong> <span class="muted">{m.reason}</span>
+                  </>
+                ) : (
+                  <span class="mono">{m.messageId}</span>
+                )}
+              </td>
+              <td>
+                <code class="body">{m.body.length > 120 ? `${m.body.slice(0, 120)}…` : m.body}</code>
+                {m.malformed && <span class="badge s-failed">malformed</span>}
+              </td>
+              <td>
+                {m.taskId && (
+                  <button data-testid="redrive-one" onClick={() => run(() => redrive([m.taskId!]))}>
+                    Redrive
+                  </button>
+                )}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {list.data && items.length === 0 && <p class="empty">Empty.</p>}
+    </Section>
+  );
+}
+
+export function DeadLettersPage() {
+  return (
+    <MessageTable
+      title="Dead letters"
+      kind="dead"
+      load={() => api.deadLetters()}
+      redrive={(taskIds) => api.redriveDeadLetters({ taskIds }) as unknown as Promise<Record<string, unknown>>}
+      purge={() => api.redriveDeadLetters({ purgeMalformed: true }) as unknown as Promise<Record<string, unknown>>}
+      explain="Redrive returns a failed or cancelled task to queued (fresh attempts) and removes its dead letter; dead letters of tasks already queued, running or finished are removed as stale; malformed ones stay until removed."
+    />
+  );
+}
+
+export function UnroutedPage() {
+  return (
+    <MessageTable
+      title="Unrouted messages"
+      kind="unrouted"
+      load={() => api.unrouted()}
+      redrive={(taskIds) => api.redriveUnrouted({ taskIds }) as unknown as Promise<Record<string, unknown>>}
+      explain="Messages no binding matched. Redrive republishes each to the work exchange under its routing key (confirmed) and then removes it."
+    />
+  );
+}
