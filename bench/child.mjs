@@ -36,17 +36,23 @@ async function bulk(p, { n, batch, inflight }) {
 async function paced(p, { n, rate }) {
   const startAt = now();
   const sends = [];
+  const errors = {};
   let sent = 0;
   while (sent < n) {
     const due = Math.min(n, Math.floor(((now() - startAt) * rate) / 1000) + 1);
     for (; sent < due; sent++) {
       const t = now();
-      sends.push(p.sendOne({ i: sent, t }).then((id) => [id, t]));
+      const failed = (e) => {
+        const k = String(e?.message ?? e).slice(0, 200);
+        errors[k] = (errors[k] ?? 0) + 1;
+        return [undefined, t];
+      };
+      sends.push(p.sendOne({ i: sent, t }).then((id) => [id, t], failed));
     }
     await sleep(1);
   }
   const withIds = (await Promise.all(sends)).filter(([id]) => id !== undefined);
-  return { startAt, endAt: now(), sent: withIds }; // [id, send time] where the system returns an id
+  return { startAt, endAt: now(), sent: withIds, errors }; // a failed submit is counted, not retried // [id, send time] where the system returns an id
 }
 
 if (role === 'producer') {
@@ -77,7 +83,7 @@ if (role === 'producer') {
     if (m.cmd === 'expect') {
       target = m.total;
       collect = !!m.collect;
-      latencies = [];
+      if (!m.keep) latencies = [];
       check();
     }
     if (m.cmd === 'close') c.close().finally(() => process.exit(0));

@@ -63,6 +63,7 @@ function spawnRole(file, role, cfg, logDir) {
     env: { BENCH_CFG: JSON.stringify(cfg) },
   });
   child.name = role;
+  child.on('error', (e) => console.error(`${role}: ${e.message}`)); // e.g. EPIPE to a child that died
   child.ready = reply(child, 'ready', 60_000);
   return child;
 }
@@ -94,6 +95,11 @@ async function runOnce(name) {
       const producedP = reply(producer, 'produced');
       producer.send({ cmd: 'produce', n, batch: BATCH, inflight: INFLIGHT, ...extra });
       const produced = await producedP;
+      const failed = Object.values(produced.errors ?? {}).reduce((a, b) => a + b, 0);
+      if (failed) {
+        total -= failed; // those were never created
+        consumer?.send({ cmd: 'expect', total, collect: !!extra.rate, keep: true });
+      }
       const c = await done;
       const finishedAt = mod.finishedAt ? await mod.finishedAt(cfg, total) : c.doneAt;
       return { produced, finishedAt, consumed: c };
@@ -105,11 +111,12 @@ async function runOnce(name) {
     const cpu = ProcessMeter.diff(cpu0, meter.cpu());
     const seconds = (tp.finishedAt - tp.produced.startAt) / 1000;
 
-    const lp = await phase(RATE * LATENCY_SECONDS, { rate: RATE });
+    const lp = await phase(RATE * LATENCY_SECONDS, { rate: RATE, failures: true });
     const fromDb = mod.latencies ? await mod.latencies(cfg, lp.produced.sent) : {};
+    const submitErrors = Object.values(lp.produced.errors ?? {}).reduce((a, b) => a + b, 0);
+    if (submitErrors) console.error(`${name}: ${submitErrors} submits failed in the latency phase:`, lp.produced.errors);
     const pct = (xs) => {
       if (!xs) return undefined;
-      if (xs.length < RATE * LATENCY_SECONDS) throw new Error(`only ${xs.length} latencies`);
       const s = [...xs].sort((a, b) => a - b);
       return { p50: percentile(s, 50), p95: percentile(s, 95), p99: percentile(s, 99), max: s.at(-1) };
     };
@@ -119,6 +126,8 @@ async function runOnce(name) {
       seconds,
       lat: pct(fromDb.client ?? lp.consumed?.latencies),
       dbLat: pct(fromDb.db),
+      submitErrors,
+      submitErrorKinds: lp.produced.errors,
       cpuPer1k: Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, (v * 1000) / JOBS])),
       cores: Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, v / seconds])),
       rss,
@@ -127,7 +136,13 @@ async function runOnce(name) {
   } finally {
     meter.stop();
     await Promise.all(
-      Object.values(procs).map((p) => (p.connected ? (p.send({ cmd: 'close' }), p.stop(15_000)) : p.stop(15_000))),
+      Object.values(procs).map(async (p) => {
+        if (p.connected) {
+          p.send({ cmd: 'close' });
+          await Promise.race([p.exited, new Promise((r) => setTimeout(r, 10_000))]);
+        }
+        await p.stop(15_000);
+      }),
     );
     if (cfg) await mod.cleanup(cfg).catch((e) => console.error(`${name}: cleanup failed: ${e.message}`));
   }
@@ -140,6 +155,8 @@ function summarize(runs) {
   const med = (f) => median(runs.map(f));
   return {
     tput: med((r) => r.tput),
+    submitErrors: runs.reduce((s, r) => s + r.submitErrors, 0),
+    submitErrorKinds: Object.assign({}, ...runs.map((r) => r.submitErrorKinds)),
     tputs: runs.map((r) => r.tput),
     lat: Object.fromEntries(['p50', 'p95', 'p99', 'max'].map((p) => [p, med((r) => r.lat[p])])),
     dbLat: runs[0].dbLat && Object.fromEntries(['p50', 'p95', 'p99', 'max'].map((p) => [p, med((r) => r.dbLat[p])])),
@@ -178,6 +195,7 @@ function versions() {
 
 function report(results, meta) {
   const order = ['api', 'client', 'worker-1', 'worker-2', 'producer', 'consumer', 'postgres', 'rabbitmq', 'redis', 'other'];
+  const failures = [];
   const byOrder = (o) => Object.keys(o).sort((a, b) => order.indexOf(a) - order.indexOf(b));
   const lines = [];
   lines.push(`# Benchmark results`, ``);
@@ -200,8 +218,11 @@ function report(results, meta) {
     const p3 = (l) => (l ? `${fmt(l.p50, 1)} / ${fmt(l.p95, 1)} / ${fmt(l.p99, 1)}` : '-');
     const cpu = byOrder(r.cpuPer1k).map((k) => `${k} ${fmt(r.cpuPer1k[k], 3)} (${fmt(r.cores[k], 2)})`).join(', ');
     const rss = byOrder(r.rss).map((k) => `${k} ${fmt(r.rss[k])}`).join(', ');
-    lines.push(`| ${SYSTEMS[name].label} | ${tput} | ${p3(r.lat)} | ${p3(r.dbLat)} | ${cpu} | ${rss} |`);
+    const errs = r.submitErrors ? ` (**${r.submitErrors} of ${RATE * LATENCY_SECONDS * r.tputs.length} submits failed**, see notes)` : '';
+    lines.push(`| ${SYSTEMS[name].label} | ${tput} | ${p3(r.lat)}${errs} | ${p3(r.dbLat)} | ${cpu} | ${rss} |`);
+    if (r.submitErrors) failures.push(`- ${SYSTEMS[name].label}: failed submits at ${RATE}/s: ${Object.entries(r.submitErrorKinds).map(([k, n]) => `${n} x \`${k}\``).join('; ')}`);
   }
+  if (failures.length) lines.push(``, ...failures);
   const ours = results.ours;
   if (ours && !ours.error) {
     lines.push(``, `## Ours against each peer (same run)`, ``);
@@ -212,6 +233,16 @@ function report(results, meta) {
       if (name === 'ours' || r.error) continue;
       lines.push(`| ${SYSTEMS[name].label} | ${fmt(ours.tput / r.tput, 2)}x | ${fmt(ours.lat.p99 / r.lat.p99, 2)}x | ${fmt(cpuTotal(ours) / cpuTotal(r), 2)}x |`);
     }
+  }
+  lines.push(``, `## Where the CPU went during the throughput phase (computed)`, ``);
+  for (const [name, r] of Object.entries(results)) {
+    if (r.error) continue;
+    const mine = Object.entries(r.cores).filter(([k]) => k !== 'other').sort((a, b) => b[1] - a[1]);
+    const sum = mine.reduce((s, [, c]) => s + c, 0);
+    const [top, topCores] = mine[0];
+    const verdict =
+      topCores > 0.85 ? `${top} is close to a full core: CPU-bound there` : sum + (r.cores.other ?? 0) > Number(meta.v.nproc) * 0.9 ? 'the machine was saturated (see `other`): CPU-starved' : 'no process near a full core: bound by waits (commits/fsync, locks, round trips), not CPU';
+    lines.push(`- ${SYSTEMS[name].label}: busiest ${top} ${fmt(topCores, 2)} cores; its processes together ${fmt(sum, 2)} of ${meta.v.nproc} cores; rest of the machine ${fmt(r.cores.other, 2)} cores. ${verdict}.`);
   }
   lines.push(``, `## How each was run`, ``);
   for (const name of Object.keys(results)) lines.push(`- ${SYSTEMS[name].label}: ${meta.describe[name]}`);

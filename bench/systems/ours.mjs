@@ -5,6 +5,7 @@
 import amqp from 'amqplib';
 import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
+import http from 'node:http';
 import pg from 'pg';
 import { freePort, startProcess, waitUntil } from '../measure.mjs';
 
@@ -84,18 +85,34 @@ export async function cleanup(cfg) {
   await conn.close();
 }
 
+/** The HTTP client: keep-alive, at most 64 connections (further requests queue in the client). */
 export async function producer(cfg) {
-  const headers = { authorization: `Bearer ${cfg.key}`, 'content-type': 'application/json' };
-  const post = async (path, body) => {
-    const r = await fetch(`${cfg.base}${path}`, { method: 'POST', headers, body: JSON.stringify(body) });
-    const text = await r.text();
-    if (r.status !== 201) throw new Error(`POST ${path}: ${r.status} ${text.slice(0, 300)}`);
-    return JSON.parse(text);
-  };
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+  const post = (path, body) =>
+    new Promise((resolve, reject) => {
+      const data = Buffer.from(JSON.stringify(body));
+      const req = http.request(`${cfg.base}${path}`, {
+        method: 'POST',
+        agent,
+        headers: { authorization: `Bearer ${cfg.key}`, 'content-type': 'application/json', 'content-length': data.length },
+      });
+      req.on('error', (e) => reject(new Error(`POST ${path}: ${e.code ?? ''} ${e.message}`)));
+      req.on('response', (res) => {
+        const chunks = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('error', reject);
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString();
+          if (res.statusCode !== 201) reject(new Error(`POST ${path}: ${res.statusCode} ${text.slice(0, 200)}`));
+          else resolve(JSON.parse(text));
+        });
+      });
+      req.end(data);
+    });
   return {
     sendBatch: (items) => post('/v1/tasks/batch', { tasks: items.map(() => TASK) }),
     sendOne: async () => (await post('/v1/tasks', TASK)).id,
-    close: async () => undefined,
+    close: async () => agent.destroy(),
   };
 }
 
