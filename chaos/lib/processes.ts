@@ -120,6 +120,11 @@ export async function cleanStale(log: (m: string) => void): Promise<void> {
   writeState({});
 }
 
+/** After a clean teardown no process of ours is left to remember. */
+export function forgetPids(): void {
+  updateState((s) => (s.pids = []));
+}
+
 // ---------------------------------------------------------------- PostgreSQL
 
 function asUser(user: string, cmd: string, args: string[], timeout = 60_000) {

@@ -5,7 +5,7 @@
 import { type Channel, type ChannelModel, connect } from 'amqplib';
 import { mkdirSync, rmSync } from 'node:fs';
 import { Pool } from 'pg';
-import { AppProcess, type Exit, LOG_DIR, PrivatePostgres, PrivateRabbit, cleanStale, freePort, sleep, waitFor } from './processes';
+import { AppProcess, type Exit, LOG_DIR, PrivatePostgres, PrivateRabbit, cleanStale, forgetPids, freePort, sleep, waitFor } from './processes';
 
 export const NAMESPACE = 'chaos';
 export const ADMIN_KEY = 'chaos-admin-key-0123456789abcdef';
@@ -187,5 +187,6 @@ export class Stack {
     await this.amqp?.close().catch(() => undefined);
     await this.db?.end().catch(() => undefined);
     await Promise.all([this.rabbit.destroy(), this.pg.destroy()]);
+    forgetPids();
   }
 }

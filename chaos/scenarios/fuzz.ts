@@ -8,7 +8,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { ApiClient } from '../lib/client';
 import { waitFor } from '../lib/processes';
 import { type Scenario, check, noCrashes, settleAndCheck } from '../lib/scenario';
-import { NAMESPACE } from '../lib/stack';
+import { ADMIN_KEY, NAMESPACE } from '../lib/stack';
 
 const pick = <T>(xs: readonly T[]): T => xs[Math.floor(Math.random() * xs.length)];
 const chance = (p: number) => Math.random() < p;
@@ -135,6 +135,32 @@ export const fuzz: Scenario = {
     const known: string[] = [(await user.submit({ type: 'demo.sleep', payload: { ms: 1 } })).id];
     before.tasks += 1;
     const t: Tally = { sent: 0, byStatus: {}, fiveXX: [], transportErrors: 0, createdTasks: 0, createdReports: 0 };
+    // targeted probes first: a NUL character (U+0000) in every text field that reaches PostgreSQL,
+    // which rejects it in text and jsonb ("invalid byte sequence", "unsupported Unicode escape")
+    const admin = { key: ADMIN_KEY };
+    const probes: [string, string, unknown, string][] = [
+      ['GET', '/v1/tasks?type=%00', undefined, user.key],
+      ['GET', '/v1/tasks?status=%00', undefined, user.key],
+      ['GET', '/v1/tasks?cursor=%00', undefined, user.key],
+      ['GET', '/v1/tasks?owner=%00', undefined, admin.key],
+      ['POST', `/v1/tasks/${known[0]}/reports`, { message: 'a\u0000b' }, user.key],
+      ['POST', '/v1/admin/api-keys', { owner: 'a\u0000b', role: 'user' }, admin.key],
+      ['POST', '/v1/tasks', { type: 'demo.sleep\u0000', payload: { ms: 1 } }, user.key],
+      ['POST', '/v1/tasks', { type: 'demo.sleep', payload: { ms: 1, 'k\u0000': 1 } }, user.key],
+    ];
+    const probeAnswers: string[] = [];
+    for (const [method, path, json, key] of probes) {
+      const res = await fetch(`${stack.apiUrl}${path}`, { method, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: json === undefined ? undefined : JSON.stringify(json).replace(/\\\\u0000/g, '\\u0000') });
+      const text = await res.text();
+      t.sent++;
+      t.byStatus[res.status] = (t.byStatus[res.status] ?? 0) + 1;
+      probeAnswers.push(`${method} ${path} ${JSON.stringify(json) ?? ''} -> ${res.status}`);
+      if (res.status >= 500) t.fiveXX.push(`probe ${method} ${path} ${JSON.stringify(json) ?? ''} -> ${res.status} ${text.slice(0, 120)}`);
+      if (res.status === 201 && path === '/v1/tasks') t.createdTasks++;
+      if (res.status === 201 && path.endsWith('/reports')) t.createdReports++;
+      if (res.status === 201 && path === '/v1/admin/api-keys') before.keys++;
+    }
+    ctx.log(`  fuzz probes: ${probeAnswers.join(' | ')}`);
     const t0 = Date.now();
     await Promise.all(Array.from({ length: p.concurrency }, async () => {
       while (t.sent < p.http) await fuzzOne({ url: stack.apiUrl, user, known }, t);
