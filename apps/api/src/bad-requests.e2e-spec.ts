@@ -63,6 +63,10 @@ const CASES: BadCase[] = [
   { name: 'batch tasks not an array', method: 'POST', path: '/v1/tasks/batch', opts: { body: { tasks: {} } }, status: 400, field: 'tasks' },
   { name: 'batch empty', method: 'POST', path: '/v1/tasks/batch', opts: { body: { tasks: [] } }, status: 400, field: 'tasks' },
   { name: 'batch item unknown field', method: 'POST', path: '/v1/tasks/batch', opts: { body: { tasks: [{ type: 'demo.sleep', payload: { ms: 1 } }, { type: 'demo.sleep', payload: { ms: 1 }, foo: 1 }] } }, status: 400, field: 'tasks[1].foo' },
+  // Found by the chaos fuzzer: PostgreSQL cannot store U+0000, which was a 500.
+  { name: 'NUL in a query filter', method: 'GET', path: '/v1/tasks?type=%00', status: 400, field: 'query.type' },
+  { name: 'NUL in a payload string', method: 'POST', path: '/v1/tasks', opts: sleep({ ms: 1 }, { type: 'demo\u0000sleep' }), status: 400, field: 'type' },
+  { name: 'NUL in a report', method: 'POST', path: (id) => `/v1/tasks/${id}/reports`, opts: { body: { message: 'a\u0000b' } }, status: 400, field: 'message' },
   { name: 'batch item bad payload', method: 'POST', path: '/v1/tasks/batch', opts: { body: { tasks: [{ type: 'demo.sleep', payload: { ms: 'x' } }] } }, status: 400, field: 'tasks[0].payload.ms' },
 ];
 

@@ -23,6 +23,8 @@ export interface PublishOptions {
   headers?: Record<string, unknown>;
   /** Per-message TTL in ms (retry tiers). */
   expiration?: number;
+  /** Return (and fail) the message when nothing routes it; on unless a signal may go unheard. */
+  mandatory?: boolean;
 }
 
 export interface DeadLetterReason {
@@ -94,7 +96,7 @@ export class TaskPublisher {
     // `timeout` is read by amqp-connection-manager's ChannelWrapper, not part of amqplib's type.
     const options: Options.Publish & { timeout: number } = {
       persistent: true,
-      mandatory: true,
+      mandatory: opts.mandatory ?? true,
       messageId,
       correlationId: opts.correlationId,
       contentType: 'application/json',
@@ -184,6 +186,9 @@ export class TaskPublisher {
       correlationId: record.correlationId ?? undefined,
       headers: record.headers,
       attempt: typeof attempt === 'number' ? attempt : undefined,
+      // A cancel signal with no worker listening has nobody to stop (the heartbeat catches a
+      // missed one anyway): it must not come back as a failed publish and stall its outbox row.
+      mandatory: exchange !== this.topology.exchanges.control,
     });
   }
 
