@@ -1,0 +1,254 @@
+/**
+ * The web console in headless Chromium (Debian's `chromium`, driven by playwright-core), against
+ * the real api (harness) and one real worker process from dist/ (`npm run build` first). Saves a
+ * screenshot of each page under docs/screenshots/.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { TaskPublisher, Topology } from '@tasksys/messaging';
+import { TaskStateMachine } from '@tasksys/tasks';
+import type { MessageProperties } from 'amqplib';
+import { type BrowserContext, chromium, type Page } from 'playwright-core';
+import { type ApiHarness, eventually, startApi, TEST_ADMIN_KEY } from '../../../testing/api-harness';
+import { findConsoleDir } from './console-static';
+
+const ROOT = resolve(__dirname, '../../../../../..');
+const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
+const WORKER_MAIN = join(ROOT, 'dist/apps/worker/main.js');
+const SHOTS = join(ROOT, 'docs/screenshots');
+const LOGS = join(ROOT, 'tmp/test-logs');
+const CHROMIUM_ARGS = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync',
+];
+
+function freePort(): Promise<number> {
+  return new Promise((ok, fail) => {
+    const srv = createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => ok(port));
+    });
+    srv.on('error', fail);
+  });
+}
+
+describe('web console in headless Chromium (real api, one real worker, real PostgreSQL and RabbitMQ)', () => {
+  let h: ApiHarness;
+  let worker: ChildProcess | undefined;
+  let context: BrowserContext | undefined;
+  let page: Page;
+  let profile: string;
+  let alice: string;
+  let sm: TaskStateMachine;
+  let publisher: TaskPublisher;
+  let topology: Topology;
+
+  beforeAll(async () => {
+    // Say exactly what is missing rather than skip.
+    if (!existsSync(CHROMIUM)) {
+      throw new Error(`Chromium not found at ${CHROMIUM}. Install it: apt-get update && apt-get install -y chromium (or set CHROMIUM_PATH).`);
+    }
+    if (!existsSync(WORKER_MAIN)) throw new Error(`${WORKER_MAIN} is missing: run \`npm run build\` first`);
+    const consoleDir = findConsoleDir();
+    if (!consoleDir) throw new Error('The console is not built (no dist/apps/api/console or dist/apps/console): run `npm run build` first');
+
+    h = await startApi({ WORKERS_EXPECTED: '2', CONSOLE_DIR: consoleDir });
+    sm = h.app.get(TaskStateMachine);
+    publisher = h.app.get(TaskPublisher);
+    topology = h.app.get(Topology);
+    alice = await h.newKey('alice');
+
+    mkdirSync(LOGS, { recursive: true });
+    const port = await freePort();
+    const log = createWriteStream(join(LOGS, 'console-worker.log'));
+    worker = spawn(process.execPath, [WORKER_MAIN], {
+      env: {
+        ...process.env,
+        DATABASE_URL: h.t.config.DATABASE_URL,
+        DATABASE_SCHEMA: h.t.config.DATABASE_SCHEMA,
+        RABBITMQ_URL: process.env['TEST_RABBITMQ_URL'] ?? 'amqp://guest:guest@127.0.0.1:5672',
+        TASKS_NAMESPACE: topology.namespace,
+        RETRY_TIERS_MS: topology.queues.retry.map((t) => t.delayMs).join(','),
+        WORKER_ID: 'console-w1',
+        WORKER_HEALTH_PORT: String(port),
+        LOG_LEVEL: 'warn',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    worker.stdout?.pipe(log);
+    worker.stderr?.pipe(log);
+    await eventually(async () => {
+      if (worker!.exitCode !== null) throw new Error(`worker exited with ${worker!.exitCode}; see tmp/test-logs/console-worker.log`);
+      return (await fetch(`http://127.0.0.1:${port}/health/ready`)).ok || undefined;
+    }, 60_000, 'the worker to be ready');
+
+    mkdirSync(SHOTS, { recursive: true });
+    profile = mkdtempSync(join(tmpdir(), 'tasksys-chromium-'));
+    context = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: CHROMIUM_ARGS,
+      viewport: { width: 1280, height: 760 },
+    });
+    page = context.pages()[0] ?? (await context.newPage());
+  }, 120_000);
+
+  afterAll(async () => {
+    await context?.close().catch(() => undefined);
+    if (worker && worker.exitCode === null) {
+      const exited = new Promise((ok) => worker!.once('exit', ok));
+      worker.kill('SIGKILL');
+      await exited;
+    }
+    await h?.close();
+    if (profile) rmSync(profile, { recursive: true, force: true });
+  }, 60_000);
+
+  const createTask = async (payload: Record<string, unknown>) => {
+    const r = await h.call('POST', '/v1/tasks', { key: alice, body: { type: 'demo.sleep', payload } });
+    expect(r.status).toBe(201);
+    return r.body.id as string;
+  };
+  const statusOf = async (id: string) => (await h.call('GET', `/v1/tasks/${id}`)).body.status as string;
+  const shot = (name: string) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+  const open = async (hash: string) => {
+    await page.click(`[data-testid="nav-${hash}"]`);
+    await page.waitForFunction((h) => location.hash === `#/${h}`, hash);
+  };
+
+  it('serves the page without a key, asks for the admin key once and keeps it across reloads', async () => {
+    const res = await fetch(`${h.baseUrl}/console/`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-security-policy')).toContain("default-src 'self'");
+    expect(await res.text()).toContain('<div id="app">');
+    expect((await fetch(`${h.baseUrl}/console`, { redirect: 'manual' })).status).toBe(301);
+
+    await page.goto(`${h.baseUrl}/console`);
+    await page.fill('[data-testid="admin-key"]', alice); // a user key is refused
+    await page.click('[data-testid="login"]');
+    await page.waitForSelector('[data-testid="login-error"]');
+    expect(await page.textContent('[data-testid="login-error"]')).toContain('not an admin key');
+
+    await page.fill('[data-testid="admin-key"]', TEST_ADMIN_KEY);
+    await page.click('[data-testid="login"]');
+    await page.waitForSelector('[data-testid="tasks-table"]');
+    expect(await page.evaluate(() => localStorage.getItem('tasksys.adminKey'))).toBe(TEST_ADMIN_KEY);
+    await page.reload();
+    await page.waitForSelector('[data-testid="tasks-table"]');
+  }, 30_000);
+
+  it('shows a demo.sleep task’s progress bar moving to done', async () => {
+    const id = await createTask({ ms: 4000, steps: 8 });
+    const row = `tr[data-task-id="${id}"]`;
+    await page.waitForSelector(row);
+    const seen = new Set<number>();
+    let shotTaken = false;
+    await eventually(async () => {
+      const state = await page.$eval(row, (tr) => ({
+        status: tr.getAttribute('data-status'),
+        percent: Number(tr.querySelector('[role="progressbar"]')?.getAttribute('aria-valuenow')),
+      }));
+      seen.add(state.percent);
+      if (!shotTaken && state.status === 'running' && state.percent > 0) {
+        shotTaken = true;
+        await shot('tasks');
+      }
+      return state.status === 'succeeded' ? state : undefined;
+    }, 20_000, 'the task to succeed in the console');
+    const between = [...seen].filter((p) => p > 0 && p < 100);
+    expect(between.length).toBeGreaterThanOrEqual(2); // it moved through intermediate steps, not just 0 -> 100
+    expect(await page.$eval(`${row} [role="progressbar"]`, (b) => b.getAttribute('aria-valuenow'))).toBe('100');
+    expect(shotTaken).toBe(true);
+  }, 40_000);
+
+  it('cancels a running task from its row', async () => {
+    const id = await createTask({ ms: 60_000, steps: 60 });
+    const row = `tr[data-task-id="${id}"]`;
+    await page.waitForSelector(`${row}[data-status="running"]`, { timeout: 15_000 });
+    await page.click(`${row} [data-testid="cancel"]`);
+    await page.waitForSelector(`${row}[data-status="cancelled"]`, { timeout: 10_000 });
+    expect(await statusOf(id)).toBe('cancelled');
+    await page.waitForSelector(`${row} [data-testid="retry"]`);
+  }, 30_000);
+
+  it('opens a task’s timeline', async () => {
+    const [first] = (await h.call('GET', '/v1/tasks?status=succeeded&limit=1')).body.items;
+    await page.click(`tr[data-task-id="${first.id}"] a`);
+    await page.waitForSelector('[data-testid="task-detail"][data-status="succeeded"]');
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid="timeline"] li').length >= 3);
+    const lines = await page.$$eval('[data-testid="timeline"] li', (lis) => lis.map((li) => li.textContent ?? ''));
+    expect(lines[0]).toMatch(/∅ → queued/);
+    expect(lines.at(-1)).toMatch(/running → succeeded.*console-w1/);
+    await shot('task-timeline');
+  }, 20_000);
+
+  it('shows queue depths with a chart of the last minutes', async () => {
+    await open('queues');
+    await page.waitForSelector(`tr[data-queue="${topology.queues.work}"]`);
+    // Two samples (3 s apart) draw a line.
+    await page.waitForSelector(`tr[data-queue="${topology.queues.work}"] svg polyline`, { timeout: 15_000 });
+    const names = await page.$$eval('[data-testid="queues-table"] tbody tr', (trs) => trs.map((tr) => tr.getAttribute('data-queue')));
+    expect(names).toEqual([topology.queues.work, ...topology.queues.retry.map((t) => t.name), topology.queues.dead, topology.queues.unrouted]);
+    await shot('queues');
+  }, 30_000);
+
+  it('redrives a dead letter: its task runs again and succeeds', async () => {
+    const id = await createTask({ ms: 10 });
+    await eventually(async () => ((await statusOf(id)) === 'succeeded' ? true : undefined), 15_000, 'the task to succeed first');
+    // Make it a failed task with a dead letter, as a worker would after its last attempt.
+    await h.t.db.query(`UPDATE tasks SET status = 'failed', error = '{"code":"TASK.MAX_ATTEMPTS","message":"gave up"}'::jsonb WHERE id = $1`, [id]);
+    const reason = { code: 'TASK.MAX_ATTEMPTS', message: 'attempts exhausted: boom', queue: topology.queues.work, routingKey: 'demo.sleep' };
+    await publisher.publishDeadLetter(Buffer.from(JSON.stringify({ v: 1, taskId: id, type: 'demo.sleep' })), { correlationId: id, headers: {} } as MessageProperties, reason);
+    await publisher.publishDeadLetter(Buffer.from('{"garbage":'), { headers: {} } as MessageProperties, { ...reason, code: 'MESSAGE.MALFORMED', message: 'body is not JSON' });
+
+    await open('dead-letters');
+    const row = `[data-testid="dead-table"] tr[data-task-id="${id}"]`;
+    await page.waitForSelector(row);
+    await page.waitForSelector('[data-testid="dead-table"] tr.malformed');
+    await shot('dead-letters');
+    await page.click(`${row} [data-testid="redrive-one"]`);
+    await page.waitForSelector('[data-testid="redrive-outcome"]');
+    expect(await page.textContent('[data-testid="redrive-outcome"]')).toContain('redriven 1');
+    await page.waitForSelector(row, { state: 'detached' });
+    await eventually(async () => ((await statusOf(id)) === 'succeeded' ? true : undefined), 15_000, 'the redriven task to succeed');
+    expect((await h.call('GET', '/v1/admin/dead-letters')).body.items.map((m: { malformed: boolean }) => m.malformed)).toEqual([true]);
+  }, 40_000);
+
+  it('lists unrouted messages and redrives them to the work exchange', async () => {
+    const id = await createTask({ ms: 10 });
+    await eventually(async () => ((await statusOf(id)) === 'succeeded' ? true : undefined), 15_000, 'the task to succeed');
+    await publisher.publish(topology.exchanges.unrouted, 'demo.sleep', { v: 1, taskId: id, type: 'demo.sleep' }, { correlationId: id });
+    await open('unrouted');
+    await page.waitForSelector(`[data-testid="unrouted-table"] tr[data-task-id="${id}"]`);
+    await shot('unrouted');
+    await page.click('[data-testid="redrive-all"]');
+    await page.waitForSelector('[data-testid="redrive-outcome"]');
+    expect(await page.textContent('[data-testid="redrive-outcome"]')).toContain('redriven 1');
+    await eventually(async () => ((await h.call('GET', '/v1/admin/unrouted')).body.total === 0 ? true : undefined), 5000, 'the unrouted queue to empty');
+  }, 30_000);
+
+  it('shows workers alive against expected, with a warning below it', async () => {
+    await open('workers');
+    await page.waitForSelector('[data-testid="fleet-summary"]');
+    expect((await page.textContent('[data-testid="fleet-summary"]'))?.replace(/\s+/g, ' ')).toContain('1 alive of 2 expected');
+    await page.waitForSelector('[data-testid="fleet-warning"]');
+    await page.waitForSelector('[data-testid="workers-banner"]');
+    expect(await page.textContent('[data-testid="workers-table"]')).toContain('console-w1');
+    await shot('workers');
+  }, 20_000);
+
+  it('lists problem reports', async () => {
+    const [task] = (await h.call('GET', '/v1/tasks?status=cancelled&limit=1')).body.items;
+    const r = await h.call('POST', `/v1/tasks/${task.id}/reports`, { key: alice, body: { message: 'I cancelled this by mistake; can it be resumed?' } });
+    expect(r.status).toBe(201);
+    await open('reports');
+    await page.waitForFunction(() => document.querySelector('[data-testid="reports-table"]')?.textContent?.includes('by mistake'));
+    await shot('reports');
+    await open('tasks');
+    await page.waitForSelector('[data-testid="tasks-table"] tbody tr');
+  }, 20_000);
+});
