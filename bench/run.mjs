@@ -241,7 +241,7 @@ function report(results, meta) {
     const sum = mine.reduce((s, [, c]) => s + c, 0);
     const [top, topCores] = mine[0];
     const verdict =
-      topCores > 0.85 ? `${top} is close to a full core: CPU-bound there` : sum + (r.cores.other ?? 0) > Number(meta.v.nproc) * 0.9 ? 'the machine was saturated (see `other`): CPU-starved' : 'no process near a full core: bound by waits (commits/fsync, locks, round trips), not CPU';
+      topCores > 0.85 ? `${top[0].toUpperCase()}${top.slice(1)} is close to a full core: CPU-bound there` : sum + (r.cores.other ?? 0) > Number(meta.v.nproc) * 0.9 ? 'The machine was saturated (see `other`): CPU-starved' : 'No process near a full core: bound by waits (commits/fsync, locks, round trips), not CPU';
     lines.push(`- ${SYSTEMS[name].label}: busiest ${top} ${fmt(topCores, 2)} cores; its processes together ${fmt(sum, 2)} of ${meta.v.nproc} cores; rest of the machine ${fmt(r.cores.other, 2)} cores. ${verdict}.`);
   }
   lines.push(``, `## How each was run`, ``);
