@@ -378,8 +378,10 @@ describe('task HTTP API (real api over HTTP, real PostgreSQL and RabbitMQ)', () 
         .flatMap((l) => Object.keys(l.route.methods).map((m) => `${m.toUpperCase()} ${l.route.path}`))
         .filter((r: string) => !r.includes('/docs') && !r.endsWith('/{*path}')); // (middleware mounts)
       expect([...served].sort()).toEqual([
-        'GET /health/live', 'GET /health/ready', 'GET /metrics', 'GET /v1/admin/reports', 'GET /v1/tasks', 'GET /v1/tasks/:id',
-        'GET /v1/tasks/:id/events', 'GET /v1/tasks/:id/stream', 'POST /v1/admin/api-keys', 'POST /v1/tasks', 'POST /v1/tasks/:id/cancel',
+        'GET /health/live', 'GET /health/ready', 'GET /metrics', 'GET /v1/admin/dead-letters', 'GET /v1/admin/queues', 'GET /v1/admin/reports',
+        'GET /v1/admin/unrouted', 'GET /v1/admin/workers', 'GET /v1/tasks', 'GET /v1/tasks/:id',
+        'GET /v1/tasks/:id/events', 'GET /v1/tasks/:id/stream', 'POST /v1/admin/api-keys', 'POST /v1/admin/dead-letters/redrive',
+        'POST /v1/admin/reconcile', 'POST /v1/admin/unrouted/redrive', 'POST /v1/tasks', 'POST /v1/tasks/:id/cancel',
         'POST /v1/tasks/:id/reports', 'POST /v1/tasks/:id/retry', 'POST /v1/tasks/:id/start', 'POST /v1/tasks/batch',
       ]);
       expect(served.filter((r: string) => !documented.has(r))).toEqual([]);
