@@ -24,7 +24,21 @@ const REASON: Record<number, string> = {
   415: 'Unsupported Media Type',
   429: 'Too Many Requests',
   500: 'Internal Server Error',
+  503: 'Service Unavailable',
 };
+
+/** The database is unreachable or every pooled connection is busy: a 503 the client may retry, not a 500. */
+function isDatabaseUnavailable(e: unknown): boolean {
+  const err = e as { message?: string; code?: string; driverError?: { code?: string; message?: string } };
+  const code = err?.driverError?.code ?? err?.code ?? '';
+  const message = `${err?.message ?? ''} ${err?.driverError?.message ?? ''}`;
+  return (
+    /^(08|57P|53)/.test(code) ||
+    code === 'ECONNREFUSED' ||
+    code === 'ECONNRESET' ||
+    /timeout exceeded when trying to connect|Connection terminated|connect ECONNREFUSED/.test(message)
+  );
+}
 
 const HTTP_CODES: Record<number, string> = {
   400: 'REQUEST.INVALID',
@@ -47,7 +61,9 @@ export class ApiExceptionFilter implements ExceptionFilter {
   catch(exception: unknown, host: ArgumentsHost): void {
     const res = host.switchToHttp().getResponse<Response>();
     const body = this.toBody(exception);
-    if (body.statusCode >= 500) this.logger.error(exception instanceof Error ? exception.stack ?? exception.message : String(exception));
+    if (body.statusCode === 503) this.logger.warn(`503: ${exception instanceof Error ? exception.message : String(exception)}`);
+    else if (body.statusCode >= 500) this.logger.error(exception instanceof Error ? exception.stack ?? exception.message : String(exception));
+    if (body.statusCode === 503) res.setHeader('Retry-After', '1');
     if (res.headersSent) {
       // An SSE stream that failed after it started: end it; the client reconnects.
       res.end();
@@ -91,6 +107,9 @@ export class ApiExceptionFilter implements ExceptionFilter {
     }
     if (typeof bp?.status === 'number' && bp.status >= 400 && bp.status < 500) {
       return { statusCode: bp.status, error: REASON[bp.status] ?? 'Error', message: `body: ${(e as Error).message}`, code: HTTP_CODES[bp.status] ?? `HTTP.${bp.status}`, field: 'body' };
+    }
+    if (isDatabaseUnavailable(e)) {
+      return { statusCode: 503, error: REASON[503], message: 'the database is unavailable or busy; retry shortly', code: 'SERVICE.UNAVAILABLE' };
     }
     return { statusCode: HttpStatus.INTERNAL_SERVER_ERROR, error: REASON[500], message: 'internal error', code: 'INTERNAL' };
   }

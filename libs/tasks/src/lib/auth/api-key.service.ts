@@ -29,8 +29,15 @@ export function hashApiKey(key: string): string {
 }
 
 /** Bearer keys: issued with 256 random bits, stored as their SHA-256, looked up by hash. */
+/** How long a looked-up key is trusted without asking the database again (bounds how late a revocation bites). */
+const KEY_CACHE_TTL_MS = 10_000;
+const KEY_CACHE_MAX = 10_000;
+
 @Injectable()
 export class ApiKeyService {
+  /** Every request authenticates: a short-lived cache keeps that off the pool. Misses are not cached. */
+  private readonly cache = new Map<string, { principal: Principal; until: number }>();
+
   constructor(private readonly db: DataSource) {}
 
   async issue(owner: string, role: ApiKeyRole): Promise<IssuedApiKey> {
@@ -45,10 +52,20 @@ export class ApiKeyService {
 
   /** The principal of an unrevoked key, or null. */
   async authenticate(key: string): Promise<Principal | null> {
+    const hash = hashApiKey(key);
+    const hit = this.cache.get(hash);
+    if (hit && hit.until > Date.now()) return hit.principal;
     const rows: { id: string; owner: string; role: ApiKeyRole }[] = await this.db.query(
       `SELECT id, owner, role FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL`,
-      [hashApiKey(key)],
+      [hash],
     );
-    return rows.length === 1 ? { keyId: rows[0].id, owner: rows[0].owner, role: rows[0].role } : null;
+    if (rows.length !== 1) {
+      this.cache.delete(hash);
+      return null;
+    }
+    const principal = { keyId: rows[0].id, owner: rows[0].owner, role: rows[0].role };
+    if (this.cache.size >= KEY_CACHE_MAX) this.cache.clear();
+    this.cache.set(hash, { principal, until: Date.now() + KEY_CACHE_TTL_MS });
+    return principal;
   }
 }
