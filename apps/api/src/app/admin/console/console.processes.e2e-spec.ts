@@ -1,7 +1,7 @@
 /**
  * The web console in headless Chromium (Debian's `chromium`, driven by playwright-core), against
  * the real api (harness) and one real worker process from dist/ (`npm run build` first). Saves a
- * screenshot of each page under docs/screenshots/.
+ * screenshot of each page under tmp/screenshots/ (or SCREENSHOTS_DIR).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -18,7 +18,8 @@ import { findConsoleDir } from './console-static';
 const ROOT = resolve(__dirname, '../../../../../..');
 const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
 const WORKER_MAIN = join(ROOT, 'dist/apps/worker/main.js');
-const SHOTS = join(ROOT, 'docs/screenshots');
+// Each run saves its screenshots under tmp/; `SCREENSHOTS_DIR=docs/screenshots` refreshes the README's.
+const SHOTS = join(ROOT, process.env['SCREENSHOTS_DIR'] ?? 'tmp/screenshots');
 const LOGS = join(ROOT, 'tmp/test-logs');
 const CHROMIUM_ARGS = [
   '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
