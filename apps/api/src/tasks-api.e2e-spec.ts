@@ -143,9 +143,10 @@ describe('task HTTP API (real api over HTTP, real PostgreSQL and RabbitMQ)', () 
       expect((await h.call('GET', `/v1/tasks/${t.id}`, { key: alice })).body).toMatchObject({ status: 'succeeded', result: { ok: true }, progress: { percent: 100 } });
     });
 
-    it('a cancelled queued task is never run: its work message reaches the broker and the claim refuses it', async () => {
+    it('a cancelled queued task is never run: its work message (carrying the caller\'s trace) reaches the broker and the claim refuses it', async () => {
       const topology = h.app.get(Topology);
-      const { body: t } = await create(alice, sleep(1));
+      const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+      const { body: t } = await create(alice, sleep(1), { traceparent });
       // The relay publishes the work message (and deletes the outbox row once confirmed).
       await eventually(async () => {
         const [r] = await h.t.db.query(`SELECT count(*)::int AS n FROM outbox WHERE correlation_id = $1`, [t.id]);
@@ -164,6 +165,8 @@ describe('task HTTP API (real api over HTTP, real PostgreSQL and RabbitMQ)', () 
           }
         }, 10_000, 'the work message in the queue');
         expect(found.properties.correlationId).toBe(t.id);
+        // W3C trace context: same trace, a new span for the task.
+        expect(found.properties.headers?.['traceparent']).toMatch(/^00-4bf92f3577b34da6a3ce929d0e0e4736-(?!00f067aa0ba902b7)[0-9a-f]{16}-01$/);
         await ch.close();
       } finally {
         await conn.close();

@@ -5,3 +5,4 @@ export * from './lib/metrics/metrics.service';
 export * from './lib/health/health.module';
 export * from './lib/health/public-route';
 export * from './lib/health/readiness-check';
+export * from './lib/tracing/trace-context';

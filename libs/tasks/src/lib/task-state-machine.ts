@@ -75,7 +75,7 @@ export class TaskStateMachine {
   ) {}
 
   /** Inserts a task (as `queued` with its message in the outbox when `start`), idempotent per (owner, idempotency key). */
-  async create(input: NewTask, opts: { start: boolean; actor: string }, manager?: EntityManager): Promise<CreateResult> {
+  async create(input: NewTask, opts: { start: boolean; actor: string; traceparent?: string }, manager?: EntityManager): Promise<CreateResult> {
     const sql = `
       WITH ins AS (
         INSERT INTO tasks (owner, type, payload, status, max_attempts, timeout_ms, priority, idempotency_key, request_hash)
@@ -86,8 +86,9 @@ export class TaskStateMachine {
         INSERT INTO task_events (task_id, from_status, to_status, attempt, actor)
         SELECT id, NULL, status, 0, $10 FROM ins),
       ob AS (
-        INSERT INTO outbox (exchange, routing_key, correlation_id, body)
-        SELECT 'work', upd.type, upd.id::text, ${WORK_MESSAGE_SQL} FROM ins upd WHERE upd.status = 'queued')
+        INSERT INTO outbox (exchange, routing_key, correlation_id, body, headers)
+        SELECT 'work', upd.type, upd.id::text, ${WORK_MESSAGE_SQL}, jsonb_strip_nulls(jsonb_build_object('traceparent', $11::text))
+          FROM ins upd WHERE upd.status = 'queued')
       SELECT true AS applied, ins.* FROM ins
       UNION ALL
       SELECT false AS applied, t.* FROM tasks t
@@ -103,6 +104,7 @@ export class TaskStateMachine {
       input.idempotencyKey ?? null,
       input.requestHash ?? null,
       opts.actor,
+      opts.traceparent ?? null,
     ];
     // A concurrent insert of the same key commits after this statement's snapshot was taken:
     // ON CONFLICT then skips, and the row is visible only to the next statement.

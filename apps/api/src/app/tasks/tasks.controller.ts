@@ -1,3 +1,4 @@
+import { continueTrace } from '@tasksys/platform';
 import { Body, Controller, Get, Headers, HttpCode, type MessageEvent, Param, ParseUUIDPipe, Post, Query, Req, Res, Sse } from '@nestjs/common';
 import {
   ApiAcceptedResponse,
@@ -55,7 +56,7 @@ export class TasksController {
     @Res({ passthrough: true }) res: Response,
     @Headers('idempotency-key') idempotencyKey?: string,
   ): Promise<TaskView> {
-    const { created, task } = await this.tasks.create(p, dto, req.body, idempotencyKey);
+    const { created, task } = await this.tasks.create(p, dto, req.body, idempotencyKey, continueTrace(req.headers['traceparent']));
     res.status(created ? 201 : 200);
     return toTaskView(task);
   }
@@ -64,8 +65,8 @@ export class TasksController {
   @ApiOperation({ summary: 'Submit up to 1000 tasks at once, all or nothing' })
   @ApiCreatedResponse({ type: TaskListView, description: 'Created, in request order' })
   @ApiBadRequestResponse({ description: 'The first bad item, named by index and field (`tasks[3].payload.ms`); nothing was written' })
-  async createBatch(@CurrentPrincipal() p: Principal, @Body() dto: CreateTaskBatchRequestDto): Promise<TaskListView> {
-    return { items: (await this.tasks.createBatch(p, dto.tasks)).map(toTaskView) };
+  async createBatch(@CurrentPrincipal() p: Principal, @Body() dto: CreateTaskBatchRequestDto, @Req() req: Request): Promise<TaskListView> {
+    return { items: (await this.tasks.createBatch(p, dto.tasks, continueTrace(req.headers['traceparent']))).map(toTaskView) };
   }
 
   @Get()

@@ -32,7 +32,14 @@ export class TasksService {
   ) {}
 
   /** 201 when created; 200 (created false) when the same key and body were seen before; 409 for the same key with another body. */
-  async create(p: Principal, dto: CreateTaskRequestDto, rawBody: unknown, idempotencyKey: string | undefined): Promise<{ created: boolean; task: Task }> {
+  /** `traceparent` (W3C) travels in the work message's headers into the worker's logs. */
+  async create(
+    p: Principal,
+    dto: CreateTaskRequestDto,
+    rawBody: unknown,
+    idempotencyKey: string | undefined,
+    traceparent?: string,
+  ): Promise<{ created: boolean; task: Task }> {
     if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(idempotencyKey)) {
       throw new RequestValidationError('Idempotency-Key', 'Idempotency-Key header must be 1-200 printable ASCII characters');
     }
@@ -49,14 +56,14 @@ export class TasksService {
         idempotencyKey: idempotencyKey ?? null,
         requestHash: idempotencyKey === undefined ? null : hash,
       },
-      { start: dto.start ?? true, actor: actorOf(p) },
+      { start: dto.start ?? true, actor: actorOf(p), traceparent },
     );
     if (!result.created && result.task.requestHash !== hash) throw new IdempotencyConflictError();
     return result;
   }
 
   /** All or nothing: the first bad item (by index) fails the whole batch before anything is written. */
-  async createBatch(p: Principal, items: CreateTaskRequestDto[]): Promise<Task[]> {
+  async createBatch(p: Principal, items: CreateTaskRequestDto[], traceparent?: string): Promise<Task[]> {
     const checked = items.map((dto, i) => ({ dto, ...this.check(dto, `tasks[${i}].`) }));
     return this.batch.execute(
       checked.map(({ dto, payload, definition }) => ({
@@ -68,7 +75,7 @@ export class TasksService {
         priority: dto.priority ?? 0,
         start: dto.start ?? true,
       })),
-      { actor: actorOf(p) },
+      { actor: actorOf(p), traceparent },
     );
   }
 

@@ -20,7 +20,7 @@ export class CreateTaskBatchCommand {
     private readonly sm: TaskStateMachine,
   ) {}
 
-  async execute(items: NewBatchTask[], opts: { actor: string }): Promise<Task[]> {
+  async execute(items: NewBatchTask[], opts: { actor: string; traceparent?: string }): Promise<Task[]> {
     if (items.length === 0) return [];
     const input = items.map((t) => ({
       id: randomUUID(),
@@ -44,12 +44,13 @@ export class CreateTaskBatchCommand {
          INSERT INTO task_events (task_id, from_status, to_status, attempt, actor)
          SELECT id, NULL, status, 0, $2 FROM ins),
        ob AS (
-         INSERT INTO outbox (exchange, routing_key, correlation_id, body)
+         INSERT INTO outbox (exchange, routing_key, correlation_id, body, headers)
          SELECT 'work', upd.type, upd.id::text,
-                jsonb_build_object('v', ${TASK_MESSAGE_SCHEMA_VERSION}, 'taskId', upd.id, 'type', upd.type)
+                jsonb_build_object('v', ${TASK_MESSAGE_SCHEMA_VERSION}, 'taskId', upd.id, 'type', upd.type),
+                jsonb_strip_nulls(jsonb_build_object('traceparent', $3::text))
            FROM ins upd WHERE upd.status = 'queued')
        SELECT * FROM ins`,
-      [JSON.stringify(input), opts.actor],
+      [JSON.stringify(input), opts.actor, opts.traceparent ?? null],
     );
     const byId = new Map(rows.map((r) => [r['id'] as string, r]));
     return input.map((i) => this.sm.hydrate(byId.get(i.id)!));
