@@ -1,1 +1,2 @@
 export * from './lib/testing/test-database';
+export * from './lib/testing/outbox-rows';

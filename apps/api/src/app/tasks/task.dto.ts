@@ -74,7 +74,24 @@ export class CreateTaskBatchRequestDto {
   tasks!: CreateTaskRequestDto[];
 }
 
-export class ListTasksQueryDto {
+export class PageQueryDto {
+  @ApiPropertyOptional({ minimum: 1, maximum: 100, default: 20 })
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt()
+  @Min(1)
+  @Max(100)
+  limit?: number;
+
+  @ApiPropertyOptional({ description: '`nextCursor` of the previous page' })
+  @IsOptional()
+  @IsString()
+  @MaxLength(300)
+  cursor?: string;
+}
+
+/** Filters of the task list, on top of the page size and cursor. */
+export class ListTasksQueryDto extends PageQueryDto {
   @ApiPropertyOptional({ enum: TASK_STATUSES })
   @IsOptional()
   @IsIn(TASK_STATUSES)
@@ -91,36 +108,6 @@ export class ListTasksQueryDto {
   @IsString()
   @Length(1, 100)
   owner?: string;
-
-  @ApiPropertyOptional({ minimum: 1, maximum: 100, default: 20 })
-  @IsOptional()
-  @Type(() => Number)
-  @IsInt()
-  @Min(1)
-  @Max(100)
-  limit?: number;
-
-  @ApiPropertyOptional({ description: '`nextCursor` of the previous page' })
-  @IsOptional()
-  @IsString()
-  @MaxLength(300)
-  cursor?: string;
-}
-
-export class PageQueryDto {
-  @ApiPropertyOptional({ minimum: 1, maximum: 100, default: 20 })
-  @IsOptional()
-  @Type(() => Number)
-  @IsInt()
-  @Min(1)
-  @Max(100)
-  limit?: number;
-
-  @ApiPropertyOptional({ description: '`nextCursor` of the previous page' })
-  @IsOptional()
-  @IsString()
-  @MaxLength(300)
-  cursor?: string;
 }
 
 export class CreateReportRequestDto {

@@ -1,3 +1,4 @@
+import { writeOutboxRows } from '../testing/outbox-rows';
 /**
  * Broker faults: stops, restarts and kills the connections of the local RabbitMQ. That hurts
  * every other test talking to it, so this file runs on its own (scripts/test.mjs runs names
@@ -38,17 +39,6 @@ async function startBroker(): Promise<void> {
   rabbitmqctl('start_app');
   rabbitmqctl('await_startup', '--timeout', '60');
   await pollUntil(() => amqpPortOpen(), 'the AMQP port to accept connections', 30_000, 100);
-}
-
-async function writeRows(t: TestDatabase, n: number): Promise<string[]> {
-  const rows: Array<{ message_id: string }> = await t.db.query(
-    `INSERT INTO outbox (exchange, routing_key, correlation_id, body, headers)
-     SELECT 'work', 'demo.relay', id::text, jsonb_build_object('v', 1, 'taskId', id::text, 'type', 'demo.relay'), '{"x-task-attempt": 1}'
-       FROM (SELECT gen_random_uuid() AS id FROM generate_series(1, $1)) ids
-     RETURNING message_id`,
-    [n],
-  );
-  return rows.map((r) => r.message_id);
 }
 
 /** Reads the whole queue (noAck) and counts copies per message id. */
@@ -115,7 +105,7 @@ describe('broker faults (stops and restarts the local RabbitMQ)', () => {
     try {
       stopBroker();
       await pollUntil(() => !m.status.isReady(), 'not ready after stop_app', 10_000);
-      const ids = await writeRows(t, 5000);
+      const ids = await writeOutboxRows(t, 5000);
       const r = newRelay();
       await r.start();
 
@@ -148,7 +138,7 @@ describe('broker faults (stops and restarts the local RabbitMQ)', () => {
 
   it('delivers every row at least once when the broker restarts in the middle of relaying', async () => {
     try {
-      const ids = await writeRows(t, 5000);
+      const ids = await writeOutboxRows(t, 5000);
       const r = newRelay();
       const started = Date.now();
       await r.start();

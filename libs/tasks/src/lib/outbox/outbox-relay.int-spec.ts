@@ -1,20 +1,9 @@
+import { writeOutboxRows } from '../testing/outbox-rows';
 import { OutboxRelayService } from '@tasksys/messaging';
 import { createTestMessaging, pollUntil, type TestMessaging } from '@tasksys/messaging/testing';
 import { createTestDatabase, type TestDatabase } from '../testing/test-database';
 import { connect, type ChannelModel } from 'amqplib';
 import { PgOutboxStore } from './pg-outbox.store';
-
-/** Writes `n` work rows in one statement (one NOTIFY) and returns their message ids. */
-async function writeRows(t: TestDatabase, n: number): Promise<string[]> {
-  const rows: Array<{ message_id: string }> = await t.db.query(
-    `INSERT INTO outbox (exchange, routing_key, correlation_id, body, headers)
-     SELECT 'work', 'demo.relay', id::text, jsonb_build_object('v', 1, 'taskId', id::text, 'type', 'demo.relay'), '{"x-task-attempt": 1}'
-       FROM (SELECT gen_random_uuid() AS id FROM generate_series(1, $1)) ids
-     RETURNING message_id`,
-    [n],
-  );
-  return rows.map((r) => r.message_id);
-}
 
 /** Consumes the whole queue (no ack needed: these copies are only counted) and counts per message id. */
 async function countInQueue(conn: ChannelModel, queue: string, expected: number): Promise<Map<string, number>> {
@@ -73,7 +62,7 @@ describe('outbox relay (PostgreSQL + RabbitMQ)', () => {
     const r = relay();
     await r.start();
     const started = Date.now();
-    const [id] = await writeRows(t, 1);
+    const [id] = await writeOutboxRows(t, 1);
     const counts = await countInQueue(raw, m.topology.queues.work, 1);
     const ms = Date.now() - started;
     expect([...counts.entries()]).toEqual([[id, 1]]);
@@ -83,7 +72,7 @@ describe('outbox relay (PostgreSQL + RabbitMQ)', () => {
   });
 
   it('two relays over one outbox publish each row once', async () => {
-    const ids = await writeRows(t, 3000);
+    const ids = await writeOutboxRows(t, 3000);
     const a = relay(100);
     const b = relay(100);
     const started = Date.now();
