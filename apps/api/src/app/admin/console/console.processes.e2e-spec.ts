@@ -118,7 +118,8 @@ describe('web console in headless Chromium (real api, one real worker, real Post
   const shot = (name: string) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
   const open = async (hash: string) => {
     await page.click(`[data-testid="nav-${hash}"]`);
-    await page.waitForFunction(`location.hash === '#/${hash}'`);
+    // Locators and URL waits, not string functions: the console's CSP (rightly) forbids eval.
+    await page.waitForURL((url) => url.hash === `#/${hash}`);
   };
 
   it('serves the page without a key, asks for the admin key once and keeps it across reloads', async () => {
@@ -180,7 +181,7 @@ describe('web console in headless Chromium (real api, one real worker, real Post
     const [first] = (await h.call('GET', '/v1/tasks?status=succeeded&limit=1')).body.items;
     await page.click(`tr[data-task-id="${first.id}"] a`);
     await page.waitForSelector('[data-testid="task-detail"][data-status="succeeded"]');
-    await page.waitForFunction(`document.querySelectorAll('[data-testid="timeline"] li').length >= 3`);
+    await page.locator('[data-testid="timeline"] li').nth(2).waitFor();
     const lines = await page.$$eval('[data-testid="timeline"] li', (lis) => lis.map((li) => li.textContent ?? ''));
     expect(lines[0]).toMatch(/∅ → queued/);
     expect(lines.at(-1)).toMatch(/running → succeeded.*console-w1/);
@@ -247,7 +248,7 @@ describe('web console in headless Chromium (real api, one real worker, real Post
     const r = await h.call('POST', `/v1/tasks/${task.id}/reports`, { key: alice, body: { message: 'I cancelled this by mistake; can it be resumed?' } });
     expect(r.status).toBe(201);
     await open('reports');
-    await page.waitForFunction(`document.querySelector('[data-testid="reports-table"]')?.textContent?.includes('by mistake')`);
+    await page.locator('[data-testid="reports-table"]', { hasText: 'by mistake' }).waitFor();
     await shot('reports');
     await open('tasks');
     await page.waitForSelector('[data-testid="tasks-table"] tbody tr');
