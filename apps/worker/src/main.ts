@@ -29,10 +29,17 @@ async function bootstrap(): Promise<void> {
   app.get(Logger).log(`health on :${config.WORKER_HEALTH_PORT}/health/ready`, 'Worker');
 
   // Not enableShutdownHooks(): Nest re-raises the signal after closing, and a drained worker exits 0.
+  // One shutdown for any number of signals; a hard stop if draining cannot finish (database gone).
+  let closing: Promise<void> | null = null;
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-    process.once(signal, () => {
+    process.on(signal, () => {
+      if (closing) return;
       app.get(Logger).log(`${signal}: draining`, 'Worker');
-      app.close().then(
+      setTimeout(() => {
+        console.error('shutdown did not finish in time; exiting');
+        process.exit(1);
+      }, config.WORKER_SHUTDOWN_GRACE_MS + 30_000).unref();
+      closing = app.close().then(
         () => process.exit(0),
         (err) => {
           console.error(err);

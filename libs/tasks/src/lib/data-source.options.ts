@@ -26,6 +26,8 @@ export function dataSourceOptions(config: DatabaseConfig): DataSourceOptions {
     migrationsRun: false,
     poolSize: config.DATABASE_POOL_SIZE,
     applicationName: pg.application_name,
-    extra: { options: pg.options, connectionTimeoutMillis: 5000 },
+    // keepAlive and query_timeout: a connection to a server that vanished (failover, dropped
+    // packets) fails in seconds instead of hanging until TCP gives up.
+    extra: { options: pg.options, connectionTimeoutMillis: 5000, keepAlive: true, query_timeout: 60_000 },
   };
 }

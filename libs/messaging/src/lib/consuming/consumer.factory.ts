@@ -130,6 +130,11 @@ export class ConsumerFactory {
         },
         options,
       );
+      if (stopped || !state.open) {
+        // stop() ran while basic.consume was in flight: cancel what it just created.
+        await ch.cancel(consumerTag).catch(() => undefined);
+        return;
+      }
       active = { ch, tag: consumerTag, state };
       recreateDelay = RESUBSCRIBE_DELAY_MS;
     };

@@ -59,4 +59,25 @@ describe('MicroBatcher', () => {
     const settled = await Promise.allSettled(calls);
     expect(settled.every((s) => s.status === 'rejected')).toBe(true);
   });
+
+  it('retries a failed batch item by item, so one bad item fails only its own caller', async () => {
+    let gate: () => void = () => undefined;
+    const b = new MicroBatcher<string, string>({
+      maxItems: 10,
+      maxInFlight: 1,
+      key: (x) => x,
+      run: async (items) => {
+        if (items[0] === 'first') await new Promise<void>((r) => (gate = r));
+        if (items.includes('bad')) throw new Error('22P05 unsupported Unicode escape');
+        return new Map(items.map((i) => [i, i.toUpperCase()]));
+      },
+    });
+    const first = b.submit('first');
+    const rest = ['a', 'bad', 'c'].map((x) => b.submit(x));
+    gate();
+    await first;
+    const settled = await Promise.allSettled(rest);
+    expect(settled.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect((settled[0] as PromiseFulfilledResult<string>).value).toBe('A');
+  });
 });

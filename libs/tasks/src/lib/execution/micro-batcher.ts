@@ -24,6 +24,18 @@ export class MicroBatcher<I, O> {
     });
   }
 
+  /** A failed batch is retried item by item, so one bad item fails only its own caller. */
+  private async oneByOne(batch: { item: I; resolve: (o: O | undefined) => void; reject: (e: unknown) => void }[]): Promise<void> {
+    for (const entry of batch) {
+      try {
+        const results = await this.opts.run([entry.item]);
+        entry.resolve(results.get(this.opts.key(entry.item)));
+      } catch (err) {
+        entry.reject(err);
+      }
+    }
+  }
+
   private pump(): void {
     while (this.inFlight < this.opts.maxInFlight && this.queue.length > 0) {
       const batch: typeof this.queue = [];
@@ -42,7 +54,7 @@ export class MicroBatcher<I, O> {
         .run(batch.map((e) => e.item))
         .then(
           (results) => batch.forEach((e) => e.resolve(results.get(this.opts.key(e.item)))),
-          (err) => batch.forEach((e) => e.reject(err)),
+          (err) => (batch.length === 1 ? batch[0].reject(err) : this.oneByOne(batch)),
         )
         .finally(() => {
           this.inFlight--;

@@ -6,13 +6,22 @@ import { Task, type TaskError } from '../entities';
 import { TaskStateMachine, type TransitionResult } from '../task-state-machine';
 import { isTerminal } from '../task-status';
 import { TaskTypeRegistry } from '../task-types';
-import { type AbortReason, TaskAbortedError, toTaskError } from './task.errors';
+import { type AbortReason, TaskAbortedError, toStorableJson, toTaskError } from './task.errors';
 import type { TaskContext } from './task-handler';
 import { TaskHandlerRegistry } from './task-handler.registry';
 import { MicroBatcher } from './micro-batcher';
 import { parseTaskMessage } from './task-message.parser';
 
 const NOT_FOUND: TransitionResult = { applied: false, task: null };
+const SETTLE_AFTER_GRACE_MS = 10_000;
+
+/** Connection trouble, a restarting server, a timeout: worth retrying. SQL errors (syntax, data, constraints) are not. */
+function isTransientDatabaseError(err: unknown): boolean {
+  const e = err as { code?: string; driverError?: { code?: string }; message?: string };
+  const code = e?.driverError?.code ?? e?.code;
+  if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return /^(08|53|57P|40001|40P01)/.test(code);
+  return true;
+}
 import type { WorkerConfig } from './worker.config';
 import { WORKER_CONFIG } from './execution.constants';
 import { ExecutionMetrics } from './execution.metrics';
@@ -56,6 +65,8 @@ export class TaskExecutor {
   private readonly runs = new Map<string, ActiveRun>();
   private readonly pending = new Set<Promise<void>>();
   private shuttingDown = false;
+  /** After the grace period, how long settling may still wait for the database before requeueing anyway. */
+  private giveUpAt = Number.POSITIVE_INFINITY;
   private consuming = false;
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private readonly claims: MicroBatcher<string, TransitionResult>;
@@ -116,9 +127,11 @@ export class TaskExecutor {
   /** Entry point for every work delivery. Never throws. */
   handle(delivery: Delivery): Promise<void> {
     this.stats.received++;
-    const done = this.process(delivery).catch((err) => {
-      // Only a bug gets here; the delivery is requeued so nothing is lost.
+    const done = this.process(delivery).catch(async (err) => {
+      // Only a bug (or a statement the database refuses) gets here; the delivery is requeued so
+      // nothing is lost, after a pause so a poison message cannot spin.
       this.logger.error(`unexpected error handling a delivery: ${(err as Error).stack ?? err}`);
+      await sleep(1000);
       delivery.requeue();
     });
     const tracked = done.finally(() => this.pending.delete(tracked));
@@ -141,6 +154,7 @@ export class TaskExecutor {
       await Promise.race([Promise.allSettled([...this.pending]), sleep(Math.min(250, Math.max(1, deadline - Date.now())))]);
     }
     this.shuttingDown = true;
+    this.giveUpAt = Date.now() + SETTLE_AFTER_GRACE_MS;
     if (this.pending.size > 0) {
       this.logger.warn(`grace period over: handing ${this.runs.size} running task(s) back`);
       for (const run of this.runs.values()) run.abort('shutdown');
@@ -302,14 +316,14 @@ export class TaskExecutor {
     try {
       const result = await Promise.race([handler.run(ctx), aborted]);
       if (abortedFor) return { kind: 'aborted', reason: abortedFor };
-      const json = JSON.stringify(result ?? null);
-      return { kind: 'succeeded', result: JSON.parse(json) };
+      return { kind: 'succeeded', result: toStorableJson(result) };
     } catch (err) {
       if (abortedFor && abortedFor !== 'timeout') return { kind: 'aborted', reason: abortedFor };
       return { kind: 'failed', error: toTaskError(abortedFor === 'timeout' ? new TaskAbortedError('timeout') : err) };
     } finally {
       clearTimeout(timeout);
-      this.runs.delete(task.id);
+      // A newer run of the same task in this process (a takeover of our own expired lease) keeps its entry.
+      if (this.runs.get(task.id)?.token === token) this.runs.delete(task.id);
       aborted.catch(() => undefined);
       if (!controller.signal.aborted) controller.abort(new TaskAbortedError('shutdown'));
     }
@@ -403,7 +417,9 @@ export class TaskExecutor {
       try {
         return await call();
       } catch (err) {
-        if (this.shuttingDown && !evenOnShutdown) return undefined;
+        // A statement the database refuses (bad data, a bug) will not get better: no retry loop.
+        if (!isTransientDatabaseError(err)) throw err;
+        if (this.shuttingDown && (!evenOnShutdown || Date.now() > this.giveUpAt)) return undefined;
         this.logger.warn(`database call failed (${(err as Error).message}); retrying in ${delay} ms`);
         await sleep(delay);
       }

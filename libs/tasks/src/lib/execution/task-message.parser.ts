@@ -25,5 +25,6 @@ export function parseTaskMessage(content: Buffer): ParsedTaskMessage {
   if (typeof type !== 'string' || type.length === 0) {
     return { ok: false, code: 'MESSAGE.INVALID', reason: 'type is missing' };
   }
-  return { ok: true, message: { v: TASK_MESSAGE_SCHEMA_VERSION, taskId, type } };
+  // PostgreSQL returns ids in lowercase; results are matched by id.
+  return { ok: true, message: { v: TASK_MESSAGE_SCHEMA_VERSION, taskId: taskId.toLowerCase(), type } };
 }

@@ -43,8 +43,25 @@ export class TaskAbortedError extends Error {
   }
 }
 
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+/**
+ * A handler's result or error as JSON PostgreSQL's jsonb accepts: no U+0000 and no lone
+ * surrogates (a string cut in the middle of an emoji). One bad value must not fail a batch.
+ */
+export function toStorableJson<T>(value: T): T {
+  const json = JSON.stringify(value ?? null, (_key, v: unknown) =>
+    typeof v === 'string' ? v.replace(LONE_SURROGATE, '\uFFFD').replaceAll('\u0000', '') : v,
+  );
+  return JSON.parse(json) as T;
+}
+
 /** Any thrown value as the error stored on the task. Unknown errors are retryable (a bug may be transient). */
 export function toTaskError(err: unknown): TaskError {
+  return toStorableJson(describeError(err));
+}
+
+function describeError(err: unknown): TaskError {
   if (err instanceof TaskFailure) return err.toJSON();
   if (err instanceof TaskAbortedError && err.reason === 'timeout') {
     return { code: 'TASK.TIMEOUT', message: 'the run exceeded its timeout', retryable: true };
