@@ -359,7 +359,9 @@ export class TaskExecutor {
         this.stats.failed++;
         return this.deadLetter(delivery, error, true);
       }
-      return this.settleUnowned(delivery, message, r.task ?? undefined);
+      // The database disagrees (its clock says the lease is live, or the row moved on): look again later, not in a loop.
+      if (r.task && isTerminal(r.task.status)) return this.settleUnowned(delivery, message, r.task);
+      return this.defer(delivery, message, task, 0);
     }
     return this.defer(delivery, message, task, Math.max(leaseLeft, 0));
   }
