@@ -101,7 +101,7 @@ async function fuzzOne(ctx: { url: string; user: ApiClient; known: string[] }, t
     const res = await fetch(`${ctx.url}${p}`, { method, headers, body: payload, signal: AbortSignal.timeout(20_000) });
     const text = method === 'HEAD' ? '' : await res.text();
     t.byStatus[res.status] = (t.byStatus[res.status] ?? 0) + 1;
-    if (res.status >= 500) t.fiveXX.length < 20 && t.fiveXX.push(`${method} ${p.slice(0, 80)} -> ${res.status} ${text.slice(0, 200)}`);
+    if (res.status >= 500 && t.fiveXX.length < 20) t.fiveXX.push(`${method} ${p.slice(0, 80)} -> ${res.status} ${text.slice(0, 200)}`);
     if (res.status === 201 && method === 'POST') {
       try {
         const j = JSON.parse(text) as { id?: string; items?: { id: string }[]; taskId?: string; message?: string };
