@@ -148,12 +148,7 @@ export class TaskStateMachine {
 
   /** Extends the lease of the run holding `token`. Not applied: the run was cancelled or taken over, abort it. */
   async heartbeat(id: string, token: number, workerId: string, leaseMs: number): Promise<boolean> {
-    const rows = await this.rows(
-      `UPDATE tasks SET lease_expires_at = now() + $4 * interval '1 millisecond'
-        WHERE id = $1 AND status = 'running' AND attempt = $2 AND lease_owner = $3 RETURNING id`,
-      [id, token, workerId, leaseMs],
-    );
-    return rows.length === 1;
+    return (await this.heartbeatMany([{ id, token }], workerId, leaseMs)).has(id);
   }
 
   /** Extends the leases of many runs in one statement; returns the ids still owned (the others: abort). */

@@ -40,18 +40,6 @@ type Outcome =
   | { kind: 'failed'; error: TaskError }
   | { kind: 'aborted'; reason: AbortReason };
 
-export interface ExecutorStats {
-  received: number;
-  succeeded: number;
-  failed: number;
-  retried: number;
-  deferred: number;
-  duplicates: number;
-  deadLettered: number;
-  malformed: number;
-  released: number;
-}
-
 /**
  * THE ACK RULE (DESIGN.md section 6). A delivery is acked only when
  *  (a) its task is terminal in the database, or
@@ -71,17 +59,6 @@ export class TaskExecutor {
   private heartbeatTimer: NodeJS.Timeout | null = null;
   private readonly claims: MicroBatcher<string, TransitionResult>;
   private readonly completions: MicroBatcher<{ id: string; token: number; result: unknown }, TransitionResult>;
-  readonly stats: ExecutorStats = {
-    received: 0,
-    succeeded: 0,
-    failed: 0,
-    retried: 0,
-    deferred: 0,
-    duplicates: 0,
-    deadLettered: 0,
-    malformed: 0,
-    released: 0,
-  };
 
   constructor(
     private readonly tasks: TaskStateMachine,
@@ -126,7 +103,6 @@ export class TaskExecutor {
 
   /** Entry point for every work delivery. Never throws. */
   handle(delivery: Delivery): Promise<void> {
-    this.stats.received++;
     const done = this.process(delivery).catch(async (err) => {
       // Only a bug (or a statement the database refuses) gets here; the delivery is requeued so
       // nothing is lost, after a pause so a poison message cannot spin.
@@ -186,14 +162,12 @@ export class TaskExecutor {
   private async process(delivery: Delivery): Promise<void> {
     const parsed = parseTaskMessage(delivery.message.content);
     if (!parsed.ok) {
-      this.stats.malformed++;
       return this.deadLetter(delivery, { code: parsed.code, message: parsed.reason });
     }
     const message = parsed.message;
     const claim = await this.untilDatabaseAnswers(async () => (await this.claims.submit(message.taskId)) ?? NOT_FOUND);
     if (claim === undefined) return delivery.requeue();
     if (!claim.task) {
-      this.stats.malformed++;
       return this.deadLetter(delivery, { code: 'TASK.NOT_FOUND', message: `no task ${message.taskId}` });
     }
     if (!claim.applied) return this.settleUnowned(delivery, message, claim.task);
@@ -218,8 +192,7 @@ export class TaskExecutor {
 
     if (outcome.kind === 'aborted') {
       if (outcome.reason === 'shutdown') {
-        const released = await this.untilDatabaseAnswers(() => this.tasks.release(task.id, token, writer), true);
-        if (released?.applied) this.stats.released++;
+        await this.untilDatabaseAnswers(() => this.tasks.release(task.id, token, writer), true);
         log('log', 'handed back on shutdown');
         return delivery.requeue();
       }
@@ -234,7 +207,6 @@ export class TaskExecutor {
       );
       if (r === undefined) return delivery.requeue();
       if (!r.applied) return this.settleUnowned(delivery, message, r.task ?? undefined);
-      this.stats.succeeded++;
       log('debug', 'succeeded', { seconds });
       return delivery.ack();
     }
@@ -252,7 +224,6 @@ export class TaskExecutor {
       if (!r.applied) return this.settleUnowned(delivery, message, r.task ?? undefined);
       try {
         const tier = await this.publisher.publishRetry(message, { attempt: token, delayMs });
-        this.stats.retried++;
         this.metrics.retries.inc({ tier: tier.label });
         log('log', `${error.code} (${error.message}); retry in the ${tier.label} tier`, { error, tier: tier.label });
         return delivery.ack();
@@ -266,7 +237,6 @@ export class TaskExecutor {
     const r = await this.untilDatabaseAnswers(() => this.tasks.failFinal(task.id, token, error, writer), true);
     if (r === undefined) return delivery.requeue();
     if (!r.applied) return this.settleUnowned(delivery, message, r.task ?? undefined);
-    this.stats.failed++;
     log('warn', `failed for good: ${error.code} (${error.message})`, { error });
     return this.deadLetter(delivery, error, true);
   }
@@ -340,13 +310,11 @@ export class TaskExecutor {
       return this.deadLetter(delivery, { code: 'TASK.NOT_FOUND', message: `no task ${message.taskId}` });
     }
     if (isTerminal(task.status)) {
-      this.stats.duplicates++;
       this.metrics.duplicates.inc();
       return delivery.ack();
     }
     if (task.status === 'new') {
       // Not started: its start will queue a message of its own.
-      this.stats.duplicates++;
       return delivery.ack();
     }
     const leaseLeft = task.leaseExpiresAt ? task.leaseExpiresAt.getTime() - Date.now() : 0;
@@ -356,7 +324,6 @@ export class TaskExecutor {
       const r = await this.untilDatabaseAnswers(() => this.tasks.failAbandoned(task.id, error, this.config.WORKER_ID), true);
       if (r === undefined) return delivery.requeue();
       if (r.applied) {
-        this.stats.failed++;
         return this.deadLetter(delivery, error, true);
       }
       // The database disagrees (its clock says the lease is live, or the row moved on): look again later, not in a loop.
@@ -370,7 +337,6 @@ export class TaskExecutor {
   private async defer(delivery: Delivery, message: TaskMessage, task: Task, delayMs: number): Promise<void> {
     try {
       await this.publisher.publishRetry(message, { attempt: task.attempt, delayMs });
-      this.stats.deferred++;
       this.metrics.deferrals.inc();
       delivery.ack();
     } catch (err) {
@@ -388,7 +354,6 @@ export class TaskExecutor {
         message: reason.message,
         routingKey: delivery.message.fields.routingKey,
       });
-      this.stats.deadLettered++;
       this.metrics.deadLetters.inc({ reason: reason.code });
       this.logger.warn({
         taskId: delivery.message.properties.correlationId ?? null,
