@@ -1,0 +1,69 @@
+import { buildTopology } from '@tasksys/messaging';
+import { deleteTopology, testMessagingConfig } from '@tasksys/messaging/testing';
+import { TaskStateMachine } from '@tasksys/tasks';
+import { createTestDatabase, type TestDatabase } from '@tasksys/tasks/testing';
+import { execFileSync, spawn } from 'node:child_process';
+import { createWriteStream, mkdirSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { freePort, waitFor } from '../test/worker-fleet';
+
+/**
+ * Broker down at start-up: the worker starts, answers live but not ready, and connects,
+ * declares and consumes by itself once the broker is back. Restarts the shared broker, so
+ * "faults" in the name: CI runs it alone.
+ */
+const rabbitmqctl = (...args: string[]) => execFileSync('rabbitmqctl', args, { stdio: 'pipe', timeout: 90_000 }).toString();
+
+describe('worker started while the broker is down', () => {
+  let t: TestDatabase;
+  const messaging = testMessagingConfig();
+
+  beforeAll(async () => {
+    t = await createTestDatabase();
+  });
+  afterAll(async () => {
+    await deleteTopology(buildTopology(messaging)).catch(() => undefined);
+    await t?.drop();
+  });
+
+  it('starts not ready, then connects, declares and runs a task when the broker comes up', async () => {
+    const port = await freePort();
+    const root = resolve(__dirname, '../../..');
+    mkdirSync(resolve(root, 'tmp/test-logs'), { recursive: true });
+    const log = createWriteStream(resolve(root, 'tmp/test-logs/broker-down-at-start.log'));
+    rabbitmqctl('stop_app');
+    const child = spawn(process.execPath, [resolve(root, 'dist/apps/worker/main.js')], {
+      env: {
+        ...process.env,
+        DATABASE_URL: t.config.DATABASE_URL,
+        DATABASE_SCHEMA: t.config.DATABASE_SCHEMA,
+        TASKS_NAMESPACE: messaging.TASKS_NAMESPACE,
+        WORKER_HEALTH_PORT: String(port),
+        WORKER_ID: `${messaging.TASKS_NAMESPACE}-w`,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout?.pipe(log);
+    child.stderr?.pipe(log);
+    try {
+      const health = async (path: string) => (await fetch(`http://127.0.0.1:${port}${path}`)).status;
+      await waitFor('live while the broker is down', async () => (await health('/health/live')) === 200, 60_000, 200);
+      expect(await health('/health/ready')).toBe(503);
+      expect(child.exitCode).toBeNull();
+    } finally {
+      rabbitmqctl('start_app');
+      rabbitmqctl('await_startup', '--timeout', '60');
+    }
+    try {
+      await waitFor('ready after the broker came back', async () => (await fetch(`http://127.0.0.1:${port}/health/ready`)).ok, 60_000, 250);
+      const sm = new TaskStateMachine(t.db);
+      const { task } = await sm.create({ owner: 'test', type: 'demo.sleep', payload: { ms: 1 }, maxAttempts: 3, timeoutMs: 10_000 }, { start: true, actor: 'owner:test' });
+      await waitFor('the task to succeed', async () => {
+        const [row] = await t.db.query(`SELECT status FROM tasks WHERE id = $1`, [task.id]);
+        return row.status === 'succeeded';
+      }, 30_000, 200);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  }, 180_000);
+});
