@@ -1,5 +1,5 @@
 // Shared measurement helpers: clocks, /proc sampling (CPU and memory per process), percentiles,
-// child processes with logs, free ports.
+// child processes with logs, free ports, bulk submits.
 import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync, readdirSync, openSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -23,6 +23,14 @@ export function percentile(sorted, p) {
   if (!sorted.length) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
 }
+/** p50/p95/p99/max of unsorted samples; undefined for none. */
+export function pcts(xs) {
+  if (!xs) return undefined;
+  const s = [...xs].sort((a, b) => a - b);
+  return { p50: percentile(s, 50), p95: percentile(s, 95), p99: percentile(s, 99), max: s.at(-1) };
+}
+/** A number for the report: thousands separators, `d` decimals; '-' when not a number. */
+export const fmt = (x, d = 0) => (Number.isFinite(x) ? x.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d }) : '-');
 export const median = (xs) => {
   const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
   if (!s.length) return NaN;
@@ -108,11 +116,15 @@ export class ProcessMeter {
     out.other = Math.max(0, b.machine - a.machine - ours);
     return out;
   }
+  static kb(g) {
+    return g.pids().reduce((s, pid) => s + memKb(pid, g.mem), 0);
+  }
   sample() {
-    for (const g of this.groups.values()) {
-      const kb = g.pids().reduce((s, pid) => s + memKb(pid, g.mem), 0);
-      if (kb > g.peakKb) g.peakKb = kb;
-    }
+    for (const g of this.groups.values()) g.peakKb = Math.max(g.peakKb, ProcessMeter.kb(g));
+  }
+  /** Memory of the named groups (default: all) right now, MB; the peaks are left alone. */
+  current(names = [...this.groups.keys()]) {
+    return Object.fromEntries(names.map((n) => [n, ProcessMeter.kb(this.groups.get(n)) / 1024]));
   }
   start(everyMs = 200) {
     this.sample();
@@ -129,7 +141,9 @@ export class ProcessMeter {
 /** A child process with its output in `<logDir>/<name>.log`; `stop()` sends SIGTERM, then SIGKILL. */
 export function startProcess(name, args, { env = {}, logDir, ipc = false } = {}) {
   const log = openSync(join(logDir, `${name}.log`), 'a');
-  const child = spawn(process.execPath, args, {
+  // BENCH_NODE_ARGS (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`) goes to every process the bench starts.
+  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', log, log, ...(ipc ? ['ipc'] : [])],
   });
@@ -154,4 +168,25 @@ export function freePort() {
       s.close(() => resolve(port));
     });
   });
+}
+
+/**
+ * Sends n items through `p.sendBatch(items)` in batches of `batch`, `inflight` batches at a time;
+ * each item is {i, t} (t: when its batch was sent).
+ */
+export async function bulk(p, { n, batch, inflight }) {
+  let next = 0;
+  const startAt = now();
+  const lane = async () => {
+    while (next < n) {
+      const from = next;
+      next = Math.min(n, next + batch);
+      const t = now();
+      const items = [];
+      for (let i = from; i < next; i++) items.push({ i, t });
+      await p.sendBatch(items);
+    }
+  };
+  await Promise.all(Array.from({ length: inflight }, lane));
+  return { startAt, endAt: now() };
 }

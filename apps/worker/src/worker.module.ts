@@ -18,7 +18,8 @@ const config = (c: ConfigService): WorkerAppConfig => configFrom(workerAppConfig
     TasksModule.forRootAsync({ inject: [ConfigService] as never[], useFactory: config }),
     MessagingModule.forRootAsync({ inject: [ConfigService] as never[], useFactory: config }),
     // Workers relay too: the sweeper's re-enqueues and cancels go out even with no api running.
-    OutboxRelayModule,
+    // Polling only: the api's relay is woken by NOTIFY; waking every worker too only cost empty rounds.
+    OutboxRelayModule.register({ listen: false }),
     ExecutionModule.forRootAsync({
       inject: [ConfigService] as never[],
       useFactory: (c: ConfigService) => ({ worker: config(c), taskTypes: config(c) }),

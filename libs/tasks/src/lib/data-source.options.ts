@@ -8,7 +8,9 @@ export function pgConnectionConfig(config: Pick<DatabaseConfig, 'DATABASE_URL' |
   return {
     connectionString: config.DATABASE_URL,
     // Unqualified names in hand-written SQL resolve to the configured schema.
-    options: `-c search_path=${config.DATABASE_SCHEMA}`,
+    // Prepared statements (preparedQuery) are planned for their parameters on every call: a
+    // generic plan made while `tasks` was small would keep seq-scanning it as it grows.
+    options: `-c search_path=${config.DATABASE_SCHEMA} -c plan_cache_mode=force_custom_plan`,
     application_name: 'tasksys',
   };
 }

@@ -2,6 +2,7 @@ import { Inject, Injectable, Optional } from '@nestjs/common';
 import { TASK_MESSAGE_SCHEMA_VERSION } from '@tasksys/messaging';
 import { DataSource, type EntityManager } from 'typeorm';
 import { Task, type TaskError } from './entities';
+import { preparedQuery } from './prepared-query';
 import type { TaskStatus } from './task-status';
 
 /** What a transition did: `applied` false means "not allowed from the current state"; `task` is then the row as it is (null: no such task). */
@@ -80,7 +81,7 @@ export class TaskStateMachine {
       WITH ins AS (
         INSERT INTO tasks (owner, type, payload, status, max_attempts, timeout_ms, priority, idempotency_key, request_hash)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-        ON CONFLICT (owner, idempotency_key) DO NOTHING
+        ON CONFLICT (owner, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
         RETURNING *),
       ev AS (
         INSERT INTO task_events (task_id, from_status, to_status, attempt, actor)
@@ -157,9 +158,10 @@ export class TaskStateMachine {
     const rows = await this.rows<{ id: string }>(
       `UPDATE tasks t SET lease_expires_at = now() + $3 * interval '1 millisecond'
          FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, token int)
-        WHERE t.id = x.id AND t.status = 'running' AND t.attempt = x.token AND t.lease_owner = $2
+        WHERE t.id = ANY($4::uuid[]) AND t.id = x.id AND t.status = 'running' AND t.attempt = x.token AND t.lease_owner = $2
         RETURNING t.id`,
-      [JSON.stringify(runs), workerId, leaseMs],
+      // The id array lets the planner look the rows up by key (see transitionMany).
+      [JSON.stringify(runs), workerId, leaseMs, runs.map((r) => r.id)],
     );
     return new Set(rows.map((r) => r.id));
   }
@@ -326,6 +328,8 @@ export class TaskStateMachine {
    * cannot deadlock), apply the transition to each row whose state (and token) allows it, append
    * one event per applied row, and return every row either as changed or as it is.
    * Callers must not pass the same id twice in one batch.
+   * `= ANY(ARRAY(...))`, not `IN (SELECT ...)`: the planner guesses 100 rows for
+   * jsonb_to_recordset and, on a mid-sized table, hash-joins it against a scan of every task.
    */
   private async transitionMany(items: TransitionInput[], spec: TransitionSpec): Promise<Map<string, TransitionResult>> {
     const results = new Map<string, TransitionResult>();
@@ -333,7 +337,7 @@ export class TaskStateMachine {
     const params = [JSON.stringify(items), spec.actor, ...(spec.params ?? [])];
     const sql = `
       WITH x AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(id uuid${spec.inputs ? `, ${spec.inputs}` : ''})),
-      cur AS (SELECT t.* FROM tasks t WHERE t.id IN (SELECT id FROM x) ORDER BY t.id FOR UPDATE),
+      cur AS (SELECT t.* FROM tasks t WHERE t.id = ANY(ARRAY(SELECT id FROM x)) ORDER BY t.id FOR UPDATE),
       upd AS (
         UPDATE tasks t SET status = '${spec.to}', updated_at = now()${spec.set ? `, ${spec.set}` : ''}
           FROM cur JOIN x ON x.id = cur.id
@@ -372,13 +376,10 @@ export class TaskStateMachine {
 
   /** Runs a statement and returns its rows, whatever its command (TypeORM's plain result differs for UPDATE). */
   private async rows<R = Record<string, any>>(sql: string, params: unknown[], manager?: EntityManager): Promise<R[]> {
-    const runner = manager?.queryRunner ?? this.db.createQueryRunner();
-    try {
-      const result = await runner.query(sql, params, true);
-      return result.records as R[];
-    } finally {
-      if (runner !== manager?.queryRunner) await runner.release();
-    }
+    const runner = manager?.queryRunner;
+    if (!runner) return preparedQuery<R>(this.db, sql, params);
+    const result = await runner.query(sql, params, true);
+    return result.records as R[];
   }
 
   /** Maps a raw `tasks` row to the entity through TypeORM's own column metadata. */

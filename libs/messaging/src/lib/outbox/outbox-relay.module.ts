@@ -1,7 +1,7 @@
-import { Module } from '@nestjs/common';
+import { type DynamicModule, Module } from '@nestjs/common';
 import { MetricsService } from '@tasksys/platform';
 import { registerRelayMetrics } from '../messaging.metrics';
-import { OutboxRelayService } from './outbox-relay.service';
+import { OUTBOX_RELAY_OPTIONS, OutboxRelayService, type OutboxRelayOptions } from './outbox-relay.service';
 
 /**
  * The outbox relay. The api runs it; workers run it too, so the sweeper's re-enqueues and
@@ -22,4 +22,12 @@ import { OutboxRelayService } from './outbox-relay.service';
   ],
   exports: [OutboxRelayService],
 })
-export class OutboxRelayModule {}
+export class OutboxRelayModule {
+  /**
+   * `listen: false` for a fallback relay (the workers'): it polls and is never woken by other
+   * processes' commits, so a busy api's NOTIFYs do not cost every worker an empty round each.
+   */
+  static register(options: OutboxRelayOptions): DynamicModule {
+    return { module: OutboxRelayModule, providers: [{ provide: OUTBOX_RELAY_OPTIONS, useValue: options }] };
+  }
+}

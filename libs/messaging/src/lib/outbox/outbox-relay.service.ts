@@ -1,4 +1,4 @@
-import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
+import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnApplicationBootstrap, Optional } from '@nestjs/common';
 import { BrokerStatus } from '../broker-status';
 import type { MessagingConfig } from '../messaging.config';
 import { MESSAGING_CONFIG } from '../messaging.constants';
@@ -16,6 +16,12 @@ export interface OutboxRelayStats {
   running: boolean;
 }
 
+export interface OutboxRelayOptions {
+  /** Wake on LISTEN/NOTIFY (default true); false: poll every OUTBOX_POLL_MS only. */
+  listen: boolean;
+}
+export const OUTBOX_RELAY_OPTIONS = Symbol('OUTBOX_RELAY_OPTIONS');
+
 const BACKOFF_START_MS = 100;
 const BACKOFF_MAX_MS = 5000;
 
@@ -24,7 +30,7 @@ const BACKOFF_MAX_MS = 5000;
  * run), publishes all of it concurrently with confirms, deletes what was confirmed, in one
  * transaction (`OutboxStore.relayBatch`). Woken by LISTEN/NOTIFY, polls as a fallback, loops at
  * once after a full batch, backs off (to 5 s) while the broker or the database is failing.
- * Run by the api only: import `OutboxRelayModule` there.
+ * The api imports `OutboxRelayModule`; workers `OutboxRelayModule.register({ listen: false })`.
  */
 @Injectable()
 export class OutboxRelayService implements OnApplicationBootstrap, BeforeApplicationShutdown {
@@ -42,6 +48,7 @@ export class OutboxRelayService implements OnApplicationBootstrap, BeforeApplica
     private readonly publisher: TaskPublisher,
     private readonly broker: BrokerStatus,
     @Inject(MESSAGING_CONFIG) private readonly config: Pick<MessagingConfig, 'OUTBOX_BATCH_SIZE' | 'OUTBOX_POLL_MS'>,
+    @Optional() @Inject(OUTBOX_RELAY_OPTIONS) private readonly options: OutboxRelayOptions | null = null,
   ) {}
 
   onApplicationBootstrap(): Promise<void> {
@@ -56,13 +63,17 @@ export class OutboxRelayService implements OnApplicationBootstrap, BeforeApplica
   async start(): Promise<void> {
     if (this.loop) return;
     this.stopping = false;
+    if (this.options?.listen !== false) await this.listen();
+    this.loop = this.run();
+  }
+
+  private async listen(): Promise<void> {
     try {
       this.stopListening = await this.store.listen(() => this.wake());
     } catch (err) {
       // Polling still runs; the listener of PgOutboxStore reconnects by itself.
       this.logger.warn(`LISTEN failed (${(err as Error).message}); relying on polling`);
     }
-    this.loop = this.run();
   }
 
   /** Stops after the in-flight batch (its rows are committed or left for the next relay). */

@@ -3,6 +3,7 @@ import { Injectable } from '@nestjs/common';
 import { TASK_MESSAGE_SCHEMA_VERSION } from '@tasksys/messaging';
 import { DataSource } from 'typeorm';
 import type { Task } from '../entities';
+import { preparedQuery } from '../prepared-query';
 import { TaskStateMachine, type NewTask } from '../task-state-machine';
 
 /** A task of a batch; `start` queues it (with its work message) instead of leaving it `new`. */
@@ -32,7 +33,8 @@ export class CreateTaskBatchCommand {
       priority: t.priority ?? 0,
       status: t.start ? 'queued' : 'new',
     }));
-    const rows: Record<string, unknown>[] = await this.db.query(
+    const rows = await preparedQuery(
+      this.db,
       `WITH input AS (
          SELECT * FROM jsonb_to_recordset($1::jsonb)
            AS x(id uuid, owner text, type text, payload jsonb, max_attempts int, timeout_ms int, priority smallint, status text)),

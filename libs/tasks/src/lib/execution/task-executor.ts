@@ -16,6 +16,9 @@ const NOT_FOUND: TransitionResult = { applied: false, task: null };
 const SETTLE_AFTER_GRACE_MS = 10_000;
 
 /** Connection trouble, a restarting server, a timeout: worth retrying. SQL errors (syntax, data, constraints) are not. */
+/** Signals a run that is over (whatever its handler still does is ignored); one instance, not a stack capture per task. */
+const RUN_ENDED = new TaskAbortedError('ended');
+
 function isTransientDatabaseError(err: unknown): boolean {
   const e = err as { code?: string; driverError?: { code?: string }; message?: string };
   const code = e?.driverError?.code ?? e?.code;
@@ -295,7 +298,7 @@ export class TaskExecutor {
       // A newer run of the same task in this process (a takeover of our own expired lease) keeps its entry.
       if (this.runs.get(task.id)?.token === token) this.runs.delete(task.id);
       aborted.catch(() => undefined);
-      if (!controller.signal.aborted) controller.abort(new TaskAbortedError('shutdown'));
+      if (!controller.signal.aborted) controller.abort(RUN_ENDED);
     }
   }
 

@@ -34,7 +34,7 @@ export class UnrecoverableError extends TaskFailure {
 }
 
 /** Why a run's AbortSignal fired; handlers just see `signal.aborted`. */
-export type AbortReason = 'cancelled' | 'timeout' | 'lease-lost' | 'shutdown';
+export type AbortReason = 'cancelled' | 'timeout' | 'lease-lost' | 'shutdown' | 'ended';
 
 export class TaskAbortedError extends Error {
   constructor(readonly reason: AbortReason) {

@@ -1,4 +1,5 @@
 import { InitialSchema1763700000000 } from './1763700000000-initial-schema';
+import { LeanTaskIndexes1763800000000 } from './1763800000000-lean-task-indexes';
 
 /** Append-only: add new migrations at the end, never edit a released one. */
-export const TASKS_MIGRATIONS = [InitialSchema1763700000000];
+export const TASKS_MIGRATIONS = [InitialSchema1763700000000, LeanTaskIndexes1763800000000];

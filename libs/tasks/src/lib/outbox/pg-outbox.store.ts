@@ -1,9 +1,11 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { OutboxBatchResult, OutboxRecord, OutboxStore } from '@tasksys/messaging';
+import type { QueryResult } from 'pg';
 import { DataSource } from 'typeorm';
 import type { DatabaseConfig } from '../database.config';
 import { pgConnectionConfig } from '../data-source.options';
 import { PgNotificationListener } from '../pg-notification.listener';
+import { pgPool } from '../prepared-query';
 import { DATABASE_CONFIG } from '../tasks.constants';
 
 interface OutboxRow {
@@ -30,26 +32,40 @@ export class PgOutboxStore implements OutboxStore {
     limit: number,
     publish: (records: OutboxRecord[]) => Promise<{ confirmed: string[]; error?: string }>,
   ): Promise<OutboxBatchResult> {
-    return this.db.transaction(async (tx) => {
-      const rows: OutboxRow[] = await tx.query(
-        `SELECT * FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
-        [limit],
-      );
-      if (rows.length === 0) return { locked: 0, sent: 0 };
+    // A pooled connection of its own, two round trips per round: `BEGIN; SELECT ... FOR UPDATE`
+    // and `DELETE ...; COMMIT`, each sent as one simple-protocol query (ids and limit are
+    // integers, inlined). Under single submits the relay runs a round per commit.
+    const client = await pgPool(this.db).connect();
+    let failure: Error | undefined;
+    try {
+      const [, read] = (await client.query(
+        `BEGIN; SELECT * FROM outbox ORDER BY id LIMIT ${integer(limit)} FOR UPDATE SKIP LOCKED`,
+      )) as unknown as QueryResult<OutboxRow>[];
+      const rows = read.rows;
+      if (rows.length === 0) {
+        await client.query('COMMIT');
+        return { locked: 0, sent: 0 };
+      }
       const { confirmed, error } = await publish(rows.map(toRecord));
-      if (confirmed.length > 0) {
-        await tx.query(`DELETE FROM outbox WHERE id = ANY($1::bigint[])`, [confirmed]);
+      const done = new Set(confirmed);
+      const failed = rows.filter((r) => !done.has(r.id)).map((r) => r.id);
+      if (failed.length > 0) {
+        await client.query(`UPDATE outbox SET publish_attempts = publish_attempts + 1, last_error = $2 WHERE id = ANY($1::bigint[])`, [
+          failed,
+          error ?? 'not confirmed',
+        ]);
       }
-      if (confirmed.length < rows.length) {
-        const done = new Set(confirmed);
-        const failed = rows.filter((r) => !done.has(r.id)).map((r) => r.id);
-        await tx.query(
-          `UPDATE outbox SET publish_attempts = publish_attempts + 1, last_error = $2 WHERE id = ANY($1::bigint[])`,
-          [failed, error ?? 'not confirmed'],
-        );
-      }
-      return { locked: rows.length, sent: confirmed.length };
-    });
+      const sent = rows.filter((r) => done.has(r.id)).map((r) => integer(r.id));
+      await client.query(sent.length > 0 ? `DELETE FROM outbox WHERE id IN (${sent.join(',')}); COMMIT` : 'COMMIT');
+      return { locked: rows.length, sent: sent.length };
+    } catch (err) {
+      failure = err as Error;
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      // A connection that failed mid-transaction is discarded, not returned to the pool.
+      client.release(failure);
+    }
   }
 
   async listen(onWake: () => void): Promise<() => Promise<void>> {
@@ -71,6 +87,13 @@ export class PgOutboxStore implements OutboxStore {
     );
     return { count: row.count, oldestAgeMs: row.age };
   }
+}
+
+/** An integer as SQL text; anything else is a bug, not input (ids come from our own SELECT). */
+function integer(value: string | number): string {
+  const text = String(value);
+  if (!/^\d{1,19}$/.test(text)) throw new Error(`not an outbox id or limit: ${text}`);
+  return text;
 }
 
 function toRecord(row: OutboxRow): OutboxRecord {

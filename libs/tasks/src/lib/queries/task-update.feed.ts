@@ -68,6 +68,7 @@ export class TaskUpdateFeed implements OnApplicationBootstrap, OnApplicationShut
   }
 
   private dispatch(payload: string): void {
+    if (this.watchers.size === 0) return; // every change of every task arrives here; most have no watcher
     let update: TaskUpdate;
     try {
       update = JSON.parse(payload) as TaskUpdate;
