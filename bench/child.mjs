@@ -4,7 +4,7 @@
 //           in flight; with `rate`, one at a time at that many per second. Replies {startAt, endAt, sent}.
 // consumer: counts finished jobs; {cmd:'expect', total, collect} replies {doneAt, latencies} once
 //           `total` jobs finished since it started (latencies: start time minus item.t, in ms).
-import { now, sleep } from './measure.mjs';
+import { bulk, now, sleep } from './measure.mjs';
 
 const [, , file, role] = process.argv;
 const sys = await import(file);
@@ -15,23 +15,6 @@ const fail = (e) => {
   setTimeout(() => process.exit(1), 100);
 };
 process.on('unhandledRejection', fail);
-
-async function bulk(p, { n, batch, inflight }) {
-  let next = 0;
-  const startAt = now();
-  const lane = async () => {
-    while (next < n) {
-      const from = next;
-      next = Math.min(n, next + batch);
-      const t = now();
-      const items = [];
-      for (let i = from; i < next; i++) items.push({ i, t });
-      await p.sendBatch(items);
-    }
-  };
-  await Promise.all(Array.from({ length: inflight }, lane));
-  return { startAt, endAt: now() };
-}
 
 async function paced(p, { n, rate }) {
   const startAt = now();

@@ -1,13 +1,16 @@
 // npm run bench -- [--jobs 20000] [--runs 3] [--quick] [--only ours,amqp,bullmq,pgboss]
+//                   [--scale all|none|running,backlog,finished] [--running 10000] [--backlog 1000000] [--finished 10000000]
 // Runs the same no-op workload on each system, each isolated (own schema / namespace / key prefix,
-// removed afterwards), and writes bench/RESULTS.md. See bench/README.md.
+// removed afterwards), then the scale scenarios on ours (scale.mjs), and writes bench/RESULTS.md.
+// See bench/README.md.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { median, percentile, ProcessMeter, startProcess } from './measure.mjs';
+import { fmt, median, pcts, ProcessMeter, startProcess } from './measure.mjs';
+import { ISSUE_SIZES, runScale, SCENARIOS, scaleReport } from './scale.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -16,6 +19,12 @@ const { values: args } = parseArgs({
     quick: { type: 'boolean', default: false },
     only: { type: 'string', default: 'ours,amqp,bullmq,pgboss' },
     out: { type: 'string', default: 'bench/RESULTS.md' },
+    scale: { type: 'string' }, // default: all, or none with --quick
+    running: { type: 'string', default: String(ISSUE_SIZES.running) },
+    backlog: { type: 'string', default: String(ISSUE_SIZES.backlog) },
+    finished: { type: 'string', default: String(ISSUE_SIZES.finished) },
+    'running-window': { type: 'string', default: '60' }, // seconds of heartbeat load measured
+    'drain-window': { type: 'string', default: '180' }, // seconds of backlog drain measured (less once drained)
   },
 });
 const quick = args.quick;
@@ -38,6 +47,12 @@ const wanted = args.only.split(',').map((s) => s.trim());
 const selected = Object.keys(SYSTEMS).filter((k) => wanted.some((w) => k === w || k.startsWith(`${w}-`)));
 const unknown = wanted.filter((w) => !selected.some((k) => k === w || k.startsWith(`${w}-`)));
 if (unknown.length) throw new Error(`unknown system(s) ${unknown}; choose from ${Object.keys(SYSTEMS)}`);
+const scaleArg = args.scale ?? (quick ? 'none' : 'all');
+const scenarios = scaleArg === 'all' ? SCENARIOS : scaleArg === 'none' ? [] : scaleArg.split(',').map((s) => s.trim());
+const badScenarios = scenarios.filter((s) => !SCENARIOS.includes(s));
+if (badScenarios.length) throw new Error(`unknown scale scenario(s) ${badScenarios}; choose all, none or from ${SCENARIOS}`);
+const sizes = Object.fromEntries(SCENARIOS.map((s) => [s, Number(args[s])]));
+for (const s of scenarios) if (!(Number.isInteger(sizes[s]) && sizes[s] > 0)) throw new Error(`--${s} must be a positive integer`);
 
 /** The next IPC message `cmd` from a child; rejects on its `error` message, its exit or the timeout. */
 function reply(child, cmd, timeoutMs = 600_000) {
@@ -115,17 +130,12 @@ async function runOnce(name) {
     const fromDb = mod.latencies ? await mod.latencies(cfg, lp.produced.sent) : {};
     const submitErrors = Object.values(lp.produced.errors ?? {}).reduce((a, b) => a + b, 0);
     if (submitErrors) console.error(`${name}: ${submitErrors} submits failed in the latency phase:`, lp.produced.errors);
-    const pct = (xs) => {
-      if (!xs) return undefined;
-      const s = [...xs].sort((a, b) => a - b);
-      return { p50: percentile(s, 50), p95: percentile(s, 95), p99: percentile(s, 99), max: s.at(-1) };
-    };
     const rss = meter.stop();
     return {
       tput: JOBS / seconds,
       seconds,
-      lat: pct(fromDb.client ?? lp.consumed?.latencies),
-      dbLat: pct(fromDb.db),
+      lat: pcts(fromDb.client ?? lp.consumed?.latencies),
+      dbLat: pcts(fromDb.db),
       submitErrors,
       submitErrorKinds: lp.produced.errors,
       cpuPer1k: Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, (v * 1000) / JOBS])),
@@ -147,8 +157,6 @@ async function runOnce(name) {
     if (cfg) await mod.cleanup(cfg).catch((e) => console.error(`${name}: cleanup failed: ${e.message}`));
   }
 }
-
-const fmt = (x, d = 0) => (Number.isFinite(x) ? x.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d }) : '-');
 
 function summarize(runs) {
   const keys = (o) => [...new Set(runs.flatMap((r) => Object.keys(r[o])))];
@@ -189,6 +197,7 @@ function versions() {
     postgres: sh('psql', ['-h', '127.0.0.1', '-U', 'postgres', '-d', 'tasks', '-Atc', 'SHOW server_version']),
     redis: sh('redis-server', ['--version']).match(/v=(\S+)/)?.[1] ?? '?',
     rabbitmq: sh('dpkg-query', ['-W', '-f=${Version}', 'rabbitmq-server']),
+    autovacuum: sh('psql', ['-h', '127.0.0.1', '-U', 'postgres', '-d', 'tasks', '-Atc', 'SHOW autovacuum']),
     git: sh('git', ['rev-parse', '--short', 'HEAD']) + (sh('git', ['status', '--porcelain', 'apps', 'libs']) ? ' (+ uncommitted changes in apps/libs)' : ''),
   };
 }
@@ -260,7 +269,7 @@ function report(results, meta) {
 const date = new Date().toISOString();
 const load = loadavg().map((x) => x.toFixed(2)).join(' ');
 const v = versions();
-console.log(`bench: ${selected.join(', ')}; ${JOBS} jobs, ${RUNS} run(s); ${v.nproc} cores, load ${load}`);
+console.log(`bench: ${selected.join(', ')}; ${JOBS} jobs, ${RUNS} run(s); scale: ${scenarios.map((s) => `${s} ${sizes[s]}`).join(', ') || 'none'}; ${v.nproc} cores, load ${load}`);
 const raw = Object.fromEntries(selected.map((n) => [n, []]));
 const errors = {};
 for (let run = 1; run <= RUNS; run++) {
@@ -276,9 +285,13 @@ for (let run = 1; run <= RUNS; run++) {
   }
 }
 const results = Object.fromEntries(selected.map((n) => [n, raw[n].length ? summarize(raw[n]) : { error: errors[n] }]));
+// the backlog drain is held against ours' throughput phase of this run, when there is one
+const emptyRate = results.ours && !results.ours.error && { tput: results.ours.tput, source: `ours' throughput phase in the table above (${fmt(JOBS)} tasks, median of ${RUNS} run(s))` };
+const scale = await runScale({ scenarios, sizes, runningWindowS: Number(args['running-window']), drainWindowS: Number(args['drain-window']), emptyRate });
 const describe = Object.fromEntries(await Promise.all(selected.map(async (n) => [n, (await import(SYSTEMS[n].file)).describe(SYSTEMS[n].opts ?? {})])));
 const command = `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim().replace(/ --$/, '');
-const md = report(results, { date, load, v, command, describe, runsNote: quick ? ' (--quick smoke run: small counts, not comparable)' : '' });
+let md = report(results, { date, load, v, command, describe, runsNote: quick ? ' (--quick smoke run: small counts, not comparable)' : '' });
+if (scenarios.length) md += scaleReport(scale, { command, sizes, autovacuum: v.autovacuum });
 writeFileSync(args.out, md);
 console.log(`\n${md}`);
-process.exit(Object.keys(errors).length ? 1 : 0);
+process.exit(Object.keys(errors).length || Object.values(scale).some((r) => r.error) ? 1 : 0);

@@ -9,10 +9,10 @@ import http from 'node:http';
 import pg from 'pg';
 import { freePort, startProcess, waitUntil } from '../measure.mjs';
 
-const PG = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/tasks';
-const AMQP = process.env.RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
+export const PG = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/tasks';
+export const AMQP = process.env.RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 const WORKERS = 2;
-const WORKER_CONCURRENCY = 200;
+export const WORKER_CONCURRENCY = 200;
 const RETRY_TIERS_MS = [1000, 10000, 60000, 600000];
 const TASK = { type: 'demo.sleep', payload: { ms: 0 } };
 
@@ -30,46 +30,90 @@ async function ready(url) {
   return r.ok;
 }
 
-export async function prepare({ id, logDir }) {
-  checkBuilt();
-  const port = await freePort();
-  const adminKey = `bench-admin-${randomBytes(12).toString('hex')}`;
-  const env = {
-    DATABASE_URL: PG,
-    DATABASE_SCHEMA: `bench_${id}`,
-    RABBITMQ_URL: AMQP,
-    TASKS_NAMESPACE: `bench-${id}`,
-    RETRY_TIERS_MS: RETRY_TIERS_MS.join(','),
-    LOG_LEVEL: 'warn',
-  };
-  const processes = {};
-  const cfg = { base: `http://127.0.0.1:${port}`, schema: env.DATABASE_SCHEMA, ns: env.TASKS_NAMESPACE };
-  const api = (processes.api = startProcess('api', ['dist/apps/api/main.js'], {
-    logDir,
-    env: { ...env, PORT: String(port), ADMIN_API_KEY: adminKey, RATE_LIMIT_PER_MINUTE: '1000000', BODY_LIMIT: '1mb' },
-  }));
-  try {
-    await waitUntil('api /health/ready', () => ready(`${cfg.base}/health/ready`), 60_000);
-    for (let i = 1; i <= WORKERS; i++) {
-      const hp = await freePort();
-      const w = (processes[`worker-${i}`] = startProcess(`worker-${i}`, ['dist/apps/worker/main.js'], {
-        logDir,
-        env: { ...env, WORKER_CONCURRENCY: String(WORKER_CONCURRENCY), WORKER_HEALTH_PORT: String(hp), WORKER_SHUTDOWN_GRACE_MS: '2000' },
-      }));
-      await waitUntil(`worker-${i} /health/ready`, () => (w.exitCode === null ? ready(`http://127.0.0.1:${hp}/health/ready`) : Promise.reject()), 60_000);
-    }
-    const r = await fetch(`${cfg.base}/v1/admin/api-keys`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ owner: 'bench', role: 'user' }),
-    });
-    if (r.status !== 201) throw new Error(`POST /v1/admin/api-keys: ${r.status} ${await r.text()}`);
-    cfg.key = (await r.json()).key;
-  } catch (e) {
-    if (api.exitCode !== null) e.message += ` (api exited ${api.exitCode}; see its log)`;
-    throw Object.assign(e, { processes });
+/**
+ * One isolated copy of our system: schema `bench_<id>`, namespace `bench-<id>`. It keeps every
+ * process it started in `processes`, so `stop()` and `cleanup()` work after a failed start too.
+ */
+export class Deployment {
+  constructor(id, logDir) {
+    checkBuilt();
+    this.logDir = logDir;
+    this.adminKey = `bench-admin-${randomBytes(12).toString('hex')}`;
+    this.env = {
+      DATABASE_URL: PG,
+      DATABASE_SCHEMA: `bench_${id}`,
+      RABBITMQ_URL: AMQP,
+      TASKS_NAMESPACE: `bench-${id}`,
+      RETRY_TIERS_MS: RETRY_TIERS_MS.join(','),
+      LOG_LEVEL: 'warn',
+    };
+    this.cfg = { schema: this.env.DATABASE_SCHEMA, ns: this.env.TASKS_NAMESPACE }; // plain data: children get it as JSON
+    this.processes = {};
   }
-  return { cfg, processes };
+
+  /** The api (migrations, outbox relay); resolves when it is ready. */
+  async startApi(env = {}) {
+    const port = await freePort();
+    this.cfg.base = `http://127.0.0.1:${port}`;
+    const api = (this.processes.api = startProcess('api', ['dist/apps/api/main.js'], {
+      logDir: this.logDir,
+      env: { ...this.env, PORT: String(port), ADMIN_API_KEY: this.adminKey, RATE_LIMIT_PER_MINUTE: '1000000', BODY_LIMIT: '1mb', ...env },
+    }));
+    try {
+      await waitUntil('api /health/ready', () => (api.exitCode === null ? ready(`${this.cfg.base}/health/ready`) : Promise.reject()), 60_000);
+    } catch (e) {
+      if (api.exitCode !== null) e.message += ` (api exited ${api.exitCode}; see its log)`;
+      throw e;
+    }
+    return api;
+  }
+
+  /** Workers `worker-1..n`, started together; resolves when all are ready (consuming). */
+  async startWorkers(n, env = {}) {
+    return Promise.all(
+      Array.from({ length: n }, async (_, k) => {
+        const name = `worker-${k + 1}`;
+        const hp = await freePort();
+        const w = (this.processes[name] = startProcess(name, ['dist/apps/worker/main.js'], {
+          logDir: this.logDir,
+          env: { ...this.env, WORKER_ID: `${this.cfg.ns}-${name}`, WORKER_HEALTH_PORT: String(hp), WORKER_SHUTDOWN_GRACE_MS: '2000', ...env },
+        }));
+        await waitUntil(`${name} /health/ready`, () => (w.exitCode === null ? ready(`http://127.0.0.1:${hp}/health/ready`) : Promise.reject()), 60_000);
+        return w;
+      }),
+    );
+  }
+
+  /** A user key for `owner`, made with the admin key. */
+  async createKey(owner) {
+    const admin = client(this.cfg, this.adminKey);
+    try {
+      return (await admin.post('/v1/admin/api-keys', { owner, role: 'user' })).key;
+    } finally {
+      admin.close();
+    }
+  }
+
+  /** Stops the named processes (default: all): SIGTERM, SIGKILL after `graceMs`. */
+  async stop(graceMs = 15_000, names = Object.keys(this.processes)) {
+    await Promise.all(names.map((n) => this.processes[n].stop(graceMs)));
+    for (const n of names) delete this.processes[n];
+  }
+}
+
+export async function prepare({ id, logDir }) {
+  const d = new Deployment(id, logDir);
+  try {
+    await d.startApi();
+    await d.startWorkers(WORKERS, { WORKER_CONCURRENCY: String(WORKER_CONCURRENCY) });
+    d.cfg.key = await d.createKey('bench');
+  } catch (e) {
+    // the runner cleans up only what prepare returned
+    await d.stop();
+    await cleanup(d.cfg).catch(() => {});
+    throw e;
+  }
+  return { cfg: d.cfg, processes: d.processes };
 }
 
 export async function cleanup(cfg) {
@@ -85,43 +129,52 @@ export async function cleanup(cfg) {
   await conn.close();
 }
 
-/** The HTTP client: keep-alive, at most 64 connections (further requests queue in the client). */
-export async function producer(cfg) {
+/** HTTP to the api as one key: keep-alive, at most 64 connections (further requests queue in the client). */
+export function client(cfg, key = cfg.key) {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
-  const post = (path, body) =>
+  const request = (method, path, body) =>
     new Promise((resolve, reject) => {
-      const data = Buffer.from(JSON.stringify(body));
+      const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
       const req = http.request(`${cfg.base}${path}`, {
-        method: 'POST',
+        method,
         agent,
-        headers: { authorization: `Bearer ${cfg.key}`, 'content-type': 'application/json', 'content-length': data.length },
+        headers: { authorization: `Bearer ${key}`, ...(data && { 'content-type': 'application/json', 'content-length': data.length }) },
       });
-      req.on('error', (e) => reject(new Error(`POST ${path}: ${e.code ?? ''} ${e.message}`)));
+      req.on('error', (e) => reject(new Error(`${method} ${path}: ${e.code ?? ''} ${e.message}`)));
       req.on('response', (res) => {
         const chunks = [];
         res.on('data', (c) => chunks.push(c));
         res.on('error', reject);
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString();
-          if (res.statusCode !== 201) reject(new Error(`POST ${path}: ${res.statusCode} ${text.slice(0, 200)}`));
-          else resolve(JSON.parse(text));
-        });
+        res.on('end', () => resolve({ status: res.statusCode, text: Buffer.concat(chunks).toString() }));
       });
       req.end(data);
     });
+  const expect = (status, method) => async (path, body) => {
+    const r = await request(method, path, body);
+    if (r.status !== status) throw new Error(`${method} ${path}: ${r.status} ${r.text.slice(0, 200)}`);
+    return JSON.parse(r.text);
+  };
+  return { request, post: expect(201, 'POST'), get: expect(200, 'GET'), close: () => agent.destroy() };
+}
+
+/** The producer: batches through POST /v1/tasks/batch, single tasks through POST /v1/tasks. */
+export async function producer(cfg, task = TASK) {
+  const c = client(cfg);
   return {
-    sendBatch: (items) => post('/v1/tasks/batch', { tasks: items.map(() => TASK) }),
-    sendOne: async () => (await post('/v1/tasks', TASK)).id,
-    close: async () => agent.destroy(),
+    sendBatch: (items) => c.post('/v1/tasks/batch', { tasks: items.map(() => task) }),
+    sendOne: async () => (await c.post('/v1/tasks', task)).id,
+    close: async () => c.close(),
   };
 }
 
 /** Polls the tasks table every 100 ms until `total` succeeded; returns when the last one finished. */
-export async function finishedAt(cfg, total) {
+export async function finishedAt(cfg, total, timeoutMs = Infinity) {
   const c = new pg.Client(PG);
   await c.connect();
+  const deadline = Date.now() + timeoutMs;
   try {
     for (;;) {
+      if (Date.now() > deadline) throw new Error(`fewer than ${total} tasks succeeded within ${timeoutMs} ms`);
       const { rows } = await c.query(`SELECT status, count(*)::int AS n FROM "${cfg.schema}".tasks GROUP BY status`);
       const by = Object.fromEntries(rows.map((r) => [r.status, r.n]));
       if (by.failed || by.cancelled) throw new Error(`tasks ended badly: ${JSON.stringify(by)}`);

@@ -22,6 +22,14 @@ export interface NewTask {
   requestHash?: string | null;
 }
 
+/** A task of `createMany`: its id chosen by the caller, who it was created by, and whether it is queued at once. */
+export type NewTaskRow = Omit<NewTask, 'idempotencyKey' | 'requestHash'> & {
+  id: string;
+  start: boolean;
+  actor: string;
+  traceparent?: string | null;
+};
+
 export interface CreateResult {
   /** false when an earlier request with the same (owner, idempotency key) already created it. */
   created: boolean;
@@ -119,6 +127,52 @@ export class TaskStateMachine {
       }
     }
     throw new Error(`task with idempotency key ${input.idempotencyKey} neither inserted nor found`);
+  }
+
+  /**
+   * Inserts many tasks in ONE statement, each with its own id, actor and traceparent: the same
+   * task, event and outbox rows as `create` without an idempotency key. All or nothing.
+   */
+  async createMany(items: NewTaskRow[]): Promise<Map<string, Task>> {
+    const created = new Map<string, Task>();
+    if (items.length === 0) return created;
+    const input = items.map((t) => ({
+      id: t.id,
+      owner: t.owner,
+      type: t.type,
+      payload: t.payload ?? null,
+      max_attempts: t.maxAttempts,
+      timeout_ms: t.timeoutMs,
+      priority: t.priority ?? 0,
+      status: t.start ? 'queued' : 'new',
+      actor: t.actor,
+      traceparent: t.traceparent ?? null,
+    }));
+    const rows = await this.rows(
+      `WITH input AS (
+         SELECT * FROM jsonb_to_recordset($1::jsonb)
+           AS x(id uuid, owner text, type text, payload jsonb, max_attempts int, timeout_ms int, priority smallint, status text,
+                actor text, traceparent text)),
+       ins AS (
+         INSERT INTO tasks (id, owner, type, payload, status, max_attempts, timeout_ms, priority)
+         SELECT id, owner, type, payload, status, max_attempts, timeout_ms, priority FROM input
+         RETURNING *),
+       ev AS (
+         INSERT INTO task_events (task_id, from_status, to_status, attempt, actor)
+         SELECT ins.id, NULL, ins.status, 0, input.actor FROM ins JOIN input USING (id)),
+       ob AS (
+         INSERT INTO outbox (exchange, routing_key, correlation_id, body, headers)
+         SELECT 'work', upd.type, upd.id::text, ${WORK_MESSAGE_SQL}, jsonb_strip_nulls(jsonb_build_object('traceparent', input.traceparent))
+           FROM ins upd JOIN input USING (id) WHERE upd.status = 'queued')
+       SELECT * FROM ins`,
+      [JSON.stringify(input)],
+    );
+    for (const row of rows) {
+      const task = this.hydrate(row);
+      this.observer?.transitioned(null, task.status, task);
+      created.set(task.id, task);
+    }
+    return created;
   }
 
   /** new -> queued, with the work message in the outbox. */

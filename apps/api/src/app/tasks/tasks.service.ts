@@ -44,18 +44,21 @@ export class TasksService {
       throw new RequestValidationError('Idempotency-Key', 'Idempotency-Key header must be 1-200 printable ASCII characters');
     }
     const { payload, definition } = this.check(dto, '');
+    const fields = {
+      owner: p.owner,
+      type: dto.type,
+      payload,
+      maxAttempts: dto.maxAttempts ?? definition.maxAttempts,
+      timeoutMs: dto.timeoutMs ?? definition.timeoutMs,
+      priority: dto.priority ?? 0,
+    };
+    if (idempotencyKey === undefined) {
+      // Nothing to look up first: concurrent submits share one insert statement.
+      return { created: true, task: await this.batch.createOne({ ...fields, start: dto.start ?? true }, { actor: actorOf(p), traceparent }) };
+    }
     const hash = requestHash(rawBody);
     const result = await this.sm.create(
-      {
-        owner: p.owner,
-        type: dto.type,
-        payload,
-        maxAttempts: dto.maxAttempts ?? definition.maxAttempts,
-        timeoutMs: dto.timeoutMs ?? definition.timeoutMs,
-        priority: dto.priority ?? 0,
-        idempotencyKey: idempotencyKey ?? null,
-        requestHash: idempotencyKey === undefined ? null : hash,
-      },
+      { ...fields, idempotencyKey, requestHash: hash },
       { start: dto.start ?? true, actor: actorOf(p), traceparent },
     );
     if (!result.created && result.task.requestHash !== hash) throw new IdempotencyConflictError();

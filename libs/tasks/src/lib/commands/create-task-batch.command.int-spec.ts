@@ -10,7 +10,7 @@ describe('CreateTaskBatchCommand (real PostgreSQL)', () => {
   beforeAll(async () => {
     t = await createTestDatabase();
     sm = new TaskStateMachine(t.db);
-    batch = new CreateTaskBatchCommand(t.db, sm);
+    batch = new CreateTaskBatchCommand(sm);
   });
   afterAll(() => t.drop());
 
@@ -37,6 +37,26 @@ describe('CreateTaskBatchCommand (real PostgreSQL)', () => {
     expect(await rowsOf(made[0].id)).toEqual(await rowsOf(single.task.id));
     expect(await rowsOf(made[1].id)).toEqual(await rowsOf(singleNew.task.id));
     expect((await rowsOf(made[0].id)).outbox).toHaveLength(1);
+  });
+
+  it('single submits at once share statements, each with its own actor and traceparent; a bad one fails alone', async () => {
+    const statements = jest.spyOn(sm, 'createMany');
+    const traceparent = (i: number) => `00-${String(i).padStart(32, '0')}-${'1'.repeat(16)}-01`;
+    const submits = Array.from({ length: 20 }, (_, i) =>
+      batch.createOne({ ...base, payload: { ms: i }, start: true, ...(i === 7 ? { maxAttempts: 0 } : {}) }, { actor: `owner:u${i}`, traceparent: traceparent(i) }),
+    );
+    const settled = await Promise.allSettled(submits);
+    expect(settled.map((s) => s.status)).toEqual(settled.map((_, i) => (i === 7 ? 'rejected' : 'fulfilled')));
+    for (const [i, s] of settled.entries()) {
+      if (s.status !== 'fulfilled') continue;
+      const rows = await rowsOf(s.value.id);
+      expect(rows.task).toMatchObject({ status: 'queued', payload: { ms: i } });
+      expect(rows.events).toEqual([expect.objectContaining({ to_status: 'queued', actor: `owner:u${i}` })]);
+      expect(rows.outbox).toEqual([expect.objectContaining({ headers: { traceparent: traceparent(i) } })]);
+    }
+    // Grouped: some statement carried several submits.
+    expect(Math.max(...statements.mock.calls.map(([rows]) => rows.length))).toBeGreaterThan(1);
+    statements.mockRestore();
   });
 
   it('writes nothing when one row fails (one statement)', async () => {

@@ -1,60 +1,41 @@
 import { randomUUID } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
-import { TASK_MESSAGE_SCHEMA_VERSION } from '@tasksys/messaging';
-import { DataSource } from 'typeorm';
 import type { Task } from '../entities';
-import { preparedQuery } from '../prepared-query';
-import { TaskStateMachine, type NewTask } from '../task-state-machine';
+import { MicroBatcher } from '../execution/micro-batcher';
+import { TaskStateMachine, type NewTaskRow } from '../task-state-machine';
 
 /** A task of a batch; `start` queues it (with its work message) instead of leaving it `new`. */
-export type NewBatchTask = Omit<NewTask, 'idempotencyKey' | 'requestHash'> & { start: boolean };
+export type NewBatchTask = Omit<NewTaskRow, 'id' | 'actor' | 'traceparent'>;
 
 /**
- * Creates many tasks atomically: the tasks, their `created` events and (when started) their
- * work messages in the outbox, in ONE statement, with exactly the rows TaskStateMachine.create
- * writes for a single task. All or nothing; results in input order.
+ * Creates tasks without an idempotency key: the tasks, their `created` events and (when
+ * started) their work messages in the outbox, in ONE statement (TaskStateMachine.createMany).
+ * `execute` is one request's batch, all or nothing, results in input order. `createOne` is a
+ * single submit: concurrent ones share a statement and its commit (group commit), so a burst
+ * of single submits costs the database about what one batch does.
  */
 @Injectable()
 export class CreateTaskBatchCommand {
-  constructor(
-    private readonly db: DataSource,
-    private readonly sm: TaskStateMachine,
-  ) {}
+  private readonly singles = new MicroBatcher<NewTaskRow, Task>({
+    maxItems: 500,
+    maxInFlight: 2,
+    key: (row) => row.id,
+    // A failed statement is retried row by row (MicroBatcher), so one bad row fails only its own request.
+    run: (rows) => this.sm.createMany(rows),
+  });
+
+  constructor(private readonly sm: TaskStateMachine) {}
 
   async execute(items: NewBatchTask[], opts: { actor: string; traceparent?: string }): Promise<Task[]> {
-    if (items.length === 0) return [];
-    const input = items.map((t) => ({
-      id: randomUUID(),
-      owner: t.owner,
-      type: t.type,
-      payload: t.payload ?? null,
-      max_attempts: t.maxAttempts,
-      timeout_ms: t.timeoutMs,
-      priority: t.priority ?? 0,
-      status: t.start ? 'queued' : 'new',
-    }));
-    const rows = await preparedQuery(
-      this.db,
-      `WITH input AS (
-         SELECT * FROM jsonb_to_recordset($1::jsonb)
-           AS x(id uuid, owner text, type text, payload jsonb, max_attempts int, timeout_ms int, priority smallint, status text)),
-       ins AS (
-         INSERT INTO tasks (id, owner, type, payload, status, max_attempts, timeout_ms, priority)
-         SELECT id, owner, type, payload, status, max_attempts, timeout_ms, priority FROM input
-         RETURNING *),
-       ev AS (
-         INSERT INTO task_events (task_id, from_status, to_status, attempt, actor)
-         SELECT id, NULL, status, 0, $2 FROM ins),
-       ob AS (
-         INSERT INTO outbox (exchange, routing_key, correlation_id, body, headers)
-         SELECT 'work', upd.type, upd.id::text,
-                jsonb_build_object('v', ${TASK_MESSAGE_SCHEMA_VERSION}, 'taskId', upd.id, 'type', upd.type),
-                jsonb_strip_nulls(jsonb_build_object('traceparent', $3::text))
-           FROM ins upd WHERE upd.status = 'queued')
-       SELECT * FROM ins`,
-      [JSON.stringify(input), opts.actor, opts.traceparent ?? null],
-    );
-    const byId = new Map(rows.map((r) => [r['id'] as string, r]));
-    return input.map((i) => this.sm.hydrate(byId.get(i.id)!));
+    const rows = items.map((t) => ({ ...t, id: randomUUID(), actor: opts.actor, traceparent: opts.traceparent ?? null }));
+    const created = await this.sm.createMany(rows);
+    return rows.map((r) => created.get(r.id)!);
+  }
+
+  async createOne(item: NewBatchTask, opts: { actor: string; traceparent?: string }): Promise<Task> {
+    const id = randomUUID();
+    const task = await this.singles.submit({ ...item, id, actor: opts.actor, traceparent: opts.traceparent ?? null });
+    if (!task) throw new Error(`task ${id} was neither created nor refused`);
+    return task;
   }
 }

@@ -36,7 +36,7 @@ interface ActiveRun {
 
 /** Claims and completions of concurrent deliveries share statements (see MicroBatcher). */
 const BATCH_MAX_ITEMS = 200;
-const BATCH_MAX_IN_FLIGHT = 2;
+const BATCH_MAX_IN_FLIGHT = 1;
 
 type Outcome =
   | { kind: 'succeeded'; result: unknown }
