@@ -57,7 +57,7 @@ async function watchMemory(meter, names, ms, stop = async () => false) {
 }
 const memOf = (samples, name) => {
   const xs = samples.map((s) => s.mb[name]);
-  return { min: Math.min(...xs), max: Math.max(...xs), last: xs.at(-1) };
+  return { min: Math.min(...xs), max: Math.max(...xs), median: median(xs), last: xs.at(-1) };
 };
 
 /** Counters of the scenario's tasks table, the database and the WAL (cumulative; take differences). */
@@ -65,7 +65,7 @@ async function pgCounters(db, schema) {
   const { rows } = await db.query(
     `SELECT n_tup_upd::float8 AS upd, n_tup_hot_upd::float8 AS hot, n_tup_ins::float8 AS ins,
             seq_scan::float8 AS "seqScan", seq_tup_read::float8 AS "seqRead", coalesce(idx_scan, 0)::float8 AS "idxScan",
-            n_dead_tup::float8 AS dead,
+            n_dead_tup::float8 AS dead, greatest(last_analyze, last_autoanalyze) AS analyzed,
             (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database())::float8 AS xact,
             pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::float8 AS wal
        FROM pg_stat_user_tables WHERE schemaname = $1 AND relname = 'tasks'`,
@@ -73,7 +73,9 @@ async function pgCounters(db, schema) {
   );
   return { ...rows[0], t: now() };
 }
-const perSecond = (a, b) => Object.fromEntries(Object.keys(a).filter((k) => k !== 't').map((k) => [k, ((b[k] - a[k]) * 1000) / (b.t - a.t)]));
+const perSecond = (a, b) => Object.fromEntries(Object.keys(a).filter((k) => typeof a[k] === 'number' && k !== 't').map((k) => [k, ((b[k] - a[k]) * 1000) / (b.t - a.t)]));
+// the planner's row estimates for the tasks table come from ANALYZE; with autovacuum off nothing runs it
+const analyzed = (c) => `tasks table statistics: ${c.analyzed ? `last ANALYZE ${c.analyzed.toISOString()}` : 'never analyzed'}`;
 const cores = (meter, c0, names) => {
   const d = ProcessMeter.diff(c0.cpu, meter.cpu());
   const s = (now() - c0.t) / 1000;
@@ -96,7 +98,7 @@ async function running({ d, db, meter }, { size, windowS }) {
   await d.startApi();
   await d.startWorkers(WORKERS, { WORKER_CONCURRENCY: String(perWorker) });
   d.cfg.key = await d.createKey('bench');
-  const idle = await watchMemory(meter, WORKER_NAMES, 5000);
+  const idle = await watchMemory(meter, WORKER_NAMES, 15_000); // start-up garbage comes and goes: medians below
   const p = await ours.producer(d.cfg, LONG_TASK);
   let submitted = 0;
   const reach = async (n) => {
@@ -128,8 +130,10 @@ async function running({ d, db, meter }, { size, windowS }) {
   const pointFigs = WORKER_NAMES.map((w) => `${w} ${mb(memOf(pointMem, w).max)} at ${fmt(atPoint.by[w])} in flight`).join(', ');
   const pointMet = pointPer < POINT ? null : WORKER_NAMES.every((w) => memOf(pointMem, w).max < RSS_TARGET_MB);
   const perTask = WORKER_NAMES.map((w) => {
-    const grew = memOf(loaded, w).max - memOf(idle, w).max;
-    return `${w} ${mb(memOf(idle, w).max)} idle → ${mb(memOf(loaded, w).max)} with ${fmt(byWorker[w])} (${fmt((grew * 1024) / byWorker[w], 1)} KB per task)`;
+    const [i, pt, l] = [memOf(idle, w), memOf(pointMem, w), memOf(loaded, w)];
+    // between two loaded points when there are two: both have garbage collection going on, idle has not
+    const [base, baseN, against] = byWorker[w] > atPoint.by[w] ? [pt.median, atPoint.by[w], `from ${fmt(atPoint.by[w])}`] : [i.median, 0, 'against idle'];
+    return `${w} idle ${mb(i.median)}, ${fmt(atPoint.by[w])} in flight ${mb(pt.median)}, ${fmt(byWorker[w])} in flight ${mb(l.median)} (max ${mb(l.max)}): ${fmt(((l.median - base) * 1024) / (byWorker[w] - baseN), 1)} KB per task (${against})`;
   });
   const lease = process.env.WORKER_LEASE_MS ? `WORKER_LEASE_MS ${process.env.WORKER_LEASE_MS}` : 'WORKER_LEASE_MS at its default';
   return {
@@ -151,6 +155,7 @@ async function running({ d, db, meter }, { size, windowS }) {
       `cores busy: ${busy}`,
       `worker RSS: ${perTask.join('; ')}`,
       `at the end ${fmt(end.running)} still running, ${fmt(end.reclaimed)} claimed more than once (a lost lease would show here)`,
+      analyzed(s1),
     ],
   };
 }
@@ -207,7 +212,7 @@ async function drain({ d, db, meter }, { p, ready, n, windowS }) {
       `workers ready ${fmt((t0 - spawnAt) / 1000, 1)} s after their start (${fmt(rows.filter((r) => r.slice < 0).reduce((x, r) => x + r.n, 0))} tasks done by then, not counted); ` +
         (drained ? `drained: all ${fmt(n)} succeeded ${fmt((t1 - t0) / 1000, 1)} s after both were ready` : `${fmt(done)} of ${fmt(n)} succeeded in the ${windowS}-s window (the rest went with the queue)`),
       `cores busy while draining: ${busy}`,
-      ((r) => `tasks table while draining: ${fmt(r.upd)} row updates/s, ${fmt(r.seqScan, 2)} sequential scans/s reading ${fmt(r.seqRead)} rows/s; ${fmt(s1.dead)} dead rows at the end`)(perSecond(s0, s1)),
+      ((r) => `tasks table while draining: ${fmt(r.upd)} row updates/s, ${fmt(r.seqScan, 2)} sequential scans/s reading ${fmt(r.seqRead)} rows/s; ${fmt(s1.dead)} dead rows at the end; ${analyzed(s1).replace('tasks table ', '')}`)(perSecond(s0, s1)),
     ],
   };
 }
@@ -268,16 +273,19 @@ async function backlog(ctx, { size, windowS, emptyRate }) {
 }
 
 // (c) -----------------------------------------------------------------------------------------
-/** Batch submits: tasks accepted per second over REFERENCE_RUN tasks, median of SUBMIT_RUNS runs (and each run's). */
-async function submitRate(p) {
+/** Batch submits: tasks accepted per second over REFERENCE_RUN tasks, median of SUBMIT_RUNS runs (and each run's), and CPU per 1,000. */
+async function submitRate(p, meter) {
   const runs = [];
+  const c0 = meter.cpu();
   for (let i = 0; i < SUBMIT_RUNS; i++) {
     const r = await bulk(p, { n: REFERENCE_RUN, batch: BATCH, inflight: INFLIGHT });
     runs.push((REFERENCE_RUN * 1000) / (r.endAt - r.startAt));
   }
-  return { rate: median(runs), runs };
+  const cpu = ProcessMeter.diff(c0, meter.cpu());
+  const per1k = (k) => (cpu[k] * 1000) / (REFERENCE_RUN * SUBMIT_RUNS);
+  return { rate: median(runs), runs, cpu: `CPU s per 1,000: api ${fmt(per1k('api'), 3)}, postgres ${fmt(per1k('postgres'), 3)}` };
 }
-const rates = (r) => `${fmt(r.rate)}/s (${r.runs.map((x) => fmt(x)).join(', ')})`;
+const rates = (r) => `${fmt(r.rate)}/s (${r.runs.map((x) => fmt(x)).join(', ')}; ${r.cpu})`;
 
 /** Sequential GETs over one keep-alive connection: random ids of `owner`, then the first page of the list. */
 async function reads(db, cfg, key, owner) {
@@ -331,14 +339,14 @@ const FILL_SQL = `
                             FROM generate_series($1::bigint, $2::bigint - 1) AS i
                                  CROSS JOIN LATERAL (SELECT hashint8(i) & 2147483647 AS h) x) a) b) c`;
 
-async function finished({ d, db }, { size }) {
+async function finished({ d, db, meter }, { size }) {
   await d.startApi();
   const benchKey = await d.createKey('bench');
   const submitKey = await d.createKey('bench-submit'); // submits stay out of the bench owner's listing
   const p = await ours.producer({ ...d.cfg, key: submitKey });
   try {
     await bulk(p, { n: REFERENCE_RUN, batch: BATCH, inflight: INFLIGHT }); // warm-up
-    const empty = await submitRate(p);
+    const empty = await submitRate(p, meter);
     const before = await reads(db, d.cfg, submitKey, 'bench-submit');
     const { rows: [{ n: emptyRows }] } = await db.query(`SELECT count(*)::int AS n FROM tasks`);
     console.log(`scale finished: empty-table submit ${rates(empty)}; filling ${size} rows`);
@@ -358,7 +366,7 @@ async function finished({ d, db }, { size }) {
               pg_table_size('tasks') / 1048576.0::float8 AS heap, pg_indexes_size('tasks') / 1048576.0::float8 AS idx FROM tasks`,
     );
     const after = await reads(db, d.cfg, benchKey, 'bench');
-    const full = await submitRate(p);
+    const full = await submitRate(p, meter);
     const p99Met = after.byId.p99 < P99_TARGET_MS && after.list.p99 < P99_TARGET_MS;
     return {
       title: `(c) a tasks table holding ${fmt(size)} finished tasks`,
@@ -436,7 +444,7 @@ export function scaleReport(results, { command, sizes, autovacuum }) {
   for (const r of Object.values(results)) if (r.detail) lines.push(``, ...r.detail);
   lines.push(
     ``,
-    `How to read it: rates per second over the measurement window; "cores busy" is CPU time from /proc over the window (postgres: all its processes, including backends of other users of this server). Table and database counters are PostgreSQL's cumulative statistics, which backends flush up to about 10 s late, so a rate over a 60-s window can be off by some percent. Commits/s and WAL cover the whole database/server. RSS is VmRSS sampled every second; "KB per task" is (RSS with the tasks - RSS idle) / tasks held by that worker.`,
+    `How to read it: rates per second over the measurement window; "cores busy" is CPU time from /proc over the window (postgres: all its processes, including backends of other users of this server). Table and database counters are PostgreSQL's cumulative statistics, which backends flush up to about 10 s late, so a rate over a 60-s window can be off by some percent. Commits/s and WAL cover the whole database/server. RSS is VmRSS sampled every second; RSS figures of (a) are medians over the sampling period unless marked max; "KB per task" is the growth of the median RSS from the 1,000-per-worker point to the full count per added task (from idle when there is no second point: an idle worker has not collected its start-up garbage yet, so that figure can even come out negative). Garbage moves RSS by 10-20 MB, so below a few thousand added tasks per worker the figure is mostly noise. CPU per 1,000 submits (api and postgres CPU seconds over the submit runs) is steadier than the rate on a shared machine.`,
   );
   return lines.join('\n') + '\n';
 }
