@@ -209,13 +209,15 @@ export class TaskStateMachine {
   /** Extends the leases of many runs in one statement; returns the ids still owned (the others: abort). */
   async heartbeatMany(runs: { id: string; token: number }[], workerId: string, leaseMs: number): Promise<Set<string>> {
     if (runs.length === 0) return new Set();
+    // No join: arrays matched with `= ANY`, which PostgreSQL hashes. A join against the runs
+    // (jsonb or unnest) nested-looped on a table without statistics (autovacuum off): 2,000
+    // runs x 2,000 rows, 0.8 s per heartbeat. This stays linear whatever the estimates.
     const rows = await this.rows<{ id: string }>(
       `UPDATE tasks t SET lease_expires_at = now() + $3 * interval '1 millisecond'
-         FROM jsonb_to_recordset($1::jsonb) AS x(id uuid, token int)
-        WHERE t.id = ANY($4::uuid[]) AND t.id = x.id AND t.status = 'running' AND t.attempt = x.token AND t.lease_owner = $2
+        WHERE t.id = ANY($1::uuid[]) AND (t.id::text || '/' || t.attempt) = ANY($4::text[])
+          AND t.status = 'running' AND t.lease_owner = $2
         RETURNING t.id`,
-      // The id array lets the planner look the rows up by key (see transitionMany).
-      [JSON.stringify(runs), workerId, leaseMs, runs.map((r) => r.id)],
+      [runs.map((r) => r.id), workerId, leaseMs, runs.map((r) => `${r.id.toLowerCase()}/${r.token}`)],
     );
     return new Set(rows.map((r) => r.id));
   }
