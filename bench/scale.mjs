@@ -246,7 +246,7 @@ async function backlog(ctx, { size, windowS, emptyRate }) {
     const ratio = (x, y) => `${fmt(x)}/s against ${fmt(y)}/s = ${fmt((100 * x) / y)}%`;
     return {
       title: `(b) a backlog of ${fmt(size)} queued tasks`,
-      measured: `${fmt(size)} demo.sleep {ms: 0} tasks submitted (${BATCH} per request, ${INFLIGHT} in flight) to the api with no worker running, relayed into the work queue; then 2 workers (WORKER_CONCURRENCY ${ours.WORKER_CONCURRENCY}, as in the main bench) started and the drain measured for ${windowS} s or until drained: succeeded per ${SLICE_S}-s slice (by finished_at), worker RSS every second. The same done first with a ${fmt(Math.min(SMALL_DRAIN, size))}-task backlog, in the same schema`,
+      measured: `${fmt(size)} demo.sleep {ms: 0} tasks submitted (${BATCH} per request, ${INFLIGHT} in flight) to the api with no worker running, relayed into the work queue; then 2 workers (WORKER_CONCURRENCY ${ours.WORKER_CONCURRENCY} each; the main bench runs ${ours.WORKERS}) started and the drain measured for ${windowS} s or until drained: succeeded per ${SLICE_S}-s slice (by finished_at), worker RSS every second. The same done first with a ${fmt(Math.min(SMALL_DRAIN, size))}-task backlog, in the same schema`,
       targets: [
         target(`drain rate ≥ ${RATIO_TARGET * 100}% of the empty-queue rate`, big.rate >= RATIO_TARGET * empty.tput, `${ratio(big.rate, empty.tput)}; empty-queue rate: ${empty.source}`),
         target(`the same against the drain of a ${fmt(small.n)}-task backlog (like for like)`, big.rate >= RATIO_TARGET * small.rate, ratio(big.rate, small.rate)),

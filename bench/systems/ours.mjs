@@ -11,14 +11,16 @@ import { freePort, startProcess, waitUntil } from '../measure.mjs';
 
 export const PG = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/tasks';
 export const AMQP = process.env.RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
-const WORKERS = 2;
-export const WORKER_CONCURRENCY = 200;
+// One worker process, as the peers run one consumer process; a deep prefetch (1,000 in flight)
+// lets its claims and completions share statements. BENCH_WORKERS / BENCH_WORKER_CONCURRENCY override.
+export const WORKERS = Number(process.env.BENCH_WORKERS ?? 1);
+export const WORKER_CONCURRENCY = Number(process.env.BENCH_WORKER_CONCURRENCY ?? 1000);
 const RETRY_TIERS_MS = [1000, 10000, 60000, 600000];
 const TASK = { type: 'demo.sleep', payload: { ms: 0 } };
 
 export const services = () => ['postgres', 'rabbitmq'];
 export const describe = () =>
-  `ours: built api (+ outbox relay) and ${WORKERS} workers (WORKER_CONCURRENCY ${WORKER_CONCURRENCY}); demo.sleep {ms: 0}; POST /v1/tasks/batch 1,000 per request, 4 in flight`;
+  `ours: built api (+ outbox relay) and ${WORKERS} worker process${WORKERS === 1 ? '' : 'es'} (WORKER_CONCURRENCY ${WORKER_CONCURRENCY}); demo.sleep {ms: 0}; POST /v1/tasks/batch 1,000 per request, 4 in flight`;
 
 export function checkBuilt() {
   const missing = ['dist/apps/api/main.js', 'dist/apps/worker/main.js'].filter((f) => !existsSync(f));
