@@ -71,6 +71,21 @@ describe('outbox relay (PostgreSQL + RabbitMQ)', () => {
     console.log(`NOTIFY -> confirmed -> in queue: ${ms} ms`);
   });
 
+  it('a connection killed while its batch is being published fails that round, not the process; the rows stay', async () => {
+    const store = new PgOutboxStore(t.db, t.config);
+    await t.db.query(`DELETE FROM outbox`);
+    await writeOutboxRows(t, 3);
+    const round = store.relayBatch(10, async () => {
+      // PostgreSQL restarting looks like this to the relay's connection: terminated mid-transaction.
+      await t.db.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE state = 'idle in transaction' AND query LIKE 'BEGIN; SELECT * FROM outbox%'`);
+      await pollUntil(async () => (await t.db.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE 'BEGIN; SELECT * FROM outbox%'`))[0].n === 0, 'the relay connection gone', 5000);
+      return { confirmed: [] };
+    });
+    await expect(round).rejects.toThrow();
+    expect((await store.backlog()).count).toBe(3);
+    await t.db.query(`DELETE FROM outbox`);
+  });
+
   it('two relays over one outbox publish each row once', async () => {
     const ids = await writeOutboxRows(t, 3000);
     const a = relay(100);

@@ -37,6 +37,10 @@ export class PgOutboxStore implements OutboxStore {
     // integers, inlined). Under single submits the relay runs a round per commit.
     const client = await pgPool(this.db).connect();
     let failure: Error | undefined;
+    // A checked-out client has no error listener of the pool's: a connection dropped while the
+    // batch is being published (PostgreSQL restarting) would otherwise crash the process.
+    const onError = (err: Error) => (failure ??= err);
+    client.on('error', onError);
     try {
       const [, read] = (await client.query(
         `BEGIN; SELECT * FROM outbox ORDER BY id LIMIT ${integer(limit)} FOR UPDATE SKIP LOCKED`,
@@ -63,6 +67,7 @@ export class PgOutboxStore implements OutboxStore {
       await client.query('ROLLBACK').catch(() => undefined);
       throw err;
     } finally {
+      client.off('error', onError);
       // A connection that failed mid-transaction is discarded, not returned to the pool.
       client.release(failure);
     }
