@@ -27,6 +27,12 @@ describe('task HTTP API (real api over HTTP, real PostgreSQL and RabbitMQ)', () 
 
   const create = (key: string, body: unknown, headers: Record<string, string> = {}) => h.call('POST', '/v1/tasks', { key, body, headers });
 
+  it('keeps idle keep-alive connections longer than proxies do (60 s), so none is closed under a sending client', () => {
+    const server = h.app.getHttpServer();
+    expect(server.keepAliveTimeout).toBe(65_000);
+    expect(server.headersTimeout).toBeGreaterThan(server.keepAliveTimeout);
+  });
+
   describe('auth', () => {
     it('answers 401 without a key, with a malformed header and with an unknown key', async () => {
       expect((await h.call('GET', '/v1/tasks', { key: null })).status).toBe(401);

@@ -23,6 +23,17 @@ export function pgPool(db: DataSource): Pool {
  */
 export async function preparedQuery<R = Record<string, any>>(on: DataSource | PoolClient, sql: string, params: unknown[]): Promise<R[]> {
   const client = 'driver' in on ? pgPool(on) : on;
-  const result = await client.query({ name: statementName(sql), text: sql, values: params });
-  return result.rows as R[];
+  // Each stale connection fails once and is dropped: at most one retry per pooled connection.
+  const retries = 'driver' in on ? (pgPool(on).options.max ?? 10) : 0;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const result = await client.query({ name: statementName(sql), text: sql, values: params });
+      return result.rows as R[];
+    } catch (err) {
+      // A migration that changed a table (a new column under `RETURNING *`) leaves statements
+      // prepared before it unusable on their connection ("cached plan must not change result
+      // type"); the pool drops that connection, so the statement is prepared anew on the next.
+      if ((err as { code?: string }).code !== '0A000' || attempt >= retries) throw err;
+    }
+  }
 }

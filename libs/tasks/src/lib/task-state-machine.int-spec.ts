@@ -282,11 +282,42 @@ describe('TaskStateMachine (real PostgreSQL)', () => {
     expect([...owned]).toEqual([a.task.id]);
   });
 
+  it('fences heartbeats by attempt too: the same worker, after taking over its own expired lease, cannot extend it with the old token', async () => {
+    const task = await newTask(true);
+    const first = (await sm.claim(task.id, 'w1', 1)).task!.attempt;
+    await new Promise((r) => setTimeout(r, 5)); // the 1-ms lease is over
+    const second = await sm.claim(task.id, 'w1', LEASE);
+    expect(second.applied).toBe(true);
+    const other = await taskIn('running'); // w1 too, its attempt equal to the stale token
+    const owned = await sm.heartbeatMany(
+      [
+        { id: task.id, token: first },
+        { id: other.task.id, token: other.token },
+      ],
+      'w1',
+      LEASE,
+    );
+    expect(other.token).toBe(first);
+    expect([...owned]).toEqual([other.task.id]);
+    expect([...(await sm.heartbeatMany([{ id: task.id, token: second.task!.attempt }], 'w1', LEASE))]).toEqual([task.id]);
+  });
+
   it('re-enqueues only tasks still in the given states', async () => {
     const queued = await newTask(true);
     const { task: done } = await taskIn('succeeded');
     const ids = await sm.enqueueAgain([queued.id, done.id], ['queued']);
     expect(ids).toEqual([queued.id]);
     expect(await outboxFor(queued.id)).toHaveLength(2);
+  });
+
+  it('keeps working after a migration changes the table under its prepared statements (cached plan must not change result type)', async () => {
+    await Promise.all(Array.from({ length: 5 }, () => taskIn('running'))); // statements prepared on several pooled connections
+    await t.db.query(`ALTER TABLE tasks ADD COLUMN added_later int`);
+    try {
+      const { task, token } = await taskIn('running');
+      expect((await sm.succeed(task.id, token, { ok: true }, 'w1')).task?.status).toBe('succeeded');
+    } finally {
+      await t.db.query(`ALTER TABLE tasks DROP COLUMN added_later`);
+    }
   });
 });

@@ -209,7 +209,7 @@ export class TaskStateMachine {
   /** Extends the leases of many runs in one statement; returns the ids still owned (the others: abort). */
   async heartbeatMany(runs: { id: string; token: number }[], workerId: string, leaseMs: number): Promise<Set<string>> {
     if (runs.length === 0) return new Set();
-    // No join: arrays matched with `= ANY`, which PostgreSQL hashes. A join against the runs
+    // No join: arrays matched with `= ANY`, which PostgreSQL (14+) hashes. A join against the runs
     // (jsonb or unnest) nested-looped on a table without statistics (autovacuum off): 2,000
     // runs x 2,000 rows, 0.8 s per heartbeat. This stays linear whatever the estimates.
     const rows = await this.rows<{ id: string }>(

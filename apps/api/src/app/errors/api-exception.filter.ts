@@ -27,7 +27,7 @@ const REASON: Record<number, string> = {
   503: 'Service Unavailable',
 };
 
-/** The database is unreachable or every pooled connection is busy: a 503 the client may retry, not a 500. */
+/** The database is unreachable, every pooled connection is busy, or too many submits wait for one: a 503 the client may retry, not a 500. */
 function isDatabaseUnavailable(e: unknown): boolean {
   const err = e as { message?: string; code?: string; driverError?: { code?: string; message?: string } };
   const code = err?.driverError?.code ?? err?.code ?? '';
@@ -36,6 +36,7 @@ function isDatabaseUnavailable(e: unknown): boolean {
     /^(08|57P|53)/.test(code) ||
     code === 'ECONNREFUSED' ||
     code === 'ECONNRESET' ||
+    code === 'OVERLOADED' ||
     /timeout exceeded when trying to connect|Connection terminated|connect ECONNREFUSED/.test(message)
   );
 }

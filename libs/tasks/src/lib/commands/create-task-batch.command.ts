@@ -20,8 +20,13 @@ export class CreateTaskBatchCommand {
     maxItems: 500,
     maxInFlight: 2,
     key: (row) => row.id,
-    // A failed statement is retried row by row (MicroBatcher), so one bad row fails only its own request.
     run: (rows) => this.sm.createMany(rows),
+    // A row PostgreSQL refuses (data or constraint error) fails only its own request: the group is
+    // retried row by row. Anything else (connection lost, pool exhausted) fails the whole group at
+    // once, answered 503, as a lone submit would be; a commit whose reply was lost is not retried.
+    split: (err) => /^(22|23)/.test(String((err as { code?: unknown })?.code ?? '')),
+    // Past this many waiting submits the api sheds load (503 + Retry-After) instead of queueing without bound.
+    maxWaiting: 5000,
   });
 
   constructor(private readonly sm: TaskStateMachine) {}

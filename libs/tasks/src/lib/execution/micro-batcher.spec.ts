@@ -80,4 +80,47 @@ describe('MicroBatcher', () => {
     expect(settled.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
     expect((settled[0] as PromiseFulfilledResult<string>).value).toBe('A');
   });
+
+  it('fails the whole group at once when `split` says the error is not about one item (no row-by-row retries)', async () => {
+    let gate: () => void = () => undefined;
+    const runs: string[][] = [];
+    const b = new MicroBatcher<string, string>({
+      maxItems: 10,
+      maxInFlight: 1,
+      key: (x) => x,
+      split: (err) => (err as Error).message.startsWith('22'),
+      run: async (items) => {
+        runs.push(items);
+        if (items[0] === 'first') await new Promise<void>((r) => (gate = r));
+        throw new Error('08006 connection failure');
+      },
+    });
+    const first = b.submit('first');
+    const rest = ['a', 'b', 'c'].map((x) => b.submit(x));
+    gate();
+    await expect(first).rejects.toThrow('08006');
+    expect((await Promise.allSettled(rest)).map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected']);
+    expect(runs).toEqual([['first'], ['a', 'b', 'c']]);
+  });
+
+  it('refuses calls beyond maxWaiting at once, with an OVERLOADED error, and accepts again once the queue moves', async () => {
+    let gate: () => void = () => undefined;
+    const b = new MicroBatcher<number, number>({
+      maxItems: 10,
+      maxInFlight: 1,
+      maxWaiting: 2,
+      key: (x) => String(x),
+      run: async (items) => {
+        if (items[0] === 0) await new Promise<void>((r) => (gate = r));
+        return new Map(items.map((i) => [String(i), i]));
+      },
+    });
+    const running = b.submit(0);
+    const waiting = [b.submit(1), b.submit(2)];
+    await expect(b.submit(3)).rejects.toMatchObject({ code: 'OVERLOADED' });
+    gate();
+    await running;
+    expect(await Promise.all(waiting)).toEqual([1, 2]);
+    await expect(b.submit(4)).resolves.toBe(4);
+  });
 });

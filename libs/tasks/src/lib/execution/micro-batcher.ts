@@ -4,6 +4,15 @@
  * joins the next batch (up to `maxItems`). Under load, one statement serves many tasks.
  * A key appears at most once per batch (a second call with the same key waits for the next).
  */
+/** More calls are waiting than the batcher accepts: the caller should shed load (HTTP 503). */
+export class BatcherOverloadedError extends Error {
+  readonly code = 'OVERLOADED';
+  constructor(waiting: number) {
+    super(`${waiting} calls already waiting for a statement; retry shortly`);
+    this.name = 'BatcherOverloadedError';
+  }
+}
+
 export class MicroBatcher<I, O> {
   private queue: { item: I; resolve: (o: O | undefined) => void; reject: (e: unknown) => void }[] = [];
   private inFlight = 0;
@@ -14,10 +23,17 @@ export class MicroBatcher<I, O> {
       maxInFlight: number;
       key: (item: I) => string;
       run: (items: I[]) => Promise<Map<string, O>>;
+      /** Whether a failed batch is retried item by item (default: always). Otherwise every caller gets the error. */
+      split?: (err: unknown) => boolean;
+      /** Calls allowed to wait for a batch; beyond it `submit` rejects with BatcherOverloadedError (default: no limit). */
+      maxWaiting?: number;
     },
   ) {}
 
   submit(item: I): Promise<O | undefined> {
+    if (this.queue.length >= (this.opts.maxWaiting ?? Number.POSITIVE_INFINITY)) {
+      return Promise.reject(new BatcherOverloadedError(this.queue.length));
+    }
     return new Promise<O | undefined>((resolve, reject) => {
       this.queue.push({ item, resolve, reject });
       this.pump();
@@ -54,7 +70,8 @@ export class MicroBatcher<I, O> {
         .run(batch.map((e) => e.item))
         .then(
           (results) => batch.forEach((e) => e.resolve(results.get(this.opts.key(e.item)))),
-          (err) => (batch.length === 1 ? batch[0].reject(err) : this.oneByOne(batch)),
+          (err) =>
+            batch.length > 1 && (this.opts.split?.(err) ?? true) ? this.oneByOne(batch) : batch.forEach((e) => e.reject(err)),
         )
         .finally(() => {
           this.inFlight--;

@@ -32,6 +32,10 @@ describe('migrations', () => {
     // And forward again after a full revert.
     expect(await runMigrations(t.db, t.config.DATABASE_SCHEMA)).toEqual(ALL);
     // Every index of `tasks` is one more entry per status change (none is a HOT update): the list is deliberate.
+    const [partial] = await t.db.query(
+      `SELECT i.indisvalid AND i.indisunique AS ok, pg_get_expr(i.indpred, i.indrelid) AS predicate FROM pg_index i WHERE i.indexrelid = 'tasks_owner_idempotency_key_set'::regclass`,
+    );
+    expect(partial).toEqual({ ok: true, predicate: '(idempotency_key IS NOT NULL)' });
     const indexes = await t.db.query(`SELECT indexname FROM pg_indexes WHERE schemaname = $1 AND tablename = 'tasks' ORDER BY 1`, [
       t.config.DATABASE_SCHEMA,
     ]);
@@ -39,9 +43,29 @@ describe('migrations', () => {
       'tasks_active_status',
       'tasks_owner_created',
       'tasks_owner_idempotency_key',
+      'tasks_owner_idempotency_key_set',
       'tasks_owner_status_created',
       'tasks_pkey',
       'tasks_retrying_due',
     ]);
+    // Code from before the second migration (a rolling deploy, a rollback) still inserts: its
+    // ON CONFLICT has no predicate and needs the full constraint.
+    const insert = (predicate: string) =>
+      t.db.query(
+        `INSERT INTO tasks (owner, type, payload, status, max_attempts, timeout_ms, idempotency_key)
+         VALUES ('o', 'demo.sleep', '{}', 'new', 1, 1000, 'k') ON CONFLICT (owner, idempotency_key) ${predicate} DO NOTHING RETURNING id`,
+      );
+    expect(await insert('')).toHaveLength(1);
+    expect(await insert('WHERE idempotency_key IS NOT NULL')).toHaveLength(0);
+    await t.db.query(`DELETE FROM tasks`);
+  });
+
+  it('refuses a hand-built idempotency index that is not the expected unique partial one', async () => {
+    await runMigrations(t.db, t.config.DATABASE_SCHEMA);
+    await t.db.undoLastMigration({ transaction: 'all' });
+    await t.db.query(`CREATE INDEX tasks_owner_idempotency_key_set ON tasks (owner, idempotency_key)`);
+    await expect(runMigrations(t.db, t.config.DATABASE_SCHEMA)).rejects.toThrow(/tasks_owner_idempotency_key_set .*not a valid unique index/);
+    await t.db.query(`DROP INDEX tasks_owner_idempotency_key_set`);
+    expect(await runMigrations(t.db, t.config.DATABASE_SCHEMA)).toEqual(['LeanTaskIndexes1763800000000']);
   });
 });

@@ -3,6 +3,7 @@ import { OutboxRelayService } from '@tasksys/messaging';
 import { createTestMessaging, pollUntil, type TestMessaging } from '@tasksys/messaging/testing';
 import { createTestDatabase, type TestDatabase } from '../testing/test-database';
 import { connect, type ChannelModel } from 'amqplib';
+import { pgPool } from '../prepared-query';
 import { PgOutboxStore } from './pg-outbox.store';
 
 /** Consumes the whole queue (no ack needed: these copies are only counted) and counts per message id. */
@@ -83,6 +84,26 @@ describe('outbox relay (PostgreSQL + RabbitMQ)', () => {
     });
     await expect(round).rejects.toThrow();
     expect((await store.backlog()).count).toBe(3);
+    await t.db.query(`DELETE FROM outbox`);
+  });
+
+  it('deletes only the rows the broker confirmed, records an attempt and the error on the others, and leaves no transaction open', async () => {
+    const store = new PgOutboxStore(t.db, t.config);
+    await t.db.query(`DELETE FROM outbox`);
+    await writeOutboxRows(t, 4);
+    let ids: string[] = [];
+    const result = await store.relayBatch(10, async (records) => {
+      ids = records.map((r) => r.id);
+      return { confirmed: ids.slice(0, 2), error: 'nacked' };
+    });
+    expect(result).toEqual({ locked: 4, sent: 2 });
+    const left = await t.db.query(`SELECT id, publish_attempts, last_error FROM outbox ORDER BY id`);
+    expect(left).toEqual(ids.slice(2).map((id) => ({ id, publish_attempts: 1, last_error: 'nacked' })));
+    // Only this store's pooled connections: other test files run relays of their own beside this one.
+    const pids = (pgPool(t.db) as unknown as { _clients: { processID: number }[] })._clients.map((c) => c.processID);
+    const open = await t.db.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = ANY($1::int[]) AND state LIKE 'idle in transaction%'`, [pids]);
+    expect(pids.length).toBeGreaterThan(0);
+    expect(open[0].n).toBe(0);
     await t.db.query(`DELETE FROM outbox`);
   });
 
