@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Pool, PoolClient } from 'pg';
+import type { Pool } from 'pg';
 import type { DataSource } from 'typeorm';
 
 const names = new Map<string, string>();
@@ -21,13 +21,13 @@ export function pgPool(db: DataSource): Pool {
  * not on every call (planning the transition statements cost as much as running them). For
  * the hot statements only; the set of texts must stay small, since every connection keeps each.
  */
-export async function preparedQuery<R = Record<string, any>>(on: DataSource | PoolClient, sql: string, params: unknown[]): Promise<R[]> {
-  const client = 'driver' in on ? pgPool(on) : on;
+export async function preparedQuery<R = Record<string, any>>(db: DataSource, sql: string, params: unknown[]): Promise<R[]> {
+  const pool = pgPool(db);
   // Each stale connection fails once and is dropped: at most one retry per pooled connection.
-  const retries = 'driver' in on ? (pgPool(on).options.max ?? 10) : 0;
+  const retries = pool.options.max ?? 10;
   for (let attempt = 0; ; attempt++) {
     try {
-      const result = await client.query({ name: statementName(sql), text: sql, values: params });
+      const result = await pool.query({ name: statementName(sql), text: sql, values: params });
       return result.rows as R[];
     } catch (err) {
       // A migration that changed a table (a new column under `RETURNING *`) leaves statements

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import {
   CreateTaskBatchCommand,
+  type NewBatchTask,
   type Principal,
   type Task,
   TaskQueries,
@@ -43,23 +44,15 @@ export class TasksService {
     if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(idempotencyKey)) {
       throw new RequestValidationError('Idempotency-Key', 'Idempotency-Key header must be 1-200 printable ASCII characters');
     }
-    const { payload, definition } = this.check(dto, '');
-    const fields = {
-      owner: p.owner,
-      type: dto.type,
-      payload,
-      maxAttempts: dto.maxAttempts ?? definition.maxAttempts,
-      timeoutMs: dto.timeoutMs ?? definition.timeoutMs,
-      priority: dto.priority ?? 0,
-    };
+    const { start, ...fields } = this.toNewTask(p, dto, '');
     if (idempotencyKey === undefined) {
       // Nothing to look up first: concurrent submits share one insert statement.
-      return { created: true, task: await this.batch.createOne({ ...fields, start: dto.start ?? true }, { actor: actorOf(p), traceparent }) };
+      return { created: true, task: await this.batch.createOne({ ...fields, start }, { actor: actorOf(p), traceparent }) };
     }
     const hash = requestHash(rawBody);
     const result = await this.sm.create(
       { ...fields, idempotencyKey, requestHash: hash },
-      { start: dto.start ?? true, actor: actorOf(p), traceparent },
+      { start, actor: actorOf(p), traceparent },
     );
     if (!result.created && result.task.requestHash !== hash) throw new IdempotencyConflictError();
     return result;
@@ -67,17 +60,8 @@ export class TasksService {
 
   /** All or nothing: the first bad item (by index) fails the whole batch before anything is written. */
   async createBatch(p: Principal, items: CreateTaskRequestDto[], traceparent?: string): Promise<Task[]> {
-    const checked = items.map((dto, i) => ({ dto, ...this.check(dto, `tasks[${i}].`) }));
     return this.batch.execute(
-      checked.map(({ dto, payload, definition }) => ({
-        owner: p.owner,
-        type: dto.type,
-        payload,
-        maxAttempts: dto.maxAttempts ?? definition.maxAttempts,
-        timeoutMs: dto.timeoutMs ?? definition.timeoutMs,
-        priority: dto.priority ?? 0,
-        start: dto.start ?? true,
-      })),
+      items.map((dto, i) => this.toNewTask(p, dto, `tasks[${i}].`)),
       { actor: actorOf(p), traceparent },
     );
   }
@@ -96,6 +80,20 @@ export class TasksService {
     if (!r.task) throw new TaskNotFoundError(id);
     if (r.applied || r.task.status === TARGET[action]) return r.task;
     throw new InvalidTransitionError(action, r.task.status);
+  }
+
+  /** A validated submit as the task store takes it, with the task type's defaults; `prefix` names the item in errors. */
+  private toNewTask(p: Principal, dto: CreateTaskRequestDto, prefix: string): NewBatchTask {
+    const { payload, definition } = this.check(dto, prefix);
+    return {
+      owner: p.owner,
+      type: dto.type,
+      payload,
+      maxAttempts: dto.maxAttempts ?? definition.maxAttempts,
+      timeoutMs: dto.timeoutMs ?? definition.timeoutMs,
+      priority: dto.priority ?? 0,
+      start: dto.start ?? true,
+    };
   }
 
   private check(dto: CreateTaskRequestDto, prefix: string): { payload: unknown; definition: TaskTypeDefinition } {

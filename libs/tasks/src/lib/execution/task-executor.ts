@@ -15,10 +15,10 @@ import { parseTaskMessage } from './task-message.parser';
 const NOT_FOUND: TransitionResult = { applied: false, task: null };
 const SETTLE_AFTER_GRACE_MS = 10_000;
 
-/** Connection trouble, a restarting server, a timeout: worth retrying. SQL errors (syntax, data, constraints) are not. */
 /** Signals a run that is over (whatever its handler still does is ignored); one instance, not a stack capture per task. */
 const RUN_ENDED = new TaskAbortedError('ended');
 
+/** Connection trouble, a restarting server, a timeout: worth retrying. SQL errors (syntax, data, constraints) are not. */
 function isTransientDatabaseError(err: unknown): boolean {
   const e = err as { code?: string; driverError?: { code?: string }; message?: string };
   const code = e?.driverError?.code ?? e?.code;
