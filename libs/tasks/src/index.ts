@@ -1,5 +1,6 @@
 export * from './lib/database.config';
 export * from './lib/data-source.options';
+export { isTransientDatabaseError } from './lib/database-errors';
 export * from './lib/entities';
 export * from './lib/migrate';
 export * from './lib/outbox/pg-outbox.store';

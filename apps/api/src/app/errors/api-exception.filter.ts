@@ -1,6 +1,6 @@
 import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
 import { ThrottlerException } from '@nestjs/throttler';
-import { InvalidCursorError } from '@tasksys/tasks';
+import { InvalidCursorError, isTransientDatabaseError } from '@tasksys/tasks';
 import type { Response } from 'express';
 import { ApiError } from './api.errors';
 
@@ -29,16 +29,7 @@ const REASON: Record<number, string> = {
 
 /** The database is unreachable, every pooled connection is busy, or too many submits wait for one: a 503 the client may retry, not a 500. */
 function isDatabaseUnavailable(e: unknown): boolean {
-  const err = e as { message?: string; code?: string; driverError?: { code?: string; message?: string } };
-  const code = err?.driverError?.code ?? err?.code ?? '';
-  const message = `${err?.message ?? ''} ${err?.driverError?.message ?? ''}`;
-  return (
-    /^(08|57P|53)/.test(code) ||
-    code === 'ECONNREFUSED' ||
-    code === 'ECONNRESET' ||
-    code === 'OVERLOADED' ||
-    /timeout exceeded when trying to connect|Connection terminated|connect ECONNREFUSED/.test(message)
-  );
+  return (e as { code?: unknown })?.code === 'OVERLOADED' || isTransientDatabaseError(e);
 }
 
 const HTTP_CODES: Record<number, string> = {
