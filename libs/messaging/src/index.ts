@@ -10,6 +10,7 @@ export * from './lib/broker-status';
 export * from './lib/retry-policy';
 export * from './lib/publishing/task.publisher';
 export * from './lib/consuming/consumer.factory';
+export { QueueProbe } from './lib/consuming/queue-probe';
 export * from './lib/outbox/outbox-relay.service';
 export * from './lib/outbox/outbox-relay.module';
 export * from './lib/admin';

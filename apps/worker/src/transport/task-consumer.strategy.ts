@@ -31,7 +31,7 @@ export class TaskConsumerStrategy extends Server implements CustomTransportStrat
     const { consumers, topology, executor, registry, sweeper, config } = this.deps;
     try {
       await registry.start(() => executor.inFlight());
-      this.control = consumers.subscribeControl((msg) => executor.cancelLocal(msg.taskId));
+      this.control = consumers.subscribeControl((msg) => executor.cancelLocal(msg.taskId, msg.attempt));
       this.work = consumers.createConsumer(topology.queues.work, {
         prefetch: config.WORKER_CONCURRENCY,
         onMessage: (delivery) => void executor.handle(delivery),

@@ -4,6 +4,7 @@ import { MetricsService } from '@tasksys/platform';
 import { registerPublisherMetrics } from './messaging.metrics';
 import { BrokerStatus } from './broker-status';
 import { ConsumerFactory } from './consuming/consumer.factory';
+import { QueueProbe } from './consuming/queue-probe';
 import type { MessagingConfig } from './messaging.config';
 import { MESSAGING_CONFIG } from './messaging.constants';
 import { TaskPublisher } from './publishing/task.publisher';
@@ -79,6 +80,7 @@ export class MessagingModule {
         BrokerStatus,
         TaskPublisher,
         ConsumerFactory,
+        QueueProbe,
         {
           // Metrics only when the app has a MetricsModule.
           provide: 'MESSAGING_METRICS',
@@ -89,7 +91,7 @@ export class MessagingModule {
           },
         },
       ],
-      exports: [config, RabbitMQModule, Topology, TopologyDeclarer, BrokerStatus, TaskPublisher, ConsumerFactory],
+      exports: [config, RabbitMQModule, Topology, TopologyDeclarer, BrokerStatus, TaskPublisher, ConsumerFactory, QueueProbe],
     };
   }
 }

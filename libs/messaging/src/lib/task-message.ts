@@ -16,4 +16,9 @@ export interface ControlMessage {
   v: typeof TASK_MESSAGE_SCHEMA_VERSION;
   kind: 'cancel';
   taskId: string;
+  /**
+   * The attempt (fencing token) the signal cancels: a late signal must not abort a newer run of the
+   * same task (cancel, retry, then the old signal arrives). Absent in signals of older versions.
+   */
+  attempt?: number;
 }

@@ -32,7 +32,7 @@ describe('TaskStateMachine (real PostgreSQL)', () => {
     const token = claimed.task!.attempt;
     if (status === 'running') return { task: claimed.task!, token };
     const to = {
-      retrying: () => sm.failRetryable(task.id, token, err, new Date(), 'w1'),
+      retrying: () => sm.failRetryable(task.id, token, err, 0, 'w1'),
       succeeded: () => sm.succeed(task.id, token, { ok: true }, 'w1'),
       failed: () => sm.failFinal(task.id, token, err, 'w1'),
       cancelled: () => sm.cancel(task.id, 'owner:alice'),
@@ -54,7 +54,7 @@ describe('TaskStateMachine (real PostgreSQL)', () => {
     start: { from: ['new'], to: 'queued', run: (x) => sm.start(x.id, 'owner:alice') },
     claim: { from: ['queued', 'retrying'], to: 'running', run: (x) => sm.claim(x.id, 'w2', LEASE) },
     succeed: { from: ['running'], to: 'succeeded', run: (x, k) => sm.succeed(x.id, k, 1, 'w1') },
-    failRetryable: { from: ['running'], to: 'retrying', run: (x, k) => sm.failRetryable(x.id, k, err, new Date(), 'w1') },
+    failRetryable: { from: ['running'], to: 'retrying', run: (x, k) => sm.failRetryable(x.id, k, err, 0, 'w1') },
     failFinal: { from: ['running'], to: 'failed', run: (x, k) => sm.failFinal(x.id, k, err, 'w1') },
     cancel: { from: ['new', 'queued', 'retrying', 'running'], to: 'cancelled', run: (x) => sm.cancel(x.id, 'owner:alice') },
     release: { from: ['running'], to: 'queued', run: (x, k) => sm.release(x.id, k, 'w1') },
@@ -119,7 +119,7 @@ describe('TaskStateMachine (real PostgreSQL)', () => {
     await expect(sm.progress(task.id, tokenA, 'worker-a', 50, 'zombie', LEASE)).resolves.toBe(false);
     expect((await sm.succeed(task.id, tokenA, 'zombie', 'worker-a')).applied).toBe(false);
     expect((await sm.failFinal(task.id, tokenA, err, 'worker-a')).applied).toBe(false);
-    expect((await sm.failRetryable(task.id, tokenA, err, new Date(), 'worker-a')).applied).toBe(false);
+    expect((await sm.failRetryable(task.id, tokenA, err, 0, 'worker-a')).applied).toBe(false);
     expect((await sm.release(task.id, tokenA, 'worker-a')).applied).toBe(false);
 
     const [row] = await t.db.query(`SELECT status, lease_owner, result, progress_message FROM tasks WHERE id = $1`, [task.id]);
@@ -150,7 +150,7 @@ describe('TaskStateMachine (real PostgreSQL)', () => {
   it('refuses failRetryable when no attempts are left', async () => {
     const task = await newTask(true, { maxAttempts: 1 });
     const c = await sm.claim(task.id, 'w1', LEASE);
-    expect((await sm.failRetryable(task.id, c.task!.attempt, err, new Date(), 'w1')).applied).toBe(false);
+    expect((await sm.failRetryable(task.id, c.task!.attempt, err, 0, 'w1')).applied).toBe(false);
   });
 
   it('gives a manual retry a fresh attempt budget and keeps the fencing token increasing', async () => {
@@ -171,7 +171,7 @@ describe('TaskStateMachine (real PostgreSQL)', () => {
     await sm.release(task.id, c.task!.attempt, 'w1');
     const c2 = await sm.claim(task.id, 'w2', LEASE);
     expect(c2.applied).toBe(true);
-    expect((await sm.failRetryable(task.id, c2.task!.attempt, err, new Date(), 'w2')).applied).toBe(false);
+    expect((await sm.failRetryable(task.id, c2.task!.attempt, err, 0, 'w2')).applied).toBe(false);
   });
 
   it('ends a cancel racing a succeed in exactly one terminal state that the event log agrees with', async () => {
@@ -308,6 +308,76 @@ describe('TaskStateMachine (real PostgreSQL)', () => {
     const ids = await sm.enqueueAgain([queued.id, done.id], ['queued']);
     expect(ids).toEqual([queued.id]);
     expect(await outboxFor(queued.id)).toHaveLength(2);
+  });
+
+  it('does not let a claim skip a retry backoff: a retrying task is claimed only once it is due', async () => {
+    const { task, token } = await taskIn('running');
+    expect((await sm.failRetryable(task.id, token, err, 60_000, 'w1')).applied).toBe(true);
+    const early = await sm.claim(task.id, 'w2', LEASE);
+    expect(early.applied).toBe(false);
+    expect(early.task).toMatchObject({ status: 'retrying', attempt: token });
+    // The due time comes from the database clock, about a minute ahead.
+    const [{ s }] = await t.db.query(`SELECT extract(epoch FROM run_after - now())::float8 AS s FROM tasks WHERE id = $1`, [task.id]);
+    expect(s).toBeGreaterThan(55);
+    await t.db.query(`UPDATE tasks SET run_after = now() - interval '1 second' WHERE id = $1`, [task.id]);
+    expect((await sm.claim(task.id, 'w2', LEASE)).applied).toBe(true);
+  });
+
+  it('names the attempt it cancels in the cancel signal', async () => {
+    const { task, token } = await taskIn('running');
+    await sm.cancel(task.id, 'owner:alice');
+    const [signal] = await t.db.query(`SELECT body FROM outbox WHERE correlation_id = $1 AND exchange = 'control'`, [task.id]);
+    expect(signal.body).toEqual({ v: 1, kind: 'cancel', taskId: task.id, attempt: token });
+  });
+
+  it('sweeps a stranded retry without moving its due time', async () => {
+    const { task, token } = await taskIn('running');
+    await sm.failRetryable(task.id, token, err, 0, 'w1');
+    await t.db.query(`UPDATE tasks SET run_after = now() - interval '1 hour', updated_at = now() - interval '1 hour' WHERE id = $1`, [task.id]);
+    const [before] = await t.db.query(`SELECT run_after FROM tasks WHERE id = $1`, [task.id]);
+    expect(await sm.requeueStranded(60_000, 10_000)).toContain(task.id);
+    const [after] = await t.db.query(`SELECT run_after FROM tasks WHERE id = $1`, [task.id]);
+    expect(after.run_after).toEqual(before.run_after);
+    // Touched: the next sweep leaves it alone for the grace period.
+    expect(await sm.requeueStranded(60_000, 10_000)).not.toContain(task.id);
+    expect((await sm.claim(task.id, 'w2', LEASE)).applied).toBe(true);
+  });
+
+  it('finds queued tasks idle past the grace period whose messages were all sent, and re-enqueues each once', async () => {
+    await t.db.query(`DELETE FROM outbox`); // as if the relay had sent what earlier tests queued
+    const idle = await newTask(true);
+    const fresh = await newTask(true);
+    const unsent = await newTask(true);
+    // The relay sent idle's message long ago (its outbox row is gone); unsent's row is still waiting.
+    await t.db.query(`DELETE FROM outbox WHERE correlation_id = ANY($1::text[])`, [[idle.id, fresh.id]]);
+    // One statement, one now(): a task's outbox row is written with its change, at the same time.
+    await t.db.query(
+      `WITH a AS (UPDATE tasks SET updated_at = now() - interval '10 minutes' WHERE id = ANY($1::uuid[]))
+       UPDATE outbox SET created_at = now() - interval '10 minutes' WHERE correlation_id = $2`,
+      [[idle.id, unsent.id], unsent.id],
+    );
+    const other = await sm.create(
+      { owner: 'alice', type: 'other.type', payload: {}, maxAttempts: 1, timeoutMs: 1000 },
+      { start: true, actor: 'owner:alice' },
+    );
+    await t.db.query(`UPDATE tasks SET updated_at = now() - interval '10 minutes' WHERE id = $1`, [other.task.id]);
+
+    // An unsent outbox row older than idle's last change: its message may still be on its way.
+    await t.db.query(`UPDATE tasks SET updated_at = now() - interval '5 minutes' WHERE id = $1`, [idle.id]);
+    expect(await sm.findIdleQueued(['demo.sleep'], 60_000, 1000)).toEqual([]);
+    await t.db.query(`DELETE FROM outbox WHERE correlation_id = $1`, [unsent.id]);
+
+    const found = await sm.findIdleQueued(['demo.sleep'], 60_000, 1000);
+    expect(found).toContain(idle.id);
+    expect(found).toContain(unsent.id);
+    expect(found).not.toContain(fresh.id); // within the grace period
+    expect(found).not.toContain(other.task.id); // a type not asked for
+    // Two sweepers racing: the row lock and the recheck let one of them through.
+    const [a, b] = await Promise.all([sm.requeueLostQueued([idle.id], 60_000), sm.requeueLostQueued([idle.id], 60_000)]);
+    expect([...a, ...b]).toEqual([idle.id]);
+    expect(await outboxFor(idle.id)).toHaveLength(1);
+    expect(await sm.findIdleQueued(['demo.sleep'], 60_000, 1000)).not.toContain(idle.id);
+    await t.db.query(`DELETE FROM tasks WHERE id = ANY($1::uuid[])`, [[idle.id, unsent.id, fresh.id, other.task.id]]);
   });
 
   it('keeps working after a migration changes the table under its prepared statements (cached plan must not change result type)', async () => {

@@ -64,6 +64,14 @@ const NOT_FOUND: TransitionResult = Object.freeze({ applied: false, task: null }
 const WORK_MESSAGE_SQL = `jsonb_build_object('v', ${TASK_MESSAGE_SCHEMA_VERSION}, 'taskId', upd.id, 'type', upd.type)`;
 
 /**
+ * A claim accepts a message this much before the task's `run_after`: a retry tier's message is
+ * published after the commit that set `run_after`, so it comes back late, never early, except for
+ * clock jitter between the broker and the database. Anything earlier is a duplicate or an early
+ * copy and is deferred, so it cannot skip the backoff.
+ */
+export const CLAIM_EARLY_TOLERANCE_MS = 250;
+
+/**
  * The task state machine of DESIGN.md section 3. Every transition is ONE statement:
  * lock the row, update it if the current state allows, append the event (and the outbox
  * row where a message must follow) in the same statement, and return either the new row
@@ -193,7 +201,8 @@ export class TaskStateMachine {
     return this.transitionMany(ids.map((id) => ({ id })), {
       from: ['queued', 'retrying', 'running'],
       to: 'running',
-      guard: `AND (cur.status <> 'running' OR (cur.lease_expires_at < now() AND cur.attempt - cur.attempt_base < cur.max_attempts))`,
+      guard: `AND (cur.status <> 'running' OR (cur.lease_expires_at < now() AND cur.attempt - cur.attempt_base < cur.max_attempts))
+              AND (cur.run_after IS NULL OR cur.run_after <= now() + ${CLAIM_EARLY_TOLERANCE_MS} * interval '1 millisecond')`,
       set: `attempt = cur.attempt + 1, lease_owner = $2, lease_expires_at = now() + $3 * interval '1 millisecond',
             started_at = coalesce(cur.started_at, now()), run_after = NULL, progress_percent = 0, progress_message = NULL`,
       params: [leaseMs],
@@ -254,14 +263,17 @@ export class TaskStateMachine {
     );
   }
 
-  /** running -> retrying, only with attempts left; the caller then publishes to a retry tier. */
-  failRetryable(id: string, token: number, error: TaskError, retryAt: Date, workerId: string): Promise<TransitionResult> {
-    return this.one({ id, token, error, retry_at: retryAt.toISOString() }, {
+  /**
+   * running -> retrying, only with attempts left; the caller then publishes to a retry tier whose
+   * delay is `retryInMs`. The due time is taken from the database's clock, which claims compare it with.
+   */
+  failRetryable(id: string, token: number, error: TaskError, retryInMs: number, workerId: string): Promise<TransitionResult> {
+    return this.one({ id, token, error, retry_in_ms: Math.round(retryInMs) }, {
       from: ['running'],
       to: 'retrying',
-      inputs: 'token int, error jsonb, retry_at timestamptz',
+      inputs: 'token int, error jsonb, retry_in_ms bigint',
       guard: `AND cur.attempt = x.token AND cur.lease_owner = $3 AND cur.attempt - cur.attempt_base < cur.max_attempts`,
-      set: `error = x.error, run_after = x.retry_at, lease_owner = NULL, lease_expires_at = NULL`,
+      set: `error = x.error, run_after = now() + x.retry_in_ms * interval '1 millisecond', lease_owner = NULL, lease_expires_at = NULL`,
       params: [workerId],
       eventError: 'x.error',
       actor: workerId,
@@ -334,13 +346,15 @@ export class TaskStateMachine {
   }
 
   /**
-   * Queues another work message for tasks whose message may be gone (the sweeper, reconcile, redrive):
-   * only tasks still in one of `statuses`. Not a transition: the claim absorbs any duplicate.
+   * Queues another work message for tasks whose message may be gone (reconcile, redrive): only
+   * tasks still in one of `statuses`. Not a transition: the claim absorbs any duplicate. Their
+   * `updated_at` moves on, so the sweeper leaves them alone for its grace period.
    */
   async enqueueAgain(ids: string[], statuses: readonly TaskStatus[]): Promise<string[]> {
     if (ids.length === 0) return [];
     const rows = await this.rows<{ id: string }>(
-      `WITH upd AS (SELECT id, type FROM tasks WHERE id = ANY($1::uuid[]) AND status = ANY($2::text[]))
+      `WITH upd AS (
+         UPDATE tasks SET updated_at = now() WHERE id = ANY($1::uuid[]) AND status = ANY($2::text[]) RETURNING id, type)
        , ob AS (INSERT INTO outbox (exchange, routing_key, correlation_id, body)
                 SELECT 'work', upd.type, upd.id::text, ${WORK_MESSAGE_SQL} FROM upd)
        SELECT id FROM upd`,
@@ -351,25 +365,60 @@ export class TaskStateMachine {
 
   /**
    * The sweeper's query: tasks whose message may be gone (`retrying` well past its due time,
-   * `running` with a lease long expired) get a new work message. Their `updated_at` (and a
-   * retrying task's due time) moves on, so the next sweep leaves them alone for `graceMs`.
+   * `running` with a lease long expired) get a new work message. Their `updated_at` moves on, so
+   * the next sweep leaves them alone for `graceMs` (the due time stays: a claim compares it).
    */
   async requeueStranded(graceMs: number, limit: number): Promise<string[]> {
     const rows = await this.rows<{ id: string }>(
       `WITH s AS (
          SELECT id FROM tasks
-          WHERE (status = 'retrying' AND run_after < now() - $1 * interval '1 millisecond')
-             OR (status = 'running' AND lease_expires_at < now() - $1 * interval '1 millisecond'
-                 AND updated_at < now() - $1 * interval '1 millisecond')
+          WHERE ((status = 'retrying' AND run_after < now() - $1 * interval '1 millisecond')
+                 OR (status = 'running' AND lease_expires_at < now() - $1 * interval '1 millisecond'))
+            AND updated_at < now() - $1 * interval '1 millisecond'
           ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED),
        upd AS (
-         UPDATE tasks t SET updated_at = now(),
-                run_after = CASE WHEN t.status = 'retrying' THEN now() + $1 * interval '1 millisecond' ELSE t.run_after END
-           FROM s WHERE t.id = s.id RETURNING t.id, t.type),
+         UPDATE tasks t SET updated_at = now() FROM s WHERE t.id = s.id RETURNING t.id, t.type),
        ob AS (INSERT INTO outbox (exchange, routing_key, correlation_id, body)
               SELECT 'work', upd.type, upd.id::text, ${WORK_MESSAGE_SQL} FROM upd)
        SELECT id FROM upd`,
       [graceMs, limit],
+    );
+    return rows.map((r) => r.id);
+  }
+
+  /**
+   * Queued tasks the broker may have lost: `queued`, untouched for `graceMs`, of one of `types`, and
+   * older than every unsent outbox row (so their message was confirmed by the broker before this
+   * call). The caller asks the broker whether their queue is empty and idle, then calls
+   * `requeueLostQueued` for them. Oldest first, at most `limit`.
+   */
+  async findIdleQueued(types: readonly string[], graceMs: number, limit: number): Promise<string[]> {
+    const rows = await this.rows<{ id: string }>(
+      `SELECT id FROM tasks
+        WHERE status = 'queued' AND type = ANY($1::text[])
+          AND updated_at < now() - $2 * interval '1 millisecond'
+          AND updated_at < coalesce((SELECT min(created_at) FROM (SELECT created_at FROM outbox ORDER BY id LIMIT 1000) o), 'infinity')
+        ORDER BY updated_at LIMIT $3`,
+      [types, graceMs, limit],
+    );
+    return rows.map((r) => r.id);
+  }
+
+  /**
+   * A new work message for each of `ids` still `queued` and untouched for `graceMs` (rechecked under
+   * the row lock, so two sweepers racing re-enqueue a task once); returns the ids re-enqueued.
+   */
+  async requeueLostQueued(ids: string[], graceMs: number): Promise<string[]> {
+    if (ids.length === 0) return [];
+    const rows = await this.rows<{ id: string }>(
+      `WITH upd AS (
+         UPDATE tasks SET updated_at = now()
+          WHERE id = ANY($1::uuid[]) AND status = 'queued' AND updated_at < now() - $2 * interval '1 millisecond'
+          RETURNING id, type),
+       ob AS (INSERT INTO outbox (exchange, routing_key, correlation_id, body)
+              SELECT 'work', upd.type, upd.id::text, ${WORK_MESSAGE_SQL} FROM upd)
+       SELECT id FROM upd`,
+      [ids, graceMs],
     );
     return rows.map((r) => r.id);
   }
@@ -413,7 +462,7 @@ export class TaskStateMachine {
         spec.signalCancel
           ? `, sig AS (INSERT INTO outbox (exchange, routing_key, correlation_id, body)
                       SELECT 'control', 'cancel', upd.id::text,
-                             jsonb_build_object('v', ${TASK_MESSAGE_SCHEMA_VERSION}, 'kind', 'cancel', 'taskId', upd.id)
+                             jsonb_build_object('v', ${TASK_MESSAGE_SCHEMA_VERSION}, 'kind', 'cancel', 'taskId', upd.id, 'attempt', cur.attempt)
                         FROM upd JOIN cur ON cur.id = upd.id WHERE cur.status = 'running')`
           : ''
       }

@@ -112,10 +112,13 @@ describe('admin API (real api over HTTP, real PostgreSQL and RabbitMQ with its m
     await ch.purgeQueue(topology.queues.work);
   });
 
-  it('lists dead letters without losing them, redrives chosen ones, acks stale ones, keeps malformed ones until purged', async () => {
+  it('lists dead letters without losing them, redrives chosen ones, re-enqueues live ones, keeps malformed ones until purged', async () => {
     const failed = await failedTask();
     const alsoFailed = await failedTask();
-    const queued = await createTask(); // its dead letter is stale: the task is already queued
+    // Still queued: its dead letter may be the last copy of its work (dead-lettered by the broker).
+    const queued = await createTask();
+    await eventually(async () => ((await h.t.db.query(`SELECT count(*)::int AS n FROM outbox WHERE correlation_id = $1`, [queued]))[0].n === 0 ? true : undefined));
+    await ch.purgeQueue(topology.queues.work);
     await deadLetter(taskMessage(failed), failed);
     await deadLetter(taskMessage(alsoFailed), alsoFailed);
     await deadLetter(taskMessage(queued), queued);
@@ -138,7 +141,7 @@ describe('admin API (real api over HTTP, real PostgreSQL and RabbitMQ with its m
     expect((await h.call('GET', '/v1/admin/dead-letters?limit=0')).status).toBe(400);
 
     const one = await h.call('POST', '/v1/admin/dead-letters/redrive', { body: { taskIds: [failed] } });
-    expect([one.status, one.body]).toEqual([200, { redriven: 1, stale: 0, skipped: 3, purged: 0 }]);
+    expect([one.status, one.body]).toEqual([200, { redriven: 1, requeued: 0, stale: 0, skipped: 3, purged: 0 }]);
     expect(await status(failed)).toBe('queued');
     expect(await status(alsoFailed)).toBe('failed');
     const events = (await h.call('GET', `/v1/tasks/${failed}/events`)).body.items;
@@ -147,13 +150,19 @@ describe('admin API (real api over HTTP, real PostgreSQL and RabbitMQ with its m
     await eventually(async () => ((await h.t.db.query(`SELECT count(*)::int AS n FROM outbox WHERE correlation_id = $1`, [failed]))[0].n === 0 ? true : undefined));
 
     const all = await h.call('POST', '/v1/admin/dead-letters/redrive', { body: {} });
-    expect(all.body).toEqual({ redriven: 1, stale: 1, skipped: 1, purged: 0 });
+    expect(all.body).toEqual({ redriven: 1, requeued: 1, stale: 0, skipped: 1, purged: 0 });
     expect(await status(alsoFailed)).toBe('queued');
+    expect(await status(queued)).toBe('queued');
+    // The queued task's work is in the work queue again, not gone with its dead letter.
+    await eventually(async () => {
+      const got = await ch.get(topology.queues.work, { noAck: true });
+      return got && JSON.parse(got.content.toString()).taskId === queued ? true : undefined;
+    });
     const left = await h.call('GET', '/v1/admin/dead-letters');
     expect(left.body.items.map((m: { malformed: boolean }) => m.malformed)).toEqual([true]);
 
     const purge = await h.call('POST', '/v1/admin/dead-letters/redrive', { body: { purgeMalformed: true } });
-    expect(purge.body).toEqual({ redriven: 0, stale: 0, skipped: 0, purged: 1 });
+    expect(purge.body).toEqual({ redriven: 0, requeued: 0, stale: 0, skipped: 0, purged: 1 });
     expect((await ch.checkQueue(topology.queues.dead)).messageCount).toBe(0);
 
     const bad = await h.call('POST', '/v1/admin/dead-letters/redrive', { body: { taskIds: ['nope'] } });
@@ -214,7 +223,7 @@ describe('admin API (real api over HTTP, real PostgreSQL and RabbitMQ with its m
     expect((await sm.claim(stranded, 'gone-worker', 1)).applied).toBe(true); // lease of 1 ms: expired at once
     const retrying = await createTask();
     const c = await sm.claim(retrying, 'w', 30_000);
-    expect((await sm.failRetryable(retrying, c.task!.attempt, { code: 'X', message: 'again', retryable: true }, new Date(Date.now() - 1000), 'w')).applied).toBe(true);
+    expect((await sm.failRetryable(retrying, c.task!.attempt, { code: 'X', message: 'again', retryable: true }, -1000, 'w')).applied).toBe(true);
     const oldQueued = await createTask();
     await h.t.db.query(`UPDATE tasks SET updated_at = now() - interval '10 minutes' WHERE id = $1`, [oldQueued]);
     const freshQueued = await createTask();

@@ -221,7 +221,9 @@ function parseControl(content: Buffer): ControlMessage | null {
     if (typeof value !== 'object' || value === null) return null;
     const v = value as Record<string, unknown>;
     if (v['kind'] !== 'cancel' || typeof v['taskId'] !== 'string' || typeof v['v'] !== 'number') return null;
-    return value as ControlMessage;
+    const attempt = v['attempt'];
+    if (attempt !== undefined && !(Number.isInteger(attempt) && (attempt as number) >= 0)) return null;
+    return { v: 1, kind: 'cancel', taskId: v['taskId'].toLowerCase(), ...(attempt === undefined ? {} : { attempt: attempt as number }) };
   } catch {
     return null;
   }

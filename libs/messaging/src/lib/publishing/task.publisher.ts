@@ -134,6 +134,11 @@ export class TaskPublisher {
     return this.publish(this.topology.exchanges.work, msg.type, msg, { ...opts, correlationId: msg.taskId });
   }
 
+  /** The retry tier that serves a delay of `delayMs` (see `pickRetryTier`): its delay is the one a retry really waits. */
+  retryTierFor(delayMs: number): RetryTier {
+    return pickRetryTier(delayMs, this.topology.queues.retry);
+  }
+
   /**
    * A task message to the retry tier serving `delayMs` (see `pickRetryTier`). It comes back to the
    * work exchange, under its task type, when the tier's TTL expires. Returns the tier used.

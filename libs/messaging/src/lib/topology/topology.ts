@@ -51,6 +51,11 @@ export class Topology {
       queues: QueueDeclaration[];
       bindings: BindingDeclaration[];
     },
+    /**
+     * Quorum queues count every requeue toward `x-delivery-limit` and dead-letter the message past it,
+     * so whoever hands a delivery back publishes a fresh copy instead (see the executor).
+     */
+    readonly queueType: 'classic' | 'quorum' = 'classic',
   ) {}
 
   /** The namespaced exchange of a logical role, or undefined for an unknown role. */
@@ -144,5 +149,5 @@ export function buildTopology(
         arguments: { 'x-match': 'all', [HEADERS.retryTier]: tier.label },
       })),
     ],
-  });
+  }, cfg.RABBITMQ_QUEUE_TYPE);
 }

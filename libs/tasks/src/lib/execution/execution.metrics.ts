@@ -13,6 +13,7 @@ export class ExecutionMetrics {
   readonly deadLetters: Counter<'reason'>;
   readonly duplicates: Counter;
   readonly deferrals: Counter;
+  readonly sweptTasks: Counter<'kind'>;
 
   constructor(private readonly metrics: MetricsService) {
     this.duration = metrics.histogram({
@@ -39,7 +40,12 @@ export class ExecutionMetrics {
     });
     this.deferrals = metrics.counter({
       name: 'tasksys_deferrals_total',
-      help: 'Deliveries deferred because the task runs under a live lease elsewhere',
+      help: 'Deliveries deferred: the task runs under a live lease elsewhere, is not due yet, or this worker cannot run its type',
+    });
+    this.sweptTasks = metrics.counter({
+      name: 'tasksys_swept_tasks_total',
+      help: 'Tasks re-enqueued by the sweeper because their message may be lost, by kind (queued, stranded)',
+      labelNames: ['kind'] as const,
     });
   }
 

@@ -1,7 +1,8 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { type Delivery, retryDelayMs, TaskPublisher, type TaskMessage } from '@tasksys/messaging';
+import { type Delivery, HEADERS, retryDelayMs, TaskPublisher, type TaskMessage, Topology } from '@tasksys/messaging';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DataSource } from 'typeorm';
+import { isTransientDatabaseError } from '../database-errors';
 import { Task, type TaskError } from '../entities';
 import { TaskStateMachine, type TransitionResult } from '../task-state-machine';
 import { isTerminal } from '../task-status';
@@ -14,17 +15,14 @@ import { parseTaskMessage } from './task-message.parser';
 
 const NOT_FOUND: TransitionResult = { applied: false, task: null };
 const SETTLE_AFTER_GRACE_MS = 10_000;
+/** A task this worker cannot run (no handler, missing setting) comes back about this much later. */
+const UNSERVABLE_DEFER_MS = 10_000;
+/** Deliveries of one task that hit an unexpected error (a bug) before its message is dead-lettered. */
+const MAX_UNEXPECTED_ERRORS = 3;
 
 /** Signals a run that is over (whatever its handler still does is ignored); one instance, not a stack capture per task. */
 const RUN_ENDED = new TaskAbortedError('ended');
 
-/** Connection trouble, a restarting server, a timeout: worth retrying. SQL errors (syntax, data, constraints) are not. */
-function isTransientDatabaseError(err: unknown): boolean {
-  const e = err as { code?: string; driverError?: { code?: string }; message?: string };
-  const code = e?.driverError?.code ?? e?.code;
-  if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return /^(08|53|57P|40001|40P01)/.test(code);
-  return true;
-}
 import type { WorkerConfig } from './worker.config';
 import { WORKER_CONFIG } from './execution.constants';
 import { ExecutionMetrics } from './execution.metrics';
@@ -38,10 +36,7 @@ interface ActiveRun {
 const BATCH_MAX_ITEMS = 200;
 const BATCH_MAX_IN_FLIGHT = 1;
 
-type Outcome =
-  | { kind: 'succeeded'; result: unknown }
-  | { kind: 'failed'; error: TaskError }
-  | { kind: 'aborted'; reason: AbortReason };
+type Outcome = { kind: 'succeeded'; result: unknown } | { kind: 'failed'; error: TaskError } | { kind: 'aborted'; reason: AbortReason };
 
 /**
  * THE ACK RULE (DESIGN.md section 6). A delivery is acked only when
@@ -54,6 +49,10 @@ type Outcome =
 export class TaskExecutor {
   private readonly logger = new Logger(TaskExecutor.name);
   private readonly runs = new Map<string, ActiveRun>();
+  /** Tasks this process holds a claim on (claimed or adopted, until settled), with a count per overlapping run. */
+  private readonly held = new Map<string, number>();
+  /** Unexpected errors per task id, so a bug cannot redeliver one message forever. */
+  private readonly unexpected = new Map<string, number>();
   private readonly pending = new Set<Promise<void>>();
   private shuttingDown = false;
   /** After the grace period, how long settling may still wait for the database before requeueing anyway. */
@@ -66,6 +65,7 @@ export class TaskExecutor {
   constructor(
     private readonly tasks: TaskStateMachine,
     private readonly publisher: TaskPublisher,
+    private readonly topology: Topology,
     private readonly types: TaskTypeRegistry,
     private readonly handlers: TaskHandlerRegistry,
     private readonly db: DataSource,
@@ -106,21 +106,19 @@ export class TaskExecutor {
 
   /** Entry point for every work delivery. Never throws. */
   handle(delivery: Delivery): Promise<void> {
-    const done = this.process(delivery).catch(async (err) => {
-      // Only a bug (or a statement the database refuses) gets here; the delivery is requeued so
-      // nothing is lost, after a pause so a poison message cannot spin.
-      this.logger.error(`unexpected error handling a delivery: ${(err as Error).stack ?? err}`);
-      await sleep(1000);
-      delivery.requeue();
-    });
+    const done = this.process(delivery).catch((err) => this.onUnexpectedError(delivery, err));
     const tracked = done.finally(() => this.pending.delete(tracked));
     this.pending.add(tracked);
     return tracked;
   }
 
-  /** A control message: abort the local run of this task, if any. */
-  cancelLocal(taskId: string): void {
-    this.runs.get(taskId)?.abort('cancelled');
+  /**
+   * A control message: abort the local run of this task, if any, and only the attempt it names; a
+   * late signal for an earlier attempt never aborts a newer run (a signal without one is older).
+   */
+  cancelLocal(taskId: string, attempt?: number): void {
+    const run = this.runs.get(taskId);
+    if (run && (attempt === undefined || run.token === attempt)) run.abort('cancelled');
   }
 
   /**
@@ -149,7 +147,10 @@ export class TaskExecutor {
    * has two more periods to go.
    */
   private async heartbeat(): Promise<void> {
-    const runs = [...this.runs.entries()].map(([id, run]) => ({ id, token: run.token }));
+    const runs = [...this.runs.entries()].map(([id, run]) => ({
+      id,
+      token: run.token,
+    }));
     if (runs.length === 0) return;
     try {
       const owned = await this.tasks.heartbeatMany(runs, this.config.WORKER_ID, this.config.WORKER_LEASE_MS);
@@ -165,19 +166,91 @@ export class TaskExecutor {
   private async process(delivery: Delivery): Promise<void> {
     const parsed = parseTaskMessage(delivery.message.content);
     if (!parsed.ok) {
-      return this.deadLetter(delivery, { code: parsed.code, message: parsed.reason });
+      return this.deadLetter(delivery, {
+        code: parsed.code,
+        message: parsed.reason,
+      });
     }
     const message = parsed.message;
-    const claim = await this.untilDatabaseAnswers(async () => (await this.claims.submit(message.taskId)) ?? NOT_FOUND);
-    if (claim === undefined) return delivery.requeue();
-    if (!claim.task) {
-      return this.deadLetter(delivery, { code: 'TASK.NOT_FOUND', message: `no task ${message.taskId}` });
+    const unavailable = this.handlers.get(message.type)
+      ? this.types.unavailable(message.type)
+      : `this worker has no handler for ${message.type}`;
+    if (unavailable) {
+      // Not claimed, so no attempt is spent: another worker (or this one, once configured) runs it.
+      this.logger.warn({
+        taskId: message.taskId,
+        type: message.type,
+        msg: `deferred: ${unavailable}`,
+      });
+      return this.defer(delivery, message, 0, UNSERVABLE_DEFER_MS);
     }
-    if (!claim.applied) return this.settleUnowned(delivery, message, claim.task);
+    const claim = await this.untilDatabaseAnswers(async () => (await this.claims.submit(message.taskId)) ?? NOT_FOUND);
+    if (claim === undefined) return this.handBack(delivery, message);
+    if (!claim.task) {
+      return this.deadLetter(delivery, {
+        code: 'TASK.NOT_FOUND',
+        message: `no task ${message.taskId}`,
+      });
+    }
+    if (!claim.applied) {
+      if (this.isOrphanOfOurs(claim.task)) return this.adopt(delivery, message, claim.task);
+      return this.settleUnowned(delivery, message, claim.task);
+    }
     if (claim.task.attempt === 1) {
       this.metrics.queueWait.observe({ type: claim.task.type }, Math.max(0, Date.now() - claim.task.createdAt.getTime()) / 1000);
     }
-    return this.run(delivery, message, claim.task);
+    return this.runHeld(delivery, message, claim.task);
+  }
+
+  /**
+   * Running under this worker's own lease, yet nothing here runs it: a claim committed whose answer
+   * was lost (the connection dropped in between), so the retried claim found it taken, by us.
+   */
+  private isOrphanOfOurs(task: Task): boolean {
+    return task.status === 'running' && task.leaseOwner === this.config.WORKER_ID && !this.held.has(task.id);
+  }
+
+  /**
+   * Takes up an orphan of ours with the attempt it was claimed with (it costs no extra attempt),
+   * fenced like a heartbeat: if another worker took it over meanwhile, the attempt no longer matches.
+   */
+  private async adopt(delivery: Delivery, message: TaskMessage, task: Task): Promise<void> {
+    this.hold(task.id);
+    try {
+      const owned = await this.untilDatabaseAnswers(() =>
+        this.tasks.heartbeat(task.id, task.attempt, this.config.WORKER_ID, this.config.WORKER_LEASE_MS),
+      );
+      if (owned === undefined) return this.handBack(delivery, message);
+      if (!owned) return this.settleUnowned(delivery, message);
+      this.logger.log({
+        taskId: task.id,
+        attempt: task.attempt,
+        type: task.type,
+        msg: 'adopted: its claim committed but the answer was lost',
+      });
+      return await this.run(delivery, message, task);
+    } finally {
+      this.release(task.id);
+    }
+  }
+
+  private async runHeld(delivery: Delivery, message: TaskMessage, task: Task): Promise<void> {
+    this.hold(task.id);
+    try {
+      return await this.run(delivery, message, task);
+    } finally {
+      this.release(task.id);
+    }
+  }
+
+  private hold(id: string): void {
+    this.held.set(id, (this.held.get(id) ?? 0) + 1);
+  }
+
+  private release(id: string): void {
+    const count = (this.held.get(id) ?? 1) - 1;
+    if (count > 0) this.held.set(id, count);
+    else this.held.delete(id);
   }
 
   private async run(delivery: Delivery, message: TaskMessage, task: Task): Promise<void> {
@@ -185,19 +258,32 @@ export class TaskExecutor {
     // Every line about a task carries its id and attempt as fields (JSON logs).
     const traceparent = delivery.message.properties.headers?.['traceparent'] as string | undefined;
     const log = (level: 'debug' | 'log' | 'warn', msg: string, extra: Record<string, unknown> = {}) =>
-      this.logger[level]({ taskId: task.id, attempt: token, type: task.type, traceparent, ...extra, msg });
+      this.logger[level]({
+        taskId: task.id,
+        attempt: token,
+        type: task.type,
+        traceparent,
+        ...extra,
+        msg,
+      });
     log('debug', 'claimed');
     const started = process.hrtime.bigint();
     const outcome = await this.execute(task);
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-    this.metrics.duration.observe({ type: task.type, outcome: outcome.kind === 'aborted' ? outcome.reason : outcome.kind }, seconds);
+    this.metrics.duration.observe(
+      {
+        type: task.type,
+        outcome: outcome.kind === 'aborted' ? outcome.reason : outcome.kind,
+      },
+      seconds,
+    );
     const writer = this.config.WORKER_ID;
 
     if (outcome.kind === 'aborted') {
       if (outcome.reason === 'shutdown') {
         await this.untilDatabaseAnswers(() => this.tasks.release(task.id, token, writer), true);
         log('log', 'handed back on shutdown');
-        return delivery.requeue();
+        return this.handBack(delivery, message);
       }
       log('log', `aborted (${outcome.reason})`, { reason: outcome.reason });
       return this.settleUnowned(delivery, message);
@@ -205,10 +291,15 @@ export class TaskExecutor {
 
     if (outcome.kind === 'succeeded') {
       const r = await this.untilDatabaseAnswers(
-        async () => (await this.completions.submit({ id: task.id, token, result: outcome.result })) ?? NOT_FOUND,
+        async () =>
+          (await this.completions.submit({
+            id: task.id,
+            token,
+            result: outcome.result,
+          })) ?? NOT_FOUND,
         true,
       );
-      if (r === undefined) return delivery.requeue();
+      if (r === undefined) return this.handBack(delivery, message);
       if (!r.applied) return this.settleUnowned(delivery, message, r.task ?? undefined);
       log('debug', 'succeeded', { seconds });
       return delivery.ack();
@@ -217,28 +308,32 @@ export class TaskExecutor {
     const error = outcome.error;
     const attempt = token - task.attemptBase;
     if (error.retryable && attempt < task.maxAttempts) {
-      const backoff = this.types.get(task.type)?.backoff ?? { baseMs: 1000, maxMs: 600_000 };
-      const delayMs = retryDelayMs(attempt, backoff);
-      const r = await this.untilDatabaseAnswers(
-        () => this.tasks.failRetryable(task.id, token, error, new Date(Date.now() + delayMs), writer),
-        true,
-      );
-      if (r === undefined) return delivery.requeue();
+      const backoff = this.types.get(task.type)?.backoff ?? {
+        baseMs: 1000,
+        maxMs: 600_000,
+      };
+      // The tier's delay is what the retry really waits; the task is due then, and not before.
+      const delayMs = this.publisher.retryTierFor(retryDelayMs(attempt, backoff)).delayMs;
+      const r = await this.untilDatabaseAnswers(() => this.tasks.failRetryable(task.id, token, error, delayMs, writer), true);
+      if (r === undefined) return this.handBack(delivery, message);
       if (!r.applied) return this.settleUnowned(delivery, message, r.task ?? undefined);
       try {
-        const tier = await this.publisher.publishRetry(message, { attempt: token, delayMs });
+        const tier = await this.publisher.publishRetry(message, {
+          attempt: token,
+          delayMs,
+        });
         this.metrics.retries.inc({ tier: tier.label });
         log('log', `${error.code} (${error.message}); retry in the ${tier.label} tier`, { error, tier: tier.label });
         return delivery.ack();
       } catch (err) {
-        // The task waits in `retrying`; the redelivered copy (or the sweeper) claims it.
+        // The task waits in `retrying`; the redelivered copy (or the sweeper) claims it once due.
         log('warn', `retry not published (${(err as Error).message}); requeueing the delivery`);
         return delivery.requeue();
       }
     }
 
     const r = await this.untilDatabaseAnswers(() => this.tasks.failFinal(task.id, token, error, writer), true);
-    if (r === undefined) return delivery.requeue();
+    if (r === undefined) return this.handBack(delivery, message);
     if (!r.applied) return this.settleUnowned(delivery, message, r.task ?? undefined);
     log('warn', `failed for good: ${error.code} (${error.message})`, { error });
     return this.deadLetter(delivery, error, true);
@@ -249,11 +344,26 @@ export class TaskExecutor {
     const token = task.attempt;
     const handler = this.handlers.get(task.type);
     if (!handler) {
-      return { kind: 'failed', error: { code: 'TASK.NO_HANDLER', message: `this worker has no handler for ${task.type}`, retryable: false } };
+      // Checked before the claim; only a task whose row names another type than its message gets here.
+      return {
+        kind: 'failed',
+        error: {
+          code: 'TASK.NO_HANDLER',
+          message: `this worker has no handler for ${task.type}`,
+          retryable: false,
+        },
+      };
     }
     const checked = this.types.check(task.type, task.payload);
     if (!checked.ok) {
-      return { kind: 'failed', error: { code: 'TASK.INVALID_PAYLOAD', message: checked.message, retryable: false } };
+      return {
+        kind: 'failed',
+        error: {
+          code: 'TASK.INVALID_PAYLOAD',
+          message: checked.message,
+          retryable: false,
+        },
+      };
     }
 
     const controller = new AbortController();
@@ -292,7 +402,10 @@ export class TaskExecutor {
       return { kind: 'succeeded', result: toStorableJson(result) };
     } catch (err) {
       if (abortedFor && abortedFor !== 'timeout') return { kind: 'aborted', reason: abortedFor };
-      return { kind: 'failed', error: toTaskError(abortedFor === 'timeout' ? new TaskAbortedError('timeout') : err) };
+      return {
+        kind: 'failed',
+        error: toTaskError(abortedFor === 'timeout' ? new TaskAbortedError('timeout') : err),
+      };
     } finally {
       clearTimeout(timeout);
       // A newer run of the same task in this process (a takeover of our own expired lease) keeps its entry.
@@ -308,9 +421,12 @@ export class TaskExecutor {
    */
   private async settleUnowned(delivery: Delivery, message: TaskMessage, known?: Task): Promise<void> {
     const task = known ?? (await this.untilDatabaseAnswers(() => this.find(message.taskId), true));
-    if (task === undefined) return delivery.requeue();
+    if (task === undefined) return this.handBack(delivery, message);
     if (task === null) {
-      return this.deadLetter(delivery, { code: 'TASK.NOT_FOUND', message: `no task ${message.taskId}` });
+      return this.deadLetter(delivery, {
+        code: 'TASK.NOT_FOUND',
+        message: `no task ${message.taskId}`,
+      });
     }
     if (isTerminal(task.status)) {
       this.metrics.duplicates.inc();
@@ -323,30 +439,93 @@ export class TaskExecutor {
     const leaseLeft = task.leaseExpiresAt ? task.leaseExpiresAt.getTime() - Date.now() : 0;
     if (task.status === 'running' && leaseLeft <= 0 && task.attempt - task.attemptBase >= task.maxAttempts) {
       // Its workers died on every attempt (a crash loop): fail it rather than run it again.
-      const error = { code: 'TASK.ABANDONED', message: `lease expired on all ${task.maxAttempts} attempts`, retryable: false };
+      const error = {
+        code: 'TASK.ABANDONED',
+        message: `lease expired on all ${task.maxAttempts} attempts`,
+        retryable: false,
+      };
       const r = await this.untilDatabaseAnswers(() => this.tasks.failAbandoned(task.id, error, this.config.WORKER_ID), true);
-      if (r === undefined) return delivery.requeue();
+      if (r === undefined) return this.handBack(delivery, message);
       if (r.applied) {
         return this.deadLetter(delivery, error, true);
       }
       // The database disagrees (its clock says the lease is live, or the row moved on): look again later, not in a loop.
       if (r.task && isTerminal(r.task.status)) return this.settleUnowned(delivery, message, r.task);
-      return this.defer(delivery, message, task, 0);
+      return this.defer(delivery, message, task.attempt, 0);
     }
-    return this.defer(delivery, message, task, Math.max(leaseLeft, 0));
+    if (task.status === 'retrying' && task.runAfter && task.runAfter.getTime() > Date.now()) {
+      // A duplicate or early copy of a retry: it comes back when the backoff is over, not before.
+      return this.defer(delivery, message, task.attempt, task.runAfter.getTime() - Date.now());
+    }
+    return this.defer(delivery, message, task.attempt, Math.max(leaseLeft, 0));
   }
 
   /** Publishes a copy that comes back after `delayMs` (rounded down to a tier), then acks. */
-  private async defer(delivery: Delivery, message: TaskMessage, task: Task, delayMs: number): Promise<void> {
+  private async defer(delivery: Delivery, message: TaskMessage, attempt: number, delayMs: number): Promise<void> {
     try {
-      await this.publisher.publishRetry(message, { attempt: task.attempt, delayMs });
+      await this.publisher.publishRetry(message, { attempt, delayMs });
       this.metrics.deferrals.inc();
       delivery.ack();
     } catch (err) {
-      this.logger.warn({ taskId: task.id, attempt: task.attempt, msg: `deferral not published (${(err as Error).message}); requeueing` });
+      this.logger.warn({
+        taskId: message.taskId,
+        attempt,
+        msg: `deferral not published (${(err as Error).message}); requeueing`,
+      });
       await sleep(500);
       delivery.requeue();
     }
+  }
+
+  /**
+   * Gives a delivery back for another run. A requeue is the natural way, but a quorum queue counts
+   * each one toward `x-delivery-limit` and dead-letters the message past it: a worker restarted
+   * twenty times would turn a live task's only message into a dead letter. There a fresh copy is
+   * published (confirmed, counting from zero), then the delivery acked (rule b: a successor is
+   * confirmed); if that publish fails, the requeue it is.
+   */
+  private async handBack(delivery: Delivery, message: TaskMessage): Promise<void> {
+    if (this.topology.queueType !== 'quorum') return delivery.requeue();
+    try {
+      const headers = delivery.message.properties.headers ?? {};
+      const traceparent = headers[HEADERS.traceparent];
+      await this.publisher.publishTask(message, {
+        attempt: Number(headers[HEADERS.attempt] ?? 0) || 0,
+        traceparent: typeof traceparent === 'string' ? traceparent : undefined,
+      });
+      delivery.ack();
+    } catch (err) {
+      this.logger.warn({
+        taskId: message.taskId,
+        msg: `hand-back copy not published (${(err as Error).message}); requeueing`,
+      });
+      delivery.requeue();
+    }
+  }
+
+  /**
+   * Only a bug (or a statement the database refuses) gets here. The delivery is requeued so nothing
+   * is lost, after a pause so it cannot spin; the same task failing this way again and again has
+   * its message dead-lettered with the error, where an operator sees it (and redrives it once fixed).
+   */
+  private async onUnexpectedError(delivery: Delivery, err: unknown): Promise<void> {
+    this.logger.error(`unexpected error handling a delivery: ${(err as Error)?.stack ?? err}`);
+    const parsed = parseTaskMessage(delivery.message.content);
+    const key = parsed.ok ? parsed.message.taskId : String(delivery.message.properties.messageId);
+    const count = (this.unexpected.get(key) ?? 0) + 1;
+    this.unexpected.delete(key);
+    if (count >= MAX_UNEXPECTED_ERRORS) {
+      const message = `${count} deliveries failed with an unexpected error: ${(err as Error)?.message ?? String(err)}`;
+      return this.deadLetter(delivery, {
+        code: 'WORKER.INTERNAL_ERROR',
+        message: message.slice(0, 1000),
+        retryable: false,
+      });
+    }
+    this.unexpected.set(key, count);
+    if (this.unexpected.size > 10_000) this.unexpected.delete(this.unexpected.keys().next().value as string);
+    await sleep(1000);
+    delivery.requeue();
   }
 
   /** Confirmed publish to the dead-letter exchange with the reason, then ack; if the broker refuses, reject (broker-side DLX). */

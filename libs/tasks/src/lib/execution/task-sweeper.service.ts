@@ -1,12 +1,26 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
+import { QueueProbe, Topology } from '@tasksys/messaging';
 import { TaskStateMachine } from '../task-state-machine';
+import { TaskTypeRegistry } from '../task-types';
 import { WORKER_CONFIG } from './execution.constants';
+import { ExecutionMetrics } from './execution.metrics';
+import { TaskHandlerRegistry } from './task-handler.registry';
 import type { WorkerConfig } from './worker.config';
+
+/** Most tasks re-enqueued per kind in one sweep. */
+const SWEEP_LIMIT = 1000;
 
 /**
  * Broker-side dead-lettering (a retry tier expiring back to the work exchange) is at-most-once
  * on classic queues, and a broker can lose its data. The database decides what is missing:
- * periodically re-enqueue tasks whose message may be gone (DESIGN.md section 6).
+ * periodically re-enqueue tasks whose message may be gone (docs/ARCHITECTURE.md, "the sweeper"):
+ * - `retrying` well past its due time, `running` with a lease long expired;
+ * - `queued` for longer than the grace period while the broker reports their queue empty. A queue
+ *   with messages ready is a backlog working its way down (a million queued tasks are not a
+ *   million lost ones): nothing is re-enqueued until it has drained. Only types this worker
+ *   serves, so the queue asked about is the one their messages would be in.
+ * Every worker sweeps; the statements recheck each row under its lock, so two sweepers racing
+ * re-enqueue a task once. A duplicate message is absorbed by the claim.
  */
 @Injectable()
 export class TaskSweeper {
@@ -16,6 +30,11 @@ export class TaskSweeper {
 
   constructor(
     private readonly tasks: TaskStateMachine,
+    private readonly handlers: TaskHandlerRegistry,
+    private readonly types: TaskTypeRegistry,
+    private readonly topology: Topology,
+    private readonly probe: QueueProbe,
+    private readonly metrics: ExecutionMetrics,
     @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
   ) {}
 
@@ -31,15 +50,41 @@ export class TaskSweeper {
     await this.running;
   }
 
+  /** One sweep; returns how many tasks got a new message. Never throws. */
   async sweepOnce(): Promise<number> {
+    const graceMs = this.config.SWEEP_GRACE_MS;
+    let total = 0;
     try {
-      // Grace: well past the moment the message should have come back.
-      const ids = await this.tasks.requeueStranded(Math.max(30_000, this.config.WORKER_LEASE_MS * 2), 1000);
-      if (ids.length > 0) this.logger.warn(`re-enqueued ${ids.length} task(s) whose message may be lost`);
-      return ids.length;
+      const stranded = await this.tasks.requeueStranded(graceMs, SWEEP_LIMIT);
+      if (stranded.length > 0) this.logger.warn(`re-enqueued ${stranded.length} retrying or abandoned task(s) whose message may be lost`);
+      this.metrics.sweptTasks.inc({ kind: 'stranded' }, stranded.length);
+      total += stranded.length;
     } catch (err) {
-      this.logger.warn(`sweep failed (${(err as Error).message})`);
-      return 0;
+      this.logger.warn(`sweep of retrying and running tasks failed (${(err as Error).message})`);
     }
+    try {
+      total += await this.sweepLostQueued(graceMs);
+    } catch (err) {
+      this.logger.warn(`sweep of queued tasks failed (${(err as Error).message})`);
+    }
+    return total;
+  }
+
+  private async sweepLostQueued(graceMs: number): Promise<number> {
+    const types = this.handlers.types().filter((type) => this.types.unavailable(type) === null);
+    if (types.length === 0) return 0;
+    // Database first, broker second: every candidate's message was confirmed before the broker is
+    // asked, so an empty queue means it was delivered (and claimed: no longer queued) or lost.
+    const candidates = await this.tasks.findIdleQueued(types, graceMs, SWEEP_LIMIT);
+    if (candidates.length === 0) return 0;
+    const queue = this.topology.queues.work;
+    const ready = await this.probe.readyMessages(queue);
+    if (ready !== 0) return 0; // a backlog still draining, or the broker cannot say: look again next time
+    const requeued = await this.tasks.requeueLostQueued(candidates, graceMs);
+    if (requeued.length > 0) {
+      this.logger.warn(`re-enqueued ${requeued.length} queued task(s) whose message the broker lost (${queue} is empty)`);
+      this.metrics.sweptTasks.inc({ kind: 'queued' }, requeued.length);
+    }
+    return requeued.length;
   }
 }

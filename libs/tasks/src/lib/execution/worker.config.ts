@@ -13,5 +13,10 @@ export const workerConfigSchema = z.object({
   WORKER_ID: z.string().min(1).max(200).default(`${hostname()}-${process.pid}`),
   /** How often the sweeper looks for tasks whose message may be gone. */
   SWEEP_INTERVAL_MS: env.int(10_000, 500, 3_600_000),
+  /**
+   * How long a task may wait (queued with its queue empty, retrying past due, running past its
+   * lease) before the sweeper counts its message as lost. Longer than the outbox relay's lag.
+   */
+  SWEEP_GRACE_MS: env.int(30_000, 1_000, 86_400_000),
 });
 export type WorkerConfig = z.infer<typeof workerConfigSchema>;

@@ -28,6 +28,13 @@ export class TaskTypeRegistry {
     }));
   }
 
+  /** Why `type` cannot run with this process's settings (or is unknown here), or null when it can. */
+  unavailable(type: string): string | null {
+    const definition = this.byType.get(type);
+    if (!definition) return `${type} is not a known task type here`;
+    return definition.unavailableReason?.(this.config) ?? null;
+  }
+
   /** Checks a type and its payload; failures name the offending field (`payload.ms`). */
   check(type: string, payload: unknown): PayloadCheck {
     const definition = this.byType.get(type);
