@@ -115,7 +115,7 @@ export function DeadLettersPage() {
       load={() => api.deadLetters()}
       redrive={(taskIds) => api.redriveDeadLetters({ taskIds }) as unknown as Promise<Record<string, unknown>>}
       purge={() => api.redriveDeadLetters({ purgeMalformed: true }) as unknown as Promise<Record<string, unknown>>}
-      explain="Redrive returns a failed or cancelled task to queued (fresh attempts) and removes its dead letter; dead letters of tasks already queued, running or finished are removed as stale; malformed ones stay until removed."
+      explain="Redrive returns a failed or cancelled task to queued (fresh attempts) and removes its dead letter; dead letters of tasks still queued, retrying or running are re-enqueued before they are removed; those of succeeded tasks are removed as stale; malformed ones stay until removed."
     />
   );
 }

@@ -109,7 +109,8 @@ export class AdminController {
     summary: 'Run dead-lettered tasks again',
     description:
       'For each dead letter (of the chosen tasks, or all): a failed or cancelled task returns to queued with a fresh attempt budget and its work ' +
-      'message goes through the outbox, then the dead letter is removed; one whose task is already queued, running or finished is removed as stale; ' +
+      'message goes through the outbox, then the dead letter is removed; one whose task is still queued, retrying or running gets a new work ' +
+      'message through the outbox before it is removed (it may be the last copy of that work); one whose task succeeded is removed as stale; ' +
       'a malformed one stays unless purgeMalformed.',
   })
   @ApiOkResponse({ type: DeadLetterRedriveView })

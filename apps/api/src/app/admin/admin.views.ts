@@ -39,7 +39,11 @@ export class BrokerMessageListView {
 
 export class DeadLetterRedriveView {
   @ApiProperty({ description: 'Tasks returned to queued (work message via the outbox); their dead letters removed' }) redriven!: number;
-  @ApiProperty({ description: 'Dead letters of tasks already queued, running or finished: removed' }) stale!: number;
+  @ApiProperty({
+    description: 'Dead letters of tasks still queued, retrying or running: a new work message went through the outbox first, then removed',
+  })
+  requeued!: number;
+  @ApiProperty({ description: 'Dead letters of tasks that succeeded (or are not started yet): removed' }) stale!: number;
   @ApiProperty({ description: 'Left in place: not chosen, malformed, or of an unknown task' }) skipped!: number;
   @ApiProperty({ description: 'Malformed dead letters removed (purgeMalformed)' }) purged!: number;
 }

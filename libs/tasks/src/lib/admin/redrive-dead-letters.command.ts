@@ -1,6 +1,10 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { QueueBrowser, Topology } from '@tasksys/messaging';
 import { TaskStateMachine } from '../task-state-machine';
+import { isTerminal, type TaskStatus } from '../task-status';
+
+/** States whose work travels as a message: a redriven dead letter of such a task is re-enqueued. */
+const ACTIVE_WITH_MESSAGE: readonly TaskStatus[] = ['queued', 'retrying', 'running'];
 
 export interface RedriveDeadLettersOptions {
   /** Only dead letters of these tasks; all when omitted. */
@@ -16,7 +20,9 @@ export interface RedriveDeadLettersOptions {
 export interface RedriveDeadLettersResult {
   /** Task failed or cancelled -> queued (work message through the outbox), dead letter removed. */
   redriven: number;
-  /** Task already queued, running, retrying or finished otherwise: dead letter removed. */
+  /** Task still queued, retrying or running: a new work message went through the outbox, then the dead letter was removed. */
+  requeued: number;
+  /** Task succeeded (or not started yet): dead letter removed. */
   stale: number;
   /** Left in place: not chosen, malformed (without purgeMalformed), or of an unknown task. */
   skipped: number;
@@ -27,8 +33,9 @@ export interface RedriveDeadLettersResult {
 /**
  * Redrive of the dead-letter queue. For each dead letter: its task returns to `queued` through the
  * state machine's retry (the work message goes through the outbox, confirmed by the relay), and only
- * then is the dead letter acked. Crashing in between leaves the dead letter, whose next redrive finds
- * the task queued and removes it as stale.
+ * then is the dead letter acked. A dead letter of a task that is still live is never just removed: it
+ * may be the task's last message, so a new one is enqueued first. Crashing in between leaves the dead
+ * letter; its next redrive enqueues once more, which the claim absorbs.
  */
 @Injectable()
 export class RedriveDeadLettersCommand {
@@ -42,7 +49,7 @@ export class RedriveDeadLettersCommand {
 
   async execute(opts: RedriveDeadLettersOptions): Promise<RedriveDeadLettersResult> {
     const chosen = opts.taskIds ? new Set(opts.taskIds.map((id) => id.toLowerCase())) : null;
-    const result: RedriveDeadLettersResult = { redriven: 0, stale: 0, skipped: 0, purged: 0 };
+    const result: RedriveDeadLettersResult = { redriven: 0, requeued: 0, stale: 0, skipped: 0, purged: 0 };
     await this.browser.visit(this.topology.queues.dead, opts.limit, async (m) => {
       if (m.malformed) {
         // A body that is not a task message: kept for a human unless purging was asked for.
@@ -63,11 +70,22 @@ export class RedriveDeadLettersCommand {
         result.skipped++; // no such task in this database
         return 'keep';
       }
-      if (r.applied) result.redriven++;
-      else result.stale++;
+      if (r.applied) {
+        result.redriven++;
+        return 'ack';
+      }
+      if (!isTerminal(r.task.status) && r.task.status !== 'new') {
+        // A live task whose message was dead-lettered by the broker (a delivery limit, a rejection):
+        // this dead letter may be the last copy of its work, so a new message goes through the
+        // outbox first (the claim absorbs it if another copy turns up).
+        await this.sm.enqueueAgain([taskId], ACTIVE_WITH_MESSAGE);
+        result.requeued++;
+        return 'ack';
+      }
+      result.stale++;
       return 'ack';
     });
-    if (result.redriven + result.stale + result.purged > 0) this.logger.log(`dead letters: ${JSON.stringify(result)} (by ${opts.actor})`);
+    if (result.redriven + result.requeued + result.stale + result.purged > 0) this.logger.log(`dead letters: ${JSON.stringify(result)} (by ${opts.actor})`);
     return result;
   }
 }
