@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { apiKill } from '../scenarios/api-kill';
 import { broker } from '../scenarios/broker';
+import { brokerLost } from '../scenarios/broker-lost';
 import { cancelStorm } from '../scenarios/cancel-storm';
 import { crashLoop } from '../scenarios/crash-loop';
 import { duplicates } from '../scenarios/duplicates';
@@ -15,7 +16,7 @@ import type { Profile } from './profile';
 import { type Scenario, type ScenarioResult, makeContext } from './scenario';
 import { Stack } from './stack';
 
-export const SCENARIOS: Scenario[] = [workerKill, broker, postgres, apiKill, crashLoop, duplicates, cancelStorm, fuzz, load];
+export const SCENARIOS: Scenario[] = [workerKill, broker, brokerLost, postgres, apiKill, crashLoop, duplicates, cancelStorm, fuzz, load];
 
 export function assertBuilt(): void {
   for (const app of ['api', 'worker']) {

@@ -12,6 +12,7 @@ export interface Profile {
   cancelStorm: { tasks: number; durationMs: number };
   fuzz: { http: number; amqp: number; concurrency: number };
   load: { perSecond: number; durationMs: number; rssGrowthMiB: number; backlogMax: number };
+  brokerLost: { purged: number; reset: number };
 }
 
 export const PROFILES: Record<'short' | 'long', Profile> = {
@@ -28,6 +29,7 @@ export const PROFILES: Record<'short' | 'long', Profile> = {
     cancelStorm: { tasks: 150, durationMs: 8_000 },
     fuzz: { http: 10_000, amqp: 1_000, concurrency: 16 },
     load: { perSecond: 10, durationMs: 30_000, rssGrowthMiB: 64, backlogMax: 100 },
+    brokerLost: { purged: 100, reset: 200 },
   },
   long: {
     name: 'long',
@@ -42,5 +44,6 @@ export const PROFILES: Record<'short' | 'long', Profile> = {
     cancelStorm: { tasks: 800, durationMs: 40_000 },
     fuzz: { http: 30_000, amqp: 3_000, concurrency: 16 },
     load: { perSecond: 20, durationMs: 240_000, rssGrowthMiB: 64, backlogMax: 200 },
+    brokerLost: { purged: 1000, reset: 600 },
   },
 };
