@@ -1,4 +1,14 @@
-export * from './lib/task-message';
+export {
+  cancelMessageSql,
+  type ControlMessage,
+  parseControlMessage,
+  type ParsedTaskMessage,
+  parseTaskMessage,
+  TASK_MESSAGE_SCHEMA_VERSION,
+  type TaskMessage,
+  taskMessage,
+  taskMessageSql,
+} from './lib/task-message';
 export * from './lib/outbox/outbox.store';
 export * from './lib/messaging.config';
 export * from './lib/messaging.constants';

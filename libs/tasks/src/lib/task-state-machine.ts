@@ -1,5 +1,5 @@
 import { Inject, Injectable, Optional } from '@nestjs/common';
-import { TASK_MESSAGE_SCHEMA_VERSION } from '@tasksys/messaging';
+import { cancelMessageSql, taskMessageSql } from '@tasksys/messaging';
 import { DataSource, type EntityManager } from 'typeorm';
 import { Task, type TaskError } from './entities';
 import { preparedQuery } from './prepared-query';
@@ -61,7 +61,14 @@ type TransitionInput = { id: string } & Record<string, unknown>;
 
 const NOT_FOUND: TransitionResult = Object.freeze({ applied: false, task: null });
 
-const WORK_MESSAGE_SQL = `jsonb_build_object('v', ${TASK_MESSAGE_SCHEMA_VERSION}, 'taskId', upd.id, 'type', upd.type)`;
+/**
+ * The one outbox INSERT of a work message: a row per row of `from` (whose alias `upd` has the
+ * task's id and type), its body from the message module, `headers` an SQL jsonb expression.
+ */
+function enqueueWorkSql(from: string, headers = `'{}'::jsonb`): string {
+  return `INSERT INTO outbox (exchange, routing_key, correlation_id, body, headers)
+          SELECT 'work', upd.type, upd.id::text, ${taskMessageSql('upd')}, ${headers} FROM ${from}`;
+}
 
 /**
  * A claim accepts a message this much before the task's `run_after`: a retry tier's message is
@@ -103,9 +110,7 @@ export class TaskStateMachine {
         INSERT INTO task_events (task_id, from_status, to_status, attempt, actor)
         SELECT id, NULL, status, 0, $10 FROM ins),
       ob AS (
-        INSERT INTO outbox (exchange, routing_key, correlation_id, body, headers)
-        SELECT 'work', upd.type, upd.id::text, ${WORK_MESSAGE_SQL}, jsonb_strip_nulls(jsonb_build_object('traceparent', $11::text))
-          FROM ins upd WHERE upd.status = 'queued')
+        ${enqueueWorkSql(`ins upd WHERE upd.status = 'queued'`, `jsonb_strip_nulls(jsonb_build_object('traceparent', $11::text))`)})
       SELECT true AS applied, ins.* FROM ins
       UNION ALL
       SELECT false AS applied, t.* FROM tasks t
@@ -169,9 +174,7 @@ export class TaskStateMachine {
          INSERT INTO task_events (task_id, from_status, to_status, attempt, actor)
          SELECT ins.id, NULL, ins.status, 0, input.actor FROM ins JOIN input USING (id)),
        ob AS (
-         INSERT INTO outbox (exchange, routing_key, correlation_id, body, headers)
-         SELECT 'work', upd.type, upd.id::text, ${WORK_MESSAGE_SQL}, jsonb_strip_nulls(jsonb_build_object('traceparent', input.traceparent))
-           FROM ins upd JOIN input USING (id) WHERE upd.status = 'queued')
+         ${enqueueWorkSql(`ins upd JOIN input USING (id) WHERE upd.status = 'queued'`, `jsonb_strip_nulls(jsonb_build_object('traceparent', input.traceparent))`)})
        SELECT * FROM ins`,
       [JSON.stringify(input)],
     );
@@ -181,6 +184,12 @@ export class TaskStateMachine {
       created.set(task.id, task);
     }
     return created;
+  }
+
+  /** The row as it is, or null when there is no such task. */
+  async find(id: string): Promise<Task | null> {
+    const rows = await this.rows(`SELECT * FROM tasks WHERE id = $1`, [id]);
+    return rows.length > 0 ? this.hydrate(rows[0]) : null;
   }
 
   /** new -> queued, with the work message in the outbox. */
@@ -355,8 +364,7 @@ export class TaskStateMachine {
     const rows = await this.rows<{ id: string }>(
       `WITH upd AS (
          UPDATE tasks SET updated_at = now() WHERE id = ANY($1::uuid[]) AND status = ANY($2::text[]) RETURNING id, type)
-       , ob AS (INSERT INTO outbox (exchange, routing_key, correlation_id, body)
-                SELECT 'work', upd.type, upd.id::text, ${WORK_MESSAGE_SQL} FROM upd)
+       , ob AS (${enqueueWorkSql('upd')})
        SELECT id FROM upd`,
       [ids, statuses],
     );
@@ -378,8 +386,7 @@ export class TaskStateMachine {
           ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED),
        upd AS (
          UPDATE tasks t SET updated_at = now() FROM s WHERE t.id = s.id RETURNING t.id, t.type),
-       ob AS (INSERT INTO outbox (exchange, routing_key, correlation_id, body)
-              SELECT 'work', upd.type, upd.id::text, ${WORK_MESSAGE_SQL} FROM upd)
+       ob AS (${enqueueWorkSql('upd')})
        SELECT id FROM upd`,
       [graceMs, limit],
     );
@@ -415,8 +422,7 @@ export class TaskStateMachine {
          UPDATE tasks SET updated_at = now()
           WHERE id = ANY($1::uuid[]) AND status = 'queued' AND updated_at < now() - $2 * interval '1 millisecond'
           RETURNING id, type),
-       ob AS (INSERT INTO outbox (exchange, routing_key, correlation_id, body)
-              SELECT 'work', upd.type, upd.id::text, ${WORK_MESSAGE_SQL} FROM upd)
+       ob AS (${enqueueWorkSql('upd')})
        SELECT id FROM upd`,
       [ids, graceMs],
     );
@@ -454,15 +460,14 @@ export class TaskStateMachine {
           FROM upd JOIN cur ON cur.id = upd.id JOIN x ON x.id = upd.id)
       ${
         spec.enqueue
-          ? `, ob AS (INSERT INTO outbox (exchange, routing_key, correlation_id, body)
-                     SELECT 'work', upd.type, upd.id::text, ${WORK_MESSAGE_SQL} FROM upd)`
+          ? `, ob AS (${enqueueWorkSql('upd')})`
           : ''
       }
       ${
         spec.signalCancel
           ? `, sig AS (INSERT INTO outbox (exchange, routing_key, correlation_id, body)
                       SELECT 'control', 'cancel', upd.id::text,
-                             jsonb_build_object('v', ${TASK_MESSAGE_SCHEMA_VERSION}, 'kind', 'cancel', 'taskId', upd.id, 'attempt', cur.attempt)
+                             ${cancelMessageSql('upd.id', 'cur.attempt')}
                         FROM upd JOIN cur ON cur.id = upd.id WHERE cur.status = 'running')`
           : ''
       }

@@ -2,7 +2,7 @@ import { AmqpConnection } from '@golevelup/nestjs-rabbitmq';
 import { Injectable } from '@nestjs/common';
 import type { Channel, ChannelModel, GetMessage } from 'amqplib';
 import { HEADERS } from '../messaging.constants';
-import type { TaskMessage } from '../task-message';
+import { parseTaskMessage } from '../task-message';
 import { BrokerUnavailableError } from './broker-admin.errors';
 
 /** Hard cap on messages looked at in one call: they are all held unacked until it ends. */
@@ -33,19 +33,6 @@ export interface BrowsedMessage {
 
 export type BrowseDecision = 'ack' | 'keep';
 
-/** Parses a task message body; null when it is not one. */
-export function parseTaskMessage(content: Buffer): TaskMessage | null {
-  try {
-    const b = JSON.parse(content.toString('utf8')) as Partial<TaskMessage>;
-    if (b && typeof b === 'object' && b.v === 1 && typeof b.taskId === 'string' && UUID.test(b.taskId) && typeof b.type === 'string' && b.type) {
-      return { v: 1, taskId: b.taskId, type: b.type };
-    }
-  } catch {
-    /* not JSON */
-  }
-  return null;
-}
-
 function str(v: unknown): string | null {
   if (v === undefined || v === null) return null;
   return Buffer.isBuffer(v) ? v.toString('utf8') : String(v);
@@ -54,14 +41,15 @@ function str(v: unknown): string | null {
 /** @internal The operator's view of a raw message. */
 export function describeMessage(msg: GetMessage): BrowsedMessage {
   const headers = (msg.properties.headers ?? {}) as Record<string, unknown>;
-  const parsed = parseTaskMessage(msg.content);
+  const read = parseTaskMessage(msg.content);
+  const parsed = read.ok ? read.message : null;
   const correlation = str(msg.properties.correlationId);
   // Broker dead-lettering (delivery limit, rejection) leaves x-death instead of our reason headers.
   const death = Array.isArray(headers['x-death']) ? (headers['x-death'][0] as Record<string, unknown>) : undefined;
   const safeHeaders = Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, Buffer.isBuffer(v) ? v.toString('utf8') : v]));
   return {
     messageId: str(msg.properties.messageId),
-    taskId: parsed?.taskId ?? (correlation && UUID.test(correlation) ? correlation : null),
+    taskId: parsed?.taskId ?? (correlation && UUID.test(correlation) ? correlation.toLowerCase() : null),
     type: parsed?.type ?? null,
     routingKey: str(headers[HEADERS.originalRoutingKey]) ?? msg.fields.routingKey,
     reasonCode: str(headers[HEADERS.reasonCode]) ?? (death ? `BROKER.${String(death['reason']).toUpperCase()}` : null),

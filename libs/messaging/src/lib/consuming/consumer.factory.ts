@@ -2,7 +2,7 @@ import { AmqpConnection } from '@golevelup/nestjs-rabbitmq';
 import { Injectable, Logger } from '@nestjs/common';
 import type { ChannelWrapper } from 'amqp-connection-manager';
 import type { Channel, ConsumeMessage, Options } from 'amqplib';
-import type { ControlMessage } from '../task-message';
+import { type ControlMessage, parseControlMessage } from '../task-message';
 import { Topology } from '../topology/topology';
 import { TopologyDeclarer } from '../topology/topology-declarer';
 
@@ -83,7 +83,7 @@ export class ConsumerFactory {
         return queue;
       },
       (msg) => {
-        const parsed = parseControl(msg.content);
+        const parsed = parseControlMessage(msg.content);
         if (parsed) onMessage(parsed);
         else this.logger.warn(`Dropped a malformed control message ${String(msg.properties.messageId)}`);
       },
@@ -212,19 +212,5 @@ export class ConsumerFactory {
       }
     };
     return { message, ack: () => settle('ack'), reject: () => settle('reject'), requeue: () => settle('requeue') };
-  }
-}
-
-function parseControl(content: Buffer): ControlMessage | null {
-  try {
-    const value: unknown = JSON.parse(content.toString('utf8'));
-    if (typeof value !== 'object' || value === null) return null;
-    const v = value as Record<string, unknown>;
-    if (v['kind'] !== 'cancel' || typeof v['taskId'] !== 'string' || typeof v['v'] !== 'number') return null;
-    const attempt = v['attempt'];
-    if (attempt !== undefined && !(Number.isInteger(attempt) && (attempt as number) >= 0)) return null;
-    return { v: 1, kind: 'cancel', taskId: v['taskId'].toLowerCase(), ...(attempt === undefined ? {} : { attempt: attempt as number }) };
-  } catch {
-    return null;
   }
 }

@@ -2,7 +2,11 @@ import { type DynamicModule, Module } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
 import { BUILTIN_TASK_TYPES, type TaskTypesConfig, TaskTypeRegistry } from '../task-types';
 import { WORKER_CONFIG } from './execution.constants';
+import { AckRule } from './ack-rule';
+import { DatabaseRetry } from './database-retry';
 import { ExecutionMetrics } from './execution.metrics';
+import { HandlerRunner } from './handler-runner';
+import { LeaseKeeper } from './lease-keeper';
 import { TaskExecutor } from './task-executor';
 import { TaskHandlerRegistry } from './task-handler.registry';
 import { TaskSweeper } from './task-sweeper.service';
@@ -34,6 +38,10 @@ export class ExecutionModule {
         },
         TaskHandlerRegistry,
         ExecutionMetrics,
+        DatabaseRetry,
+        LeaseKeeper,
+        HandlerRunner,
+        AckRule,
         TaskExecutor,
         WorkerRegistry,
         TaskSweeper,

@@ -4,7 +4,6 @@ export * from './task.errors';
 export * from './task-executor';
 export * from './task-handler';
 export * from './task-handler.registry';
-export * from './task-message.parser';
 export * from './task-sweeper.service';
 export * from './worker.config';
 export * from './worker-registry.service';
