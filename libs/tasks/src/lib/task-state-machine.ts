@@ -79,7 +79,7 @@ function enqueueWorkSql(from: string, headers = `'{}'::jsonb`): string {
 export const CLAIM_EARLY_TOLERANCE_MS = 250;
 
 /**
- * The task state machine of DESIGN.md section 3. Every transition is ONE statement:
+ * The task state machine of docs/ARCHITECTURE.md ("Task states"). Every transition is ONE statement:
  * lock the row, update it if the current state allows, append the event (and the outbox
  * row where a message must follow) in the same statement, and return either the new row
  * or the row as it is. Repeating a transition is harmless; fenced transitions carry the

@@ -1,4 +1,4 @@
-/** The states of DESIGN.md section 3. The transitions between them live in task-state-machine.ts. */
+/** The states of docs/ARCHITECTURE.md, "Task states". The transitions between them live in task-state-machine.ts. */
 export const TASK_STATUSES = ['new', 'queued', 'running', 'retrying', 'succeeded', 'failed', 'cancelled'] as const;
 export type TaskStatus = (typeof TASK_STATUSES)[number];
 

@@ -13,7 +13,7 @@ import { TopologyDeclarer } from '../topology/topology-declarer';
  */
 export interface Delivery {
   message: ConsumeMessage;
-  /** Done with it (see the ack rule, DESIGN section 6). */
+  /** Done with it (see the ack rule, docs/ARCHITECTURE.md). */
   ack(): void;
   /** Reject without requeue: the broker dead-letters it through the queue's DLX. */
   reject(): void;
@@ -87,7 +87,7 @@ export class ConsumerFactory {
         if (parsed) onMessage(parsed);
         else this.logger.warn(`Dropped a malformed control message ${String(msg.properties.messageId)}`);
       },
-      // A lost control message is caught by the next heartbeat (DESIGN section 6).
+      // A lost control message is caught by the next heartbeat (docs/ARCHITECTURE.md, "the ack rule").
       { noAck: true },
     );
   }

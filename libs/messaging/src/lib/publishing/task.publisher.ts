@@ -158,7 +158,7 @@ export class TaskPublisher {
     return tier;
   }
 
-  /** An explicit, confirmed dead letter (DESIGN section 6), keeping the original headers and body. */
+  /** An explicit, confirmed dead letter (docs/ARCHITECTURE.md, "the ack rule"), keeping the original headers and body. */
   publishDeadLetter(content: Buffer, originalProperties: MessageProperties, reason: DeadLetterReason): Promise<void> {
     const headers: Record<string, unknown> = {
       ...(originalProperties.headers ?? {}),

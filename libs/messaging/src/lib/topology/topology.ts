@@ -107,7 +107,7 @@ export function buildTopology(
       { name: exchanges.unrouted, type: 'fanout', arguments: {}, purpose: 'alternate exchange of the work exchange' },
       {
         name: exchanges.retry,
-        // DESIGN.md says direct. Headers instead: a message dead-lettered out of a tier queue keeps
+        // The reference design says direct. Headers instead: a message dead-lettered out of a tier queue keeps
         // the routing key it was published with and must come back to the work exchange under its
         // task type. With a direct exchange the key would have to name the tier; here the tier is
         // chosen by the `retry-tier` header and the routing key stays the task type.
