@@ -4,20 +4,20 @@
  * cluster is available. This file parses every one of them and checks the invariants the
  * system relies on, so a broken file or a drifted value fails the normal suite.
  *
- * Nothing here imports other libs (module boundaries: platform depends on nothing); where a
- * value lives in another project (task timeouts, configuration variable names), the source text
- * is read and parsed instead.
+ * Nothing here imports a project (module boundaries: `type:tooling` depends on nothing of the
+ * product); where a value lives in an app or lib (task timeouts, configuration variable names,
+ * HTTP metric names), its source text is read and parsed instead.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { parseAllDocuments } from 'yaml';
+import { REPO_ROOT } from './repo-root';
 
 // Parsed YAML/JSON is untyped by nature; one alias keeps the casts in one place.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Doc = any;
 
-const ROOT = join(__dirname, '../../../../..');
-const DOCKER = join(ROOT, 'docker');
+const DOCKER = join(REPO_ROOT, 'docker');
 const read = (path: string) => readFileSync(path, 'utf8');
 
 /** The metric names the apps export (issue 8, part 3). Alerts and dashboards may use only these. */
@@ -40,9 +40,9 @@ const TASKSYS_METRICS = [
 ];
 const TASKSYS_HISTOGRAMS = ['tasksys_task_duration_seconds', 'tasksys_task_queue_wait_seconds'];
 
-/** HTTP metrics as registered by this lib's middleware (read from its source). */
+/** HTTP metrics as registered by libs/platform's middleware (read from its source). */
 function httpMetrics(): { names: string[]; histograms: string[] } {
-  const src = read(join(ROOT, 'libs/platform/src/lib/metrics/http-metrics.middleware.ts'));
+  const src = read(join(REPO_ROOT, 'libs/platform/src/lib/metrics/http-metrics.middleware.ts'));
   const found = [...src.matchAll(/metrics\.(counter|gauge|histogram)\(\{\s*name:\s*'([a-z_:]+)'/g)];
   return { names: found.map((m) => m[2]), histograms: found.filter((m) => m[1] === 'histogram').map((m) => m[2]) };
 }
@@ -86,26 +86,26 @@ function files(dir: string): string[] {
 }
 
 /**
- * Every document of a YAML file, failing on any parse error (merge keys `<<` resolved). `yaml`
- * is not a direct dependency: the hoisted copy is 1.x today (via cosmiconfig), 2.x elsewhere, so
- * only the API both share is used (`toJS` is 2.x, `toJSON` 1.x).
+ * Every document of a YAML file, failing on any parse error (merge keys `<<` resolved). `yaml` is
+ * a devDependency (2.x); a 1.x copy is nested under cosmiconfig, so `toJSON` (1.x) stays as the
+ * fallback should the hoisted copy ever be 1.x again.
  */
 function loadYamlAll(path: string): Doc[] {
   const docs: Doc[] = [...(parseAllDocuments(read(path), { merge: true, prettyErrors: true } as Doc) as Doc)];
   for (const doc of docs) {
-    if (doc.errors.length > 0) throw new Error(`${relative(ROOT, path)}: ${doc.errors.map((e: Doc) => e.message).join('; ')}`);
+    if (doc.errors.length > 0) throw new Error(`${relative(REPO_ROOT, path)}: ${doc.errors.map((e: Doc) => e.message).join('; ')}`);
   }
   return docs.map((doc) => (typeof doc.toJS === 'function' ? doc.toJS() : doc.toJSON())).filter((d) => d !== null && d !== undefined);
 }
 const loadYaml = (path: string): Doc => {
   const docs = loadYamlAll(path);
-  if (docs.length !== 1) throw new Error(`${relative(ROOT, path)}: expected one YAML document, found ${docs.length}`);
+  if (docs.length !== 1) throw new Error(`${relative(REPO_ROOT, path)}: expected one YAML document, found ${docs.length}`);
   return docs[0];
 };
 
 /** The longest `timeoutMs:` literal among the built-in task types (libs/tasks, read as text). */
 function longestBuiltinTaskTimeoutMs(): number {
-  const src = read(join(ROOT, 'libs/tasks/src/lib/task-types/builtin-task-types.ts'));
+  const src = read(join(REPO_ROOT, 'libs/tasks/src/lib/task-types/builtin-task-types.ts'));
   const values = [...src.matchAll(/\btimeoutMs:\s*([\d_]+)\s*,/g)].map((m) => Number(m[1].replace(/_/g, '')));
   if (values.length === 0) throw new Error('no `timeoutMs: <number>` found in builtin-task-types.ts');
   return Math.max(...values);
@@ -114,13 +114,13 @@ function longestBuiltinTaskTimeoutMs(): number {
 /** Environment variables the apps read: their zod config schemas and the README's table. */
 function knownEnvNames(): Set<string> {
   const sources = ['apps', 'libs']
-    .flatMap((d) => files(join(ROOT, d)))
+    .flatMap((d) => files(join(REPO_ROOT, d)))
     .filter((f) => f.endsWith('.ts') && !/\.(spec|int-spec|e2e-spec)\.ts$/.test(f) && !f.includes('node_modules'));
   const names = new Set<string>(['NODE_ENV']);
   for (const f of sources) {
     for (const m of read(f).matchAll(/^\s*([A-Z][A-Z0-9_]{2,}):\s*(env\.|z\.)/gm)) names.add(m[1]);
   }
-  for (const m of read(join(ROOT, 'README.md')).matchAll(/^\| `([A-Z][A-Z0-9_]+)`/gm)) names.add(m[1]);
+  for (const m of read(join(REPO_ROOT, 'README.md')).matchAll(/^\| `([A-Z][A-Z0-9_]+)`/gm)) names.add(m[1]);
   // Specified by issue 8 (admin API: workers alive against expected), being implemented; drop
   // this line once a config schema declares it.
   names.add('WORKERS_EXPECTED');
@@ -325,7 +325,7 @@ describe('deployment files (docker/)', () => {
       expect(sources.length).toBeGreaterThan(0);
       for (const s of sources) {
         expect(`${s}: ${ignore.includes(`!${s}`) || ignore.includes(`!${s}/**`) ? 'included' : 'ignored'}`).toBe(`${s}: included`);
-        expect(existsSync(join(ROOT, s))).toBe(true);
+        expect(existsSync(join(REPO_ROOT, s))).toBe(true);
       }
     });
   });
