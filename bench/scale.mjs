@@ -225,7 +225,7 @@ async function backlog(ctx, { size, windowS, emptyRate }) {
   const conn = await amqp.connect(ours.AMQP);
   try {
     const ch = await conn.createChannel();
-    const ready = async () => (await ch.checkQueue(`${d.cfg.ns}.work`)).messageCount;
+    const ready = async () => (await ch.checkQueue(`${d.cfg.ns}.work.demo.sleep`)).messageCount;
     let empty = emptyRate;
     if (!empty) {
       await d.startWorkers(WORKERS, { WORKER_CONCURRENCY: String(ours.WORKER_CONCURRENCY) });

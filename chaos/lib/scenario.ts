@@ -54,7 +54,7 @@ export async function settleAndCheck(ctx: ScenarioContext, ids: string[], faultE
   const tasks = await checkTasks(ctx.stack.db, ids);
   if (waited === null) {
     for (const line of await diagnoseStuck(ctx.stack.db, ids)) ctx.log(`  stuck: ${line}`);
-    for (const q of ['work', 'dead', 'unrouted', 'retry.200ms', 'retry.1s', 'retry.5s']) ctx.log(`  queue chaos.${q}: ${await ctx.stack.queueDepth(`chaos.${q}`).catch((e) => (e as Error).message)}`);
+    for (const q of ['work.demo.sleep', 'dead', 'unrouted', 'retry.200ms', 'retry.1s', 'retry.5s']) ctx.log(`  queue chaos.${q}: ${await ctx.stack.queueDepth(`chaos.${q}`).catch((e) => (e as Error).message)}`);
   }
   return { tasks, recoverMs: waited === null ? null : Math.max(0, Date.now() - faultEndedAt) };
 }

@@ -58,7 +58,7 @@ export const apiKill: Scenario = {
     const tApi = Date.now();
     await waitFor('outbox drained by the restarted api', async () => (await stack.db.query(`SELECT count(*)::int AS n FROM outbox`)).rows[0].n === 0, 60_000);
     const drainMs = Date.now() - tApi;
-    const queued = await stack.queueDepth('chaos.work');
+    const queued = await stack.queueDepth('chaos.work.demo.sleep');
 
     // Phase B (workers back, so tasks also run)
     await Promise.all(stack.workers.map((w) => stack.restartWorker(w)));

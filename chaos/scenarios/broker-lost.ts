@@ -17,7 +17,7 @@ export const brokerLost: Scenario = {
     const p = profile.brokerLost;
     const since = Date.now();
     const client = await ctx.client('broker-lost');
-    const workQueue = `${NAMESPACE}.work`;
+    const workQueue = `${NAMESPACE}.work.demo.sleep`;
 
     // (a) No worker runs; the api publishes the tasks; then the broker drops them.
     for (const w of stack.workers) w.keepDown = true;

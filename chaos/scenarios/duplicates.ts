@@ -34,7 +34,7 @@ export const duplicates: Scenario = {
     await settleAndCheck(ctx, ids, faultEnd);
     // every copy consumed (work and retry queues empty; deferred copies come back through the tiers)
     await waitFor('copies consumed', async () => {
-      for (const q of ['chaos.work', 'chaos.retry.200ms', 'chaos.retry.1s', 'chaos.retry.5s']) if ((await stack.queueDepth(q)) > 0) return false;
+      for (const q of ['chaos.work.demo.sleep', 'chaos.retry.200ms', 'chaos.retry.1s', 'chaos.retry.5s']) if ((await stack.queueDepth(q)) > 0) return false;
       return true;
     }, 60_000, 250);
     const { tasks, recoverMs } = await settleAndCheck(ctx, ids, faultEnd);

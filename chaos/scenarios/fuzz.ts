@@ -2,7 +2,7 @@
  * 8. Bad input. HTTP: random and mutated requests (methods, paths, ids, query strings, headers,
  * bodies, sizes): zero 5xx, zero crashed processes, and nothing written by a rejected request
  * (rows added == what the 2xx answers account for). AMQP: malformed messages published to the work
- * exchange all land in the dead-letter queue.
+ * exchange under served types all land in the dead-letter queue, the others in unrouted.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { ApiClient } from '../lib/client';
@@ -168,9 +168,10 @@ export const fuzz: Scenario = {
     const httpMs = Date.now() - t0;
     const after = await count();
 
-    // AMQP: purge the dead-letter queue, publish malformed messages, expect every one dead-lettered
+    // AMQP: purge the dead-letter and unrouted queues, publish malformed messages, count where each lands
     const ch = await stack.channel();
     await ch.purgeQueue(`${NAMESPACE}.dead`);
+    await ch.purgeQueue(`${NAMESPACE}.unrouted`);
     const kinds = [
       () => randomBytes(1 + Math.floor(Math.random() * 200)),
       () => Buffer.from('not json {'),
@@ -183,12 +184,22 @@ export const fuzz: Scenario = {
       () => Buffer.from('null'),
       () => Buffer.from(deepJson(50_000)),
     ];
+    // Every fifth under a type no worker serves (no SQL target here, or unknown): the alternate
+    // exchange keeps those in unrouted; the rest reach workers, which dead-letter them.
+    const unservedKeys = ['sql.query', 'unknown.type', ''];
+    let toUnrouted = 0;
     for (let i = 0; i < p.amqp; i++) {
-      ch.publish(NAMESPACE, pick(['demo.sleep', 'demo.crash', 'sql.query', 'unknown.type', '']), kinds[i % kinds.length](), { persistent: chance(0.5), contentType: pick(['application/json', 'text/plain', undefined]) });
+      const unserved = i % 5 === 4;
+      if (unserved) toUnrouted++;
+      const key = unserved ? pick(unservedKeys) : pick(['demo.sleep', 'demo.crash']);
+      ch.publish(NAMESPACE, key, kinds[i % kinds.length](), { persistent: chance(0.5), contentType: pick(['application/json', 'text/plain', undefined]) });
     }
+    const toDead = p.amqp - toUnrouted;
     let deadCount = 0;
-    const deadOk = await waitFor('malformed messages dead-lettered', async () => (deadCount = await stack.queueDepth(`${NAMESPACE}.dead`)) >= p.amqp, 90_000, 500).then(() => true, () => false);
-    const unrouted = await stack.queueDepth(`${NAMESPACE}.unrouted`);
+    const deadOk = await waitFor('malformed messages dead-lettered', async () => (deadCount = await stack.queueDepth(`${NAMESPACE}.dead`)) >= toDead, 90_000, 500).then(() => true, () => false);
+    let unrouted = 0;
+    await waitFor('unserved messages in unrouted', async () => (unrouted = await stack.queueDepth(`${NAMESPACE}.unrouted`)) >= toUnrouted, 30_000, 250).catch(() => undefined);
+    await ch.purgeQueue(`${NAMESPACE}.unrouted`);
     await ch.close().catch(() => undefined);
 
     // tasks the fuzzer legitimately created (2xx): cancel any still running, then check them like all others
@@ -207,7 +218,11 @@ export const fuzz: Scenario = {
       extra: [
         check(`${t.sent} HTTP requests: zero 5xx`, t.fiveXX.length === 0, t.fiveXX.length ? t.fiveXX.join(' | ') : `answers ${JSON.stringify(t.byStatus)}, transport errors ${t.transportErrors}, ${Math.round(t.sent / (httpMs / 1000))} req/s`),
         check('nothing written by a rejected request', after.tasks - before.tasks === t.createdTasks && after.reports - before.reports === t.createdReports && after.keys === before.keys, `tasks +${after.tasks - before.tasks} (2xx creates: ${t.createdTasks}), reports +${after.reports - before.reports} (2xx: ${t.createdReports}), api keys +${after.keys - before.keys}`),
-        check(`${p.amqp} malformed AMQP messages all dead-lettered`, deadOk && deadCount === p.amqp, `${deadCount} in ${NAMESPACE}.dead, ${unrouted} in ${NAMESPACE}.unrouted`),
+        check(
+          `${p.amqp} malformed AMQP messages: those of served types dead-lettered, the others kept in unrouted`,
+          deadOk && deadCount === toDead && unrouted === toUnrouted,
+          `${deadCount} of ${toDead} in ${NAMESPACE}.dead, ${unrouted} of ${toUnrouted} in ${NAMESPACE}.unrouted`,
+        ),
         check('api and workers alive', alive, alive ? 'all alive' : 'a process died'),
         noCrashes(ctx, since),
       ],

@@ -1,13 +1,12 @@
 import { createHash } from 'node:crypto';
-import { Topology } from '@tasksys/messaging';
 import { TaskStateMachine } from '@tasksys/tasks';
 import { TEST_RABBITMQ_URL } from '@tasksys/messaging/testing';
 import { connect } from 'amqplib';
 import { type ApiHarness, eventually, startApi } from './testing/api-harness';
 
 const TASK_KEYS = [
-  'attempt', 'createdAt', 'error', 'finishedAt', 'id', 'maxAttempts', 'owner', 'payload',
-  'progress', 'result', 'startedAt', 'status', 'type', 'updatedAt',
+  'attempt', 'createdAt', 'error', 'finishedAt', 'id', 'maxAttempts', 'owner', 'payload', 'priority',
+  'progress', 'result', 'startedAt', 'status', 'type', 'updatedAt', 'waiting',
 ];
 const sleep = (ms: number, extra: Record<string, unknown> = {}) => ({ type: 'demo.sleep', payload: { ms, ...extra } });
 
@@ -73,6 +72,8 @@ describe('task HTTP API (real api over HTTP, real PostgreSQL and RabbitMQ)', () 
       expect(r.body).toMatchObject({
         type: 'demo.sleep', status: 'queued', payload: { ms: 10, steps: 2 }, result: null, error: null,
         attempt: 0, maxAttempts: 5, progress: { percent: 0, message: null }, owner: 'alice', startedAt: null, finishedAt: null,
+        // No worker runs in this test: the api says why the task waits.
+        priority: 0, waiting: 'no worker serves demo.sleep',
       });
       expect(new Date(r.body.createdAt).toISOString()).toBe(r.body.createdAt);
       const events = await h.t.db.query(`SELECT from_status, to_status, actor FROM task_events WHERE task_id = $1`, [r.body.id]);
@@ -150,7 +151,7 @@ describe('task HTTP API (real api over HTTP, real PostgreSQL and RabbitMQ)', () 
     });
 
     it('a cancelled queued task is never run: its work message (carrying the caller\'s trace) reaches the broker and the claim refuses it', async () => {
-      const topology = h.app.get(Topology);
+      const topology = await h.serveTypes(['demo.sleep']); // as a worker serving demo.sleep would
       const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
       const { body: t } = await create(alice, sleep(1), { traceparent });
       // The relay publishes the work message (and deletes the outbox row once confirmed).
@@ -165,7 +166,7 @@ describe('task HTTP API (real api over HTTP, real PostgreSQL and RabbitMQ)', () 
         const ch = await conn.createChannel();
         const found = await eventually(async () => {
           for (;;) {
-            const m = await ch.get(topology.queues.work, { noAck: true });
+            const m = await ch.get(topology.workQueue('demo.sleep'), { noAck: true });
             if (!m) return undefined;
             if (JSON.parse(m.content.toString()).taskId === t.id) return m;
           }

@@ -1,6 +1,6 @@
 import { buildTopology } from '@tasksys/messaging';
 import { deleteTopology, testMessagingConfig } from '@tasksys/messaging/testing';
-import { TaskStateMachine } from '@tasksys/tasks';
+import { BUILTIN_TASK_TYPES, TaskStateMachine } from '@tasksys/tasks';
 import { createTestDatabase, type TestDatabase } from '@tasksys/tasks/testing';
 import { execFileSync, spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync } from 'node:fs';
@@ -22,7 +22,7 @@ describe('worker started while the broker is down', () => {
     t = await createTestDatabase();
   });
   afterAll(async () => {
-    await deleteTopology(buildTopology(messaging)).catch(() => undefined);
+    await deleteTopology(buildTopology(messaging, { serves: BUILTIN_TASK_TYPES.map((t) => t.type) })).catch(() => undefined);
     await t?.drop();
   });
 

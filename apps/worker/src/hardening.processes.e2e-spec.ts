@@ -1,6 +1,6 @@
 import { buildTopology, declareTopology, type MessagingConfig } from '@tasksys/messaging';
 import { deleteTopology, testMessagingConfig } from '@tasksys/messaging/testing';
-import { TaskStateMachine } from '@tasksys/tasks';
+import { BUILTIN_TASK_TYPES, TaskStateMachine } from '@tasksys/tasks';
 import { createTestDatabase, type TestDatabase } from '@tasksys/tasks/testing';
 import { type ChannelModel, type ConfirmChannel, connect } from 'amqplib';
 import { waitFor, WorkerFleet, type WorkerProcess } from '../test/worker-fleet';
@@ -18,7 +18,7 @@ describe('worker hardening (processes)', () => {
   let sm: TaskStateMachine;
   let amqp: ChannelModel;
   let ch: ConfirmChannel;
-  const topology = () => buildTopology(messaging);
+  const topology = () => buildTopology(messaging, { serves: BUILTIN_TASK_TYPES.map((t) => t.type) });
 
   beforeAll(async () => {
     t = await createTestDatabase();
@@ -123,8 +123,8 @@ describe('worker hardening (processes)', () => {
   it('recovers queued tasks whose messages the broker lost (work queue purged while no worker ran), each once', async () => {
     const ids = await submit(30, { ms: 1 });
     await relayByHand(ids);
-    expect((await ch.checkQueue(topology().queues.work)).messageCount).toBe(30);
-    await ch.purgeQueue(topology().queues.work); // the broker forgets
+    expect((await ch.checkQueue(topology().workQueue('demo.sleep'))).messageCount).toBe(30);
+    await ch.purgeQueue(topology().workQueue('demo.sleep')); // the broker forgets
     const started = Date.now();
     const w = await fleet.start();
     await allSucceeded(ids, 30_000);
@@ -203,10 +203,13 @@ describe('worker hardening (processes)', () => {
     expect(events[3].at.getTime() - events[2].at.getTime()).toBeGreaterThanOrEqual(3000 - 300);
   }, 60_000);
 
-  it('defers a task a worker cannot run (no SQL target here) instead of failing it, and runs it where it can', async () => {
+  it('leaves a task a worker cannot run (no SQL target here) queued, untouched, for a worker that can', async () => {
     const without = await fleet.start({ SQL_TARGET_URL: '' });
     const [id] = await submit(1, { sql: 'SELECT 1 AS one' }, { type: 'sql.query' });
-    await waitFor('a deferral', async () => (await metric(without, 'tasksys_deferrals_total')) >= 1, 20_000);
+    // It does not serve sql.query, so it neither consumes that queue nor fails the task.
+    await waitFor('the message waiting in the sql.query queue', async () => (await ch.checkQueue(topology().workQueue('sql.query'))).messageCount === 1);
+    expect((await ch.checkQueue(topology().workQueue('sql.query'))).consumerCount).toBe(0);
+    expect(await metric(without, 'tasksys_task_duration_seconds_count')).toBe(0);
     expect(await row(id)).toMatchObject({ status: 'queued', attempt: 0 });
     await fleet.start();
     await allSucceeded([id], 30_000);
@@ -220,7 +223,7 @@ describe('hand-backs on quorum queues (processes)', () => {
   let fleet: WorkerFleet;
   let sm: TaskStateMachine;
   let amqp: ChannelModel;
-  const topology = () => buildTopology(messaging);
+  const topology = () => buildTopology(messaging, { serves: BUILTIN_TASK_TYPES.map((t) => t.type) });
 
   beforeAll(async () => {
     t = await createTestDatabase();

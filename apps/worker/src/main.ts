@@ -1,6 +1,6 @@
 import { NestFactory } from '@nestjs/core';
 import { Logger } from 'nestjs-pino';
-import { ConsumerFactory, Topology } from '@tasksys/messaging';
+import { ConsumerFactory, RoutingUpkeep, Topology } from '@tasksys/messaging';
 import { ConfigurationError } from '@tasksys/platform';
 import { TaskExecutor, TaskSweeper, WORKER_CONFIG, type WorkerConfig, WorkerRegistry } from '@tasksys/tasks';
 import { TaskConsumerStrategy } from './transport/task-consumer.strategy';
@@ -18,6 +18,7 @@ async function bootstrap(): Promise<void> {
         executor: app.get(TaskExecutor),
         registry: app.get(WorkerRegistry),
         sweeper: app.get(TaskSweeper),
+        routing: app.get(RoutingUpkeep),
         config,
       }),
     },

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { buildTopology, type MessagingConfig } from '@tasksys/messaging';
 import { deleteTopology, testMessagingConfig } from '@tasksys/messaging/testing';
-import { TaskStateMachine } from '@tasksys/tasks';
+import { BUILTIN_TASK_TYPES, TaskStateMachine } from '@tasksys/tasks';
 import { createTestDatabase, type TestDatabase } from '@tasksys/tasks/testing';
 import { waitFor, WorkerFleet, type WorkerProcess } from '../test/worker-fleet';
 
@@ -46,7 +46,7 @@ describe('sql.query in worker processes', () => {
 
   afterAll(async () => {
     await fleet?.stopAll();
-    if (messaging) await deleteTopology(buildTopology(messaging));
+    if (messaging) await deleteTopology(buildTopology(messaging, { serves: BUILTIN_TASK_TYPES.map((t) => t.type) }));
     await t?.drop();
   }, 60_000);
 

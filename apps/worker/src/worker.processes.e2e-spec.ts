@@ -1,6 +1,6 @@
 import { buildTopology, type MessagingConfig } from '@tasksys/messaging';
 import { deleteTopology, testMessagingConfig } from '@tasksys/messaging/testing';
-import { TaskStateMachine } from '@tasksys/tasks';
+import { BUILTIN_TASK_TYPES, TaskStateMachine } from '@tasksys/tasks';
 import { createTestDatabase, type TestDatabase } from '@tasksys/tasks/testing';
 import { type Channel, type ChannelModel, connect } from 'amqplib';
 import { waitFor, WorkerFleet } from '../test/worker-fleet';
@@ -17,7 +17,7 @@ describe('worker processes', () => {
   let sm: TaskStateMachine;
   let amqp: ChannelModel;
   let ch: Channel;
-  const topology = () => buildTopology(messaging);
+  const topology = () => buildTopology(messaging, { serves: BUILTIN_TASK_TYPES.map((t) => t.type) });
 
   beforeAll(async () => {
     t = await createTestDatabase();
@@ -195,7 +195,7 @@ describe('worker processes', () => {
 
   it('dead-letters garbage and a message for an unknown task with a reason, and keeps serving', async () => {
     await drainDeadLetters();
-    const work = topology().queues.work;
+    const work = topology().workQueue('demo.sleep');
     ch.sendToQueue(work, Buffer.from([0xde, 0xad, 0xbe, 0xef]), { persistent: true });
     ch.sendToQueue(work, Buffer.from(JSON.stringify({ v: 1, taskId: '00000000-0000-4000-8000-000000000001', type: 'demo.sleep' })), {
       persistent: true,

@@ -21,6 +21,7 @@ export * from './lib/retry-policy';
 export * from './lib/publishing/task.publisher';
 export * from './lib/consuming/consumer.factory';
 export { QueueProbe } from './lib/consuming/queue-probe';
+export { RoutingUpkeep } from './lib/routing/routing-upkeep.service';
 export * from './lib/outbox/outbox-relay.service';
 export * from './lib/outbox/outbox-relay.module';
 export * from './lib/admin';

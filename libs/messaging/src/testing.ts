@@ -68,9 +68,14 @@ export interface TestMessaging {
  * A started MessagingModule on the local broker with its own namespace, ready (topology declared).
  * golevelup keeps static state: one per test file.
  */
-export async function createTestMessaging(config: MessagingConfig = testMessagingConfig(), waitReady = true): Promise<TestMessaging> {
+export async function createTestMessaging(
+  config: MessagingConfig = testMessagingConfig(),
+  waitReady = true,
+  /** Task types whose work queues it declares, as a worker serving them would. */
+  serves: readonly string[] = [],
+): Promise<TestMessaging> {
   const module = await Test.createTestingModule({
-    imports: [MessagingModule.forRootAsync({ useFactory: () => config })],
+    imports: [MessagingModule.forRootAsync({ useFactory: () => ({ ...config, serves }) })],
   }).compile();
   module.enableShutdownHooks();
   await module.init();

@@ -20,3 +20,4 @@ export * from './lib/queries/task-store.metrics';
 export * from './lib/queries/task-update.feed';
 export * from './lib/queries/task.queries';
 export * from './lib/admin';
+export * from './lib/rate-limit';

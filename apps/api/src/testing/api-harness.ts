@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import type { NestExpressApplication } from '@nestjs/platform-express';
-import { Topology } from '@tasksys/messaging';
+import { buildTopology, declareTopology, Topology } from '@tasksys/messaging';
+import { connect } from 'amqplib';
 import { deleteTopology, testMessagingConfig } from '@tasksys/messaging/testing';
 import { createTestDatabase, type TestDatabase } from '@tasksys/tasks/testing';
 import { createApi } from '../app/bootstrap';
@@ -30,6 +31,11 @@ export interface ApiHarness {
   call<T = any>(method: string, path: string, opts?: RequestOptions): Promise<HttpAnswer<T>>;
   /** Issues a key through the admin API. */
   newKey(owner: string, role?: 'user' | 'admin'): Promise<string>;
+  /**
+   * Declares the work queues of `types` as a worker serving them would (the api declares none), so a
+   * test can see what the api published; returns that worker's topology. Deleted by `close`.
+   */
+  serveTypes(types: string[]): Promise<Topology>;
   /** Rows in the tables a request could write. */
   counts(): Promise<Record<'tasks' | 'task_events' | 'outbox' | 'task_reports' | 'api_keys', number>>;
   close(): Promise<void>;
@@ -81,11 +87,23 @@ export async function startApi(env: Record<string, string> = {}): Promise<ApiHar
     return { status: res.status, headers: res.headers, body: parsed as T, text };
   };
 
+  const served: Topology[] = [];
   return {
     app,
     baseUrl,
     t,
     call,
+    async serveTypes(types) {
+      const topology = buildTopology(messaging, { serves: types });
+      const conn = await connect(messaging.RABBITMQ_URL);
+      try {
+        await declareTopology(conn, topology);
+      } finally {
+        await conn.close();
+      }
+      served.push(topology);
+      return topology;
+    },
     async newKey(owner, role = 'user') {
       const r = await call('POST', '/v1/admin/api-keys', { body: { owner, role } });
       if (r.status !== 201) throw new Error(`issuing a key failed: ${r.status} ${r.text}`);
@@ -105,6 +123,7 @@ export async function startApi(env: Record<string, string> = {}): Promise<ApiHar
       try {
         await app.close();
       } finally {
+        for (const worker of served) await deleteTopology(worker).catch(() => undefined);
         await deleteTopology(topology).catch(() => undefined);
         await t.drop();
       }

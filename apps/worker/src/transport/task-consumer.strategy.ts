@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { type CustomTransportStrategy, Server } from '@nestjs/microservices';
-import type { Consumer, ConsumerFactory, Topology } from '@tasksys/messaging';
+import type { Consumer, ConsumerFactory, RoutingUpkeep, Topology } from '@tasksys/messaging';
 import type { TaskExecutor, TaskSweeper, WorkerConfig, WorkerRegistry } from '@tasksys/tasks';
 
 export interface TaskConsumerDeps {
@@ -9,6 +9,7 @@ export interface TaskConsumerDeps {
   executor: TaskExecutor;
   registry: WorkerRegistry;
   sweeper: TaskSweeper;
+  routing: RoutingUpkeep;
   config: WorkerConfig;
 }
 
@@ -28,17 +29,20 @@ export class TaskConsumerStrategy extends Server implements CustomTransportStrat
   }
 
   async listen(callback: (...optionalParams: unknown[]) => void): Promise<void> {
-    const { consumers, topology, executor, registry, sweeper, config } = this.deps;
+    const { consumers, topology, executor, registry, sweeper, routing, config } = this.deps;
     try {
       await registry.start(() => executor.inFlight());
       this.control = consumers.subscribeControl((msg) => executor.cancelLocal(msg.taskId, msg.attempt));
-      this.work = consumers.createConsumer(topology.queues.work, {
+      const queues = topology.servedQueues();
+      // One limit across every queue: WORKER_CONCURRENCY tasks in flight, whatever their types.
+      this.work = consumers.createWorkConsumer(queues, {
         prefetch: config.WORKER_CONCURRENCY,
         onMessage: (delivery) => void executor.handle(delivery),
       });
       sweeper.start();
+      routing.start();
       executor.setConsuming(true);
-      this.log.log(`worker ${config.WORKER_ID} consuming ${topology.queues.work} with concurrency ${config.WORKER_CONCURRENCY}`);
+      this.log.log(`worker ${config.WORKER_ID} consuming ${queues.join(', ')} with concurrency ${config.WORKER_CONCURRENCY}`);
       callback();
     } catch (err) {
       callback(err);
@@ -46,12 +50,13 @@ export class TaskConsumerStrategy extends Server implements CustomTransportStrat
   }
 
   async close(): Promise<void> {
-    const { executor, registry, sweeper, config } = this.deps;
+    const { executor, registry, sweeper, routing, config } = this.deps;
     if (!executor.isConsuming()) return;
     executor.setConsuming(false);
     this.log.log(`stopping: ${executor.inFlight()} task(s) in flight, grace ${config.WORKER_SHUTDOWN_GRACE_MS} ms`);
     await this.work?.stop();
     await sweeper.stop();
+    await routing.stop();
     await executor.drain(config.WORKER_SHUTDOWN_GRACE_MS);
     await this.work?.close();
     await this.control?.close();

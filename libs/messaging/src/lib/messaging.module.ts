@@ -4,11 +4,14 @@ import { MetricsService } from '@tasksys/platform';
 import { registerPublisherMetrics } from './messaging.metrics';
 import { BrokerStatus } from './broker-status';
 import { ConsumerFactory } from './consuming/consumer.factory';
+import { QueueBrowser } from './admin/queue-browser';
+import { UnroutedRedriver } from './admin/unrouted-redriver';
 import { QueueProbe } from './consuming/queue-probe';
+import { RoutingUpkeep } from './routing/routing-upkeep.service';
 import type { MessagingConfig } from './messaging.config';
 import { MESSAGING_CONFIG } from './messaging.constants';
 import { TaskPublisher } from './publishing/task.publisher';
-import { buildTopology, Topology } from './topology/topology';
+import { buildTopology, Topology, type TopologyOptions } from './topology/topology';
 import { TopologyDeclarer } from './topology/topology-declarer';
 
 export interface MessagingModuleAsyncOptions {
@@ -17,8 +20,11 @@ export interface MessagingModuleAsyncOptions {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   inject?: any[];
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  useFactory: (...args: any[]) => MessagingConfig | Promise<MessagingConfig>;
+  useFactory: (...args: any[]) => MessagingOptions | Promise<MessagingOptions>;
 }
+
+/** The broker settings, and for a worker the task types whose queues it declares and binds. */
+export type MessagingOptions = MessagingConfig & TopologyOptions;
 
 /** golevelup settings: one connection, no handler discovery, nothing declared through its config. */
 export function rabbitMqConfig(cfg: MessagingConfig): RabbitMQConfig {
@@ -75,12 +81,15 @@ export class MessagingModule {
         }),
       ],
       providers: [
-        { provide: Topology, inject: [MESSAGING_CONFIG], useFactory: (cfg: MessagingConfig) => buildTopology(cfg) },
+        { provide: Topology, inject: [MESSAGING_CONFIG], useFactory: (cfg: MessagingOptions) => buildTopology(cfg, { serves: cfg.serves }) },
         TopologyDeclarer,
         BrokerStatus,
         TaskPublisher,
         ConsumerFactory,
         QueueProbe,
+        QueueBrowser,
+        UnroutedRedriver,
+        RoutingUpkeep,
         {
           // Metrics only when the app has a MetricsModule.
           provide: 'MESSAGING_METRICS',
@@ -91,7 +100,7 @@ export class MessagingModule {
           },
         },
       ],
-      exports: [config, RabbitMQModule, Topology, TopologyDeclarer, BrokerStatus, TaskPublisher, ConsumerFactory, QueueProbe],
+      exports: [config, RabbitMQModule, Topology, TopologyDeclarer, BrokerStatus, TaskPublisher, ConsumerFactory, QueueProbe, QueueBrowser, UnroutedRedriver, RoutingUpkeep],
     };
   }
 }

@@ -1,6 +1,6 @@
 import { AmqpConnection, QueueStatsReader, TaskPublisher, Topology } from '@tasksys/messaging';
 import { TEST_RABBITMQ_URL } from '@tasksys/messaging/testing';
-import { TaskStateMachine } from '@tasksys/tasks';
+import { BUILTIN_TASK_TYPES, TaskStateMachine } from '@tasksys/tasks';
 import { type Channel, type ChannelModel, connect, type MessageProperties } from 'amqplib';
 import { type ApiHarness, eventually, startApi } from '../../testing/api-harness';
 
@@ -29,7 +29,8 @@ describe('admin API (real api over HTTP, real PostgreSQL and RabbitMQ with its m
     alice = await h.newKey('alice');
     sm = h.app.get(TaskStateMachine);
     publisher = h.app.get(TaskPublisher);
-    topology = h.app.get(Topology);
+    // The work queue of demo.sleep, as a worker serving it would declare it (the api declares none).
+    topology = await h.serveTypes(['demo.sleep']);
     conn = await connect(TEST_RABBITMQ_URL);
     ch = await conn.createChannel();
   });
@@ -55,7 +56,7 @@ describe('admin API (real api over HTTP, real PostgreSQL and RabbitMQ with its m
     publisher.publishDeadLetter(body, { correlationId: taskId, headers: {} } as MessageProperties, {
       code: 'TASK.MAX_ATTEMPTS',
       message: 'boom',
-      queue: topology.queues.work,
+      queue: topology.workQueue('demo.sleep'),
       routingKey: 'demo.sleep',
     });
   const taskMessage = (taskId: string) => Buffer.from(JSON.stringify({ v: 1, taskId, type: 'demo.sleep' }));
@@ -74,14 +75,20 @@ describe('admin API (real api over HTTP, real PostgreSQL and RabbitMQ with its m
     expect(r.status).toBe(200);
     expect(r.body.source).toBe('management');
     expect(r.body.items.map((q: { name: string; role: string }) => `${q.role}:${q.name}`)).toEqual([
-      `work:${topology.queues.work}`,
+      // One work queue per known type; only demo.sleep's exists (a worker for it declared it).
+      ...BUILTIN_TASK_TYPES.map((t) => `work:${topology.workQueue(t.type)}`),
       ...topology.queues.retry.map((t) => `retry:${t.name}`),
       `dead:${topology.queues.dead}`,
       `unrouted:${topology.queues.unrouted}`,
     ]);
-    await ch.purgeQueue(topology.queues.work);
+    await ch.purgeQueue(topology.workQueue('demo.sleep'));
     for (let i = 0; i < 3; i++) await createTask();
     // The management API samples every few seconds: poll until it shows the three messages.
+    expect(r.body.items.map((q: { type: string | null; exists: boolean }) => [q.type, q.exists]).slice(0, 3)).toEqual([
+      ['demo.sleep', true],
+      ['demo.crash', false],
+      ['sql.query', false],
+    ]);
     const work = await eventually(async () => {
       const q = (await h.call('GET', '/v1/admin/queues')).body.items[0];
       // A queue the management API has not sampled yet is answered by AMQP (unacked null) meanwhile.
@@ -90,11 +97,11 @@ describe('admin API (real api over HTTP, real PostgreSQL and RabbitMQ with its m
     expect(work).toMatchObject({ messages: 3, ready: 3, unacked: 0, consumers: 0 });
     const metrics = await eventually(async () => {
       const text = (await h.call('GET', '/metrics', { key: null })).text;
-      return text.includes(`tasksys_queue_messages{queue="${topology.queues.work}"} 3`) ? text : undefined;
+      return text.includes(`tasksys_queue_messages{queue="${topology.workQueue('demo.sleep')}"} 3`) ? text : undefined;
     }, 10_000, 'tasksys_queue_messages to show 3');
-    expect(metrics).toContain(`tasksys_queue_consumers{queue="${topology.queues.work}"} 0`);
+    expect(metrics).toContain(`tasksys_queue_consumers{queue="${topology.workQueue('demo.sleep')}"} 0`);
     expect(metrics).toContain(`tasksys_queue_messages{queue="${topology.queues.dead}"} 0`);
-    await ch.purgeQueue(topology.queues.work);
+    await ch.purgeQueue(topology.workQueue('demo.sleep'));
   }, 40_000);
 
   it('falls back to AMQP (ready and consumers, unacked null) when the management API is unreachable', async () => {
@@ -104,12 +111,36 @@ describe('admin API (real api over HTTP, real PostgreSQL and RabbitMQ with its m
       { RABBITMQ_URL: TEST_RABBITMQ_URL },
       { RABBITMQ_MANAGEMENT_URL: 'http://guest:guest@127.0.0.1:1', RABBITMQ_MANAGEMENT_TIMEOUT_MS: 500 },
     );
-    await ch.purgeQueue(topology.queues.work);
+    await ch.purgeQueue(topology.workQueue('demo.sleep'));
     await publisher.publishTask({ v: 1, taskId: '00000000-0000-4000-8000-000000000001', type: 'demo.sleep' }, { attempt: 0 });
-    const report = await reader.read();
+    const report = await reader.read(['demo.sleep', 'report.build']);
     expect(report.source).toBe('amqp');
-    expect(report.queues[0]).toEqual({ name: topology.queues.work, role: 'work', messages: 1, ready: 1, unacked: null, consumers: 0 });
-    await ch.purgeQueue(topology.queues.work);
+    expect(report.queues.slice(0, 2)).toEqual([
+      {
+        name: topology.workQueue('demo.sleep'),
+        role: 'work',
+        type: 'demo.sleep',
+        exists: true,
+        messages: 1,
+        ready: 1,
+        unacked: null,
+        consumers: 0,
+        oldestMessageAgeMs: null,
+      },
+      // No worker ever served it: no queue.
+      {
+        name: topology.workQueue('report.build'),
+        role: 'work',
+        type: 'report.build',
+        exists: false,
+        messages: 0,
+        ready: 0,
+        unacked: null,
+        consumers: 0,
+        oldestMessageAgeMs: null,
+      },
+    ]);
+    await ch.purgeQueue(topology.workQueue('demo.sleep'));
   });
 
   it('lists dead letters without losing them, redrives chosen ones, re-enqueues live ones, keeps malformed ones until purged', async () => {
@@ -118,7 +149,7 @@ describe('admin API (real api over HTTP, real PostgreSQL and RabbitMQ with its m
     // Still queued: its dead letter may be the last copy of its work (dead-lettered by the broker).
     const queued = await createTask();
     await eventually(async () => ((await h.t.db.query(`SELECT count(*)::int AS n FROM outbox WHERE correlation_id = $1`, [queued]))[0].n === 0 ? true : undefined));
-    await ch.purgeQueue(topology.queues.work);
+    await ch.purgeQueue(topology.workQueue('demo.sleep'));
     await deadLetter(taskMessage(failed), failed);
     await deadLetter(taskMessage(alsoFailed), alsoFailed);
     await deadLetter(taskMessage(queued), queued);
@@ -155,7 +186,7 @@ describe('admin API (real api over HTTP, real PostgreSQL and RabbitMQ with its m
     expect(await status(queued)).toBe('queued');
     // The queued task's work is in the work queue again, not gone with its dead letter.
     await eventually(async () => {
-      const got = await ch.get(topology.queues.work, { noAck: true });
+      const got = await ch.get(topology.workQueue('demo.sleep'), { noAck: true });
       return got && JSON.parse(got.content.toString()).taskId === queued ? true : undefined;
     });
     const left = await h.call('GET', '/v1/admin/dead-letters');
@@ -170,9 +201,9 @@ describe('admin API (real api over HTTP, real PostgreSQL and RabbitMQ with its m
   });
 
   it('lists unrouted messages and redrives them, confirmed, to the work exchange under their routing key', async () => {
-    await ch.purgeQueue(topology.queues.work);
+    await ch.purgeQueue(topology.workQueue('demo.sleep'));
     const id = await failedTask();
-    await ch.purgeQueue(topology.queues.work);
+    await ch.purgeQueue(topology.workQueue('demo.sleep'));
     const other = '00000000-0000-4000-8000-0000000000aa';
     await publisher.publish(topology.exchanges.unrouted, 'demo.sleep', { v: 1, taskId: id, type: 'demo.sleep' }, { correlationId: id, messageId: 'unrouted-1' });
     await publisher.publish(topology.exchanges.unrouted, 'report.build', { v: 1, taskId: other, type: 'report.build' }, { correlationId: other, messageId: 'unrouted-2' });
@@ -186,13 +217,15 @@ describe('admin API (real api over HTTP, real PostgreSQL and RabbitMQ with its m
 
     const chosen = await h.call('POST', '/v1/admin/unrouted/redrive', { body: { taskIds: [id] } });
     expect([chosen.status, chosen.body]).toEqual([200, { redriven: 1, skipped: 1, error: null }]);
-    const moved = await eventually(async () => (await ch.get(topology.queues.work, { noAck: true })) || undefined, 5000, 'the redriven message in the work queue');
+    const moved = await eventually(async () => (await ch.get(topology.workQueue('demo.sleep'), { noAck: true })) || undefined, 5000, 'the redriven message in the work queue');
     expect([moved.properties.messageId, moved.fields.routingKey, JSON.parse(moved.content.toString()).taskId]).toEqual(['unrouted-1', 'demo.sleep', id]);
     expect((await h.call('GET', '/v1/admin/unrouted')).body.items.map((m: { messageId: string }) => m.messageId)).toEqual(['unrouted-2']);
 
     expect((await h.call('POST', '/v1/admin/unrouted/redrive', { body: {} })).body).toEqual({ redriven: 1, skipped: 0, error: null });
-    expect((await ch.checkQueue(topology.queues.unrouted)).messageCount).toBe(0);
-    await ch.purgeQueue(topology.queues.work);
+    // No worker serves report.build: republished, it comes back through the alternate exchange.
+    const back = await eventually(async () => (await ch.get(topology.queues.unrouted, { noAck: true })) || undefined, 5000, 'report.build back in unrouted');
+    expect([back.properties.messageId, back.fields.routingKey]).toEqual(['unrouted-2', 'report.build']);
+    await ch.purgeQueue(topology.workQueue('demo.sleep'));
   });
 
   it('reports workers alive (fresh heartbeat, not stopped) against WORKERS_EXPECTED, also in /metrics', async () => {

@@ -11,7 +11,7 @@ import {
   ApiUnauthorizedResponse,
 } from '@nestjs/swagger';
 import { BrokerUnavailableError, MAX_BROWSE, QueueBrowser, QueueStatsReader, Topology, UnroutedRedriver } from '@tasksys/messaging';
-import { ApiKeyService, type Principal, ReconcileCommand, RedriveDeadLettersCommand, TaskReports, WorkerFleetQuery } from '@tasksys/tasks';
+import { ApiKeyService, type Principal, ReconcileCommand, RedriveDeadLettersCommand, TaskReports, TaskTypeRegistry, WorkerFleetQuery } from '@tasksys/tasks';
 import type { ApiConfig } from '../api.config';
 import { actorOf, CurrentPrincipal, RequireRole } from '../auth/auth.decorators';
 import { CreateApiKeyRequestDto, PageQueryDto } from '../tasks/task.dto';
@@ -62,6 +62,7 @@ export class AdminController {
     private readonly deadLetters: RedriveDeadLettersCommand,
     private readonly fleet: WorkerFleetQuery,
     private readonly reconciler: ReconcileCommand,
+    private readonly taskTypes: TaskTypeRegistry,
     @Inject(ConfigService) config: ConfigService<ApiConfig, true>,
   ) {
     this.workersExpected = config.get('WORKERS_EXPECTED', { infer: true });
@@ -91,7 +92,7 @@ export class AdminController {
   @ApiOkResponse({ type: QueueListView })
   @ApiServiceUnavailableResponse({ description: 'RabbitMQ unreachable (code BROKER.UNAVAILABLE)' })
   async queues(): Promise<QueueListView> {
-    const report = await broker(() => this.queueStats.read());
+    const report = await broker(() => this.queueStats.read(this.taskTypes.list().map((t) => t.definition.type)));
     return { source: report.source, at: new Date().toISOString(), items: report.queues.map(toQueueView) };
   }
 

@@ -2,7 +2,7 @@ import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { MetricsService } from '@tasksys/platform';
 import { QueueStatsReader, type QueueStatsReport } from '@tasksys/messaging';
-import { WorkerFleetQuery } from '@tasksys/tasks';
+import { TaskTypeRegistry, WorkerFleetQuery } from '@tasksys/tasks';
 import type { ApiConfig } from '../api.config';
 
 /** Longest a scrape waits for the broker's queue figures; past it the gauges keep their last values. */
@@ -22,6 +22,7 @@ export class AdminMetrics implements OnModuleInit {
     private readonly metrics: MetricsService,
     private readonly fleet: WorkerFleetQuery,
     private readonly queues: QueueStatsReader,
+    private readonly taskTypes: TaskTypeRegistry,
     @Inject(ConfigService) private readonly config: ConfigService<ApiConfig, true>,
   ) {}
 
@@ -61,12 +62,21 @@ export class AdminMetrics implements OnModuleInit {
         for (const q of r?.queues ?? []) this.set({ queue: q.name }, q.consumers);
       },
     });
+    this.metrics.gauge({
+      name: 'tasksys_queue_oldest_message_age_seconds',
+      help: 'Age of the oldest ready message in each queue (management API only; 0 when empty or unknown)',
+      labelNames: ['queue'] as const,
+      async collect() {
+        const r = await read();
+        for (const q of r?.queues ?? []) this.set({ queue: q.name }, (q.oldestMessageAgeMs ?? 0) / 1000);
+      },
+    });
   }
 
   /** One broker read per scrape, bounded; null (gauges unchanged) when the broker does not answer in time. */
   private readQueues(): Promise<QueueStatsReport | null> {
     this.inFlight ??= Promise.race([
-      this.queues.read(),
+      this.queues.read(this.taskTypes.list().map((t) => t.definition.type)),
       new Promise<null>((ok) => setTimeout(() => ok(null), QUEUE_SCRAPE_TIMEOUT_MS).unref()),
     ])
       .catch((err: Error) => {

@@ -5,10 +5,14 @@ import type { WorkerStatus } from '@tasksys/tasks';
 export class QueueView {
   @ApiProperty() name!: string;
   @ApiProperty({ enum: ['work', 'retry', 'dead', 'unrouted'] }) role!: QueueStats['role'];
+  @ApiProperty({ type: String, nullable: true, description: 'Work queues: the task type whose work waits there' }) type!: string | null;
+  @ApiProperty({ description: 'False for the work queue of a type no worker has served yet (its messages go to unrouted)' }) exists!: boolean;
   @ApiProperty({ description: 'ready + unacked' }) messages!: number;
   @ApiProperty() ready!: number;
   @ApiProperty({ type: Number, nullable: true, description: 'null when the management API is not reachable (AMQP cannot tell)' }) unacked!: number | null;
   @ApiProperty() consumers!: number;
+  @ApiProperty({ type: Number, nullable: true, description: 'Age of the oldest ready message in ms (management API only)' })
+  oldestMessageAgeMs!: number | null;
 }
 
 export class QueueListView {
@@ -80,7 +84,17 @@ export class ReconcileView {
 }
 
 export function toQueueView(q: QueueStats): QueueView {
-  return { name: q.name, role: q.role, messages: q.messages, ready: q.ready, unacked: q.unacked, consumers: q.consumers };
+  return {
+    name: q.name,
+    role: q.role,
+    type: q.type ?? null,
+    exists: q.exists,
+    messages: q.messages,
+    ready: q.ready,
+    unacked: q.unacked,
+    consumers: q.consumers,
+    oldestMessageAgeMs: q.oldestMessageAgeMs,
+  };
 }
 
 export function toBrokerMessageView(m: BrowsedMessage): BrokerMessageView {

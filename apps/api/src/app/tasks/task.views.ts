@@ -22,6 +22,13 @@ export class TaskView {
   @ApiProperty({ type: TaskErrorView, nullable: true }) error!: TaskErrorView | null;
   @ApiProperty({ description: 'Runs started so far (the fencing token of the current run)' }) attempt!: number;
   @ApiProperty() maxAttempts!: number;
+  @ApiProperty({ minimum: 0, maximum: 9, description: '9 starts first among waiting tasks of the same type' }) priority!: number;
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    description: 'Why a queued task is not running yet when the system knows, e.g. `no worker serves demo.x`; null otherwise',
+  })
+  waiting!: string | null;
   @ApiProperty({ type: ProgressView }) progress!: ProgressView;
   @ApiProperty() owner!: string;
   @ApiProperty({ format: 'date-time' }) createdAt!: string;
@@ -74,7 +81,8 @@ export class ApiKeyView {
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
-export function toTaskView(t: Task): TaskView {
+/** `served`: the task types live workers serve; a queued task of another type says why it waits. */
+export function toTaskView(t: Task, served?: ReadonlySet<string>): TaskView {
   return {
     id: t.id,
     type: t.type,
@@ -84,6 +92,8 @@ export function toTaskView(t: Task): TaskView {
     error: t.error ?? null,
     attempt: t.attempt,
     maxAttempts: t.maxAttempts,
+    priority: t.priority,
+    waiting: t.status === 'queued' && served && !served.has(t.type) ? `no worker serves ${t.type}` : null,
     progress: { percent: t.progressPercent, message: t.progressMessage },
     owner: t.owner,
     createdAt: t.createdAt.toISOString(),

@@ -16,7 +16,7 @@ import {
   ApiTooManyRequestsResponse,
   ApiUnauthorizedResponse,
 } from '@nestjs/swagger';
-import { type Principal, TaskQueries, TaskReports } from '@tasksys/tasks';
+import { type Principal, type Task, TaskQueries, TaskReports, WorkerFleetQuery } from '@tasksys/tasks';
 import type { Request, Response } from 'express';
 import type { Observable } from 'rxjs';
 import { CurrentPrincipal } from '../auth/auth.decorators';
@@ -39,7 +39,18 @@ export class TasksController {
     private readonly queries: TaskQueries,
     private readonly reports: TaskReports,
     private readonly streams: TaskStreamService,
+    private readonly fleet: WorkerFleetQuery,
   ) {}
+
+  /** Views of tasks, a queued one saying why it waits when no live worker serves its type. */
+  private async view(task: Task): Promise<TaskView> {
+    return task.status === 'queued' ? toTaskView(task, await this.fleet.servedTypes()) : toTaskView(task);
+  }
+
+  private async views(tasks: Task[]): Promise<TaskView[]> {
+    const served = tasks.some((t) => t.status === 'queued') ? await this.fleet.servedTypes() : undefined;
+    return tasks.map((t) => toTaskView(t, served));
+  }
 
   @Post()
   @ApiOperation({ summary: 'Submit a task (queued at once unless start is false)' })
@@ -58,7 +69,7 @@ export class TasksController {
   ): Promise<TaskView> {
     const { created, task } = await this.tasks.create(p, dto, req.body, idempotencyKey, continueTrace(req.headers['traceparent']));
     res.status(created ? 201 : 200);
-    return toTaskView(task);
+    return this.view(task);
   }
 
   @Post('batch')
@@ -66,7 +77,7 @@ export class TasksController {
   @ApiCreatedResponse({ type: TaskListView, description: 'Created, in request order' })
   @ApiBadRequestResponse({ description: 'The first bad item, named by index and field (`tasks[3].payload.ms`); nothing was written' })
   async createBatch(@CurrentPrincipal() p: Principal, @Body() dto: CreateTaskBatchRequestDto, @Req() req: Request): Promise<TaskListView> {
-    return { items: (await this.tasks.createBatch(p, dto.tasks, continueTrace(req.headers['traceparent']))).map(toTaskView) };
+    return { items: await this.views(await this.tasks.createBatch(p, dto.tasks, continueTrace(req.headers['traceparent']))) };
   }
 
   @Get()
@@ -81,7 +92,7 @@ export class TasksController {
       limit: q.limit ?? 20,
       cursor: q.cursor,
     });
-    return { items: page.items.map(toTaskView), nextCursor: page.nextCursor };
+    return { items: await this.views(page.items), nextCursor: page.nextCursor };
   }
 
   @Get(':id')
@@ -89,7 +100,7 @@ export class TasksController {
   @ApiOkResponse({ type: TaskView })
   @ApiNotFoundResponse({ description: 'No such task, or not yours' })
   async get(@CurrentPrincipal() p: Principal, @Param('id', uuid) id: string): Promise<TaskView> {
-    return toTaskView(await this.tasks.get(p, id));
+    return this.view(await this.tasks.get(p, id));
   }
 
   @Post(':id/start')
@@ -99,7 +110,7 @@ export class TasksController {
   @ApiConflictResponse({ description: 'Not allowed from the current status (named in the message)' })
   @ApiNotFoundResponse()
   async start(@CurrentPrincipal() p: Principal, @Param('id', uuid) id: string): Promise<TaskView> {
-    return toTaskView(await this.tasks.act(p, id, 'start'));
+    return this.view(await this.tasks.act(p, id, 'start'));
   }
 
   @Post(':id/cancel')
@@ -109,7 +120,7 @@ export class TasksController {
   @ApiConflictResponse({ description: 'Already succeeded or failed' })
   @ApiNotFoundResponse()
   async cancel(@CurrentPrincipal() p: Principal, @Param('id', uuid) id: string): Promise<TaskView> {
-    return toTaskView(await this.tasks.act(p, id, 'cancel'));
+    return this.view(await this.tasks.act(p, id, 'cancel'));
   }
 
   @Post(':id/retry')
@@ -119,7 +130,7 @@ export class TasksController {
   @ApiConflictResponse({ description: 'Not failed or cancelled (the current status is named)' })
   @ApiNotFoundResponse()
   async retry(@CurrentPrincipal() p: Principal, @Param('id', uuid) id: string): Promise<TaskView> {
-    return toTaskView(await this.tasks.act(p, id, 'retry'));
+    return this.view(await this.tasks.act(p, id, 'retry'));
   }
 
   @Get(':id/events')

@@ -1,12 +1,10 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import { BROKER_ADMIN_CONFIG, type BrokerAdminConfig } from './broker-admin.config';
-import { QueueBrowser } from './queue-browser';
 import { QueueStatsReader } from './queue-stats.reader';
-import { UnroutedRedriver } from './unrouted-redriver';
 
 /**
- * Broker inspection for operators: queue figures and reading (then removing or keeping) messages of
- * the dead-letter and unrouted queues. Needs MessagingModule (global) in the app.
+ * Broker inspection for operators: queue figures from the management API (browsing and redriving
+ * the dead-letter and unrouted queues come with MessagingModule). Needs MessagingModule (global) in the app.
  */
 @Module({})
 export class BrokerAdminModule {
@@ -20,8 +18,8 @@ export class BrokerAdminModule {
     return {
       module: BrokerAdminModule,
       global: true,
-      providers: [{ provide: BROKER_ADMIN_CONFIG, inject: options.inject ?? [], useFactory: options.useFactory }, QueueStatsReader, QueueBrowser, UnroutedRedriver],
-      exports: [QueueStatsReader, QueueBrowser, UnroutedRedriver, BROKER_ADMIN_CONFIG],
+      providers: [{ provide: BROKER_ADMIN_CONFIG, inject: options.inject ?? [], useFactory: options.useFactory }, QueueStatsReader],
+      exports: [QueueStatsReader, BROKER_ADMIN_CONFIG],
     };
   }
 }

@@ -102,7 +102,9 @@ export class QueueBrowser {
     const held: GetMessage[] = [];
     try {
       const { messageCount: total } = await ch.checkQueue(queue);
-      const bound = Math.max(0, Math.min(limit, MAX_BROWSE));
+      // Only what was there at the start: a message republished into this same queue meanwhile (an
+      // unroutable one redriven from unrouted comes back through the alternate exchange) waits for the next visit.
+      const bound = Math.max(0, Math.min(limit, MAX_BROWSE, total));
       for (let i = 0; i < bound; i++) {
         const msg = await ch.get(queue, { noAck: false });
         if (!msg) break;

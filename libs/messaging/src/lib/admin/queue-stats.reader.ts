@@ -12,6 +12,12 @@ export type QueueRole = 'work' | 'unrouted' | 'dead' | 'retry';
 export interface QueueStats {
   name: string;
   role: QueueRole;
+  /** Work queues: the task type whose work waits there. */
+  type?: string;
+  /** Whether the broker has the queue (a work queue exists once a worker serving its type declared it). */
+  exists: boolean;
+  /** Age of the message at the head of the queue, from the management API; null when unknown or empty. */
+  oldestMessageAgeMs: number | null;
   /** ready + unacked (ready alone when unacked is unknown). */
   messages: number;
   ready: number;
@@ -27,16 +33,17 @@ export interface QueueStatsReport {
 }
 
 interface ManagementQueue {
+  head_message_timestamp?: number | null;
   messages?: number;
   messages_ready?: number;
   messages_unacknowledged?: number;
   consumers?: number;
 }
 
-/** The topology's queues, in operator order: work, retry tiers, dead, unrouted. */
-export function topologyQueues(topology: Topology): { name: string; role: QueueRole }[] {
+/** The topology's queues, in operator order: the work queues of `types`, retry tiers, dead, unrouted. */
+export function topologyQueues(topology: Topology, types: readonly string[]): { name: string; role: QueueRole; type?: string }[] {
   return [
-    { name: topology.queues.work, role: 'work' },
+    ...types.flatMap((type) => topology.queuesOf(type).map((name) => ({ name, role: 'work' as const, type }))),
     ...topology.queues.retry.map((t) => ({ name: t.name, role: 'retry' as const })),
     { name: topology.queues.dead, role: 'dead' },
     { name: topology.queues.unrouted, role: 'unrouted' },
@@ -74,8 +81,9 @@ export class QueueStatsReader {
     this.vhost = amqpPath && amqpPath !== '/' ? decodeURIComponent(amqpPath.slice(1)) : '/';
   }
 
-  async read(): Promise<QueueStatsReport> {
-    const queues = topologyQueues(this.topology);
+  /** Figures of every queue, the work queues of `types` first (those of types no worker ever served do not exist). */
+  async read(types: readonly string[]): Promise<QueueStatsReport> {
+    const queues = topologyQueues(this.topology, types);
     const fromManagement = await this.readManagement(queues.map((q) => q.name));
     const source = fromManagement ? 'management' : 'amqp';
     const missing = queues.filter((q) => !fromManagement?.has(q.name));
@@ -84,7 +92,8 @@ export class QueueStatsReader {
       source,
       queues: queues.map((q) => {
         const s = fromManagement?.get(q.name) ?? fromAmqp.get(q.name);
-        return { ...(s ?? { name: q.name, messages: 0, ready: 0, unacked: null, consumers: 0 }), role: q.role };
+        const figures = s ?? { name: q.name, exists: false, messages: 0, ready: 0, unacked: null, consumers: 0, oldestMessageAgeMs: null };
+        return { ...figures, role: q.role, ...(q.type ? { type: q.type } : {}) };
       }),
     };
   }
@@ -99,7 +108,7 @@ export class QueueStatsReader {
       await Promise.all(
         names.map(async (name) => {
           const url = `${this.managementBase}/api/queues/${encodeURIComponent(this.vhost)}/${encodeURIComponent(name)}` +
-            '?columns=messages,messages_ready,messages_unacknowledged,consumers';
+            '?columns=messages,messages_ready,messages_unacknowledged,consumers,head_message_timestamp';
           const res = await fetch(url, { headers, signal });
           if (res.status === 404) return; // not declared (yet): the AMQP fallback reports it
           if (!res.ok) throw new Error(`management API answered ${res.status} for ${name}`);
@@ -108,7 +117,17 @@ export class QueueStatsReader {
           if (q.messages_ready === undefined) return;
           const ready = q.messages_ready ?? 0;
           const unacked = q.messages_unacknowledged ?? 0;
-          out.set(name, { name, role: 'work', ready, unacked, messages: q.messages ?? ready + unacked, consumers: q.consumers ?? 0 });
+          const head = typeof q.head_message_timestamp === 'number' ? q.head_message_timestamp * 1000 : null;
+          out.set(name, {
+            name,
+            role: 'work',
+            exists: true,
+            ready,
+            unacked,
+            messages: q.messages ?? ready + unacked,
+            consumers: q.consumers ?? 0,
+            oldestMessageAgeMs: head === null || ready === 0 ? null : Math.max(0, Date.now() - head),
+          });
         }),
       );
       if (this.managementWasDown) this.logger.log('RabbitMQ management API reachable again');
@@ -133,7 +152,16 @@ export class QueueStatsReader {
       ch.on('error', () => undefined);
       try {
         const q = await ch.checkQueue(name);
-        out.set(name, { name, role: 'work', messages: q.messageCount, ready: q.messageCount, unacked: null, consumers: q.consumerCount });
+        out.set(name, {
+          name,
+          role: 'work',
+          exists: true,
+          messages: q.messageCount,
+          ready: q.messageCount,
+          unacked: null,
+          consumers: q.consumerCount,
+          oldestMessageAgeMs: null,
+        });
       } catch {
         /* missing queue: reported as empty */
       } finally {

@@ -26,11 +26,23 @@ export class UnroutedRedriver {
     private readonly topology: Topology,
   ) {}
 
-  async redrive(opts: { taskIds?: string[]; limit: number }): Promise<UnroutedRedriveResult> {
+  /** Redrives the messages of the chosen tasks and/or task types (all when neither is given). */
+  async redrive(opts: { taskIds?: string[]; types?: readonly string[]; limit: number }): Promise<UnroutedRedriveResult> {
+    return this.republishFrom(this.topology.queues.unrouted, opts);
+  }
+
+  /**
+   * The same for any queue nobody consumes, for example the single work queue of versions before
+   * per-type routing: each message goes back to the work exchange under its routing key, where the
+   * binding of its type (or the alternate exchange) takes it.
+   */
+  async republishFrom(queue: string, opts: { taskIds?: string[]; types?: readonly string[]; limit: number }): Promise<UnroutedRedriveResult> {
     const chosen = opts.taskIds ? new Set(opts.taskIds.map((id) => id.toLowerCase())) : null;
+    const types = opts.types ? new Set(opts.types) : null;
     const result: UnroutedRedriveResult = { redriven: 0, skipped: 0, error: null };
-    await this.browser.visit(this.topology.queues.unrouted, opts.limit, async (m, raw) => {
-      if (result.error || (chosen && !(m.taskId && chosen.has(m.taskId.toLowerCase())))) {
+    await this.browser.visit(queue, opts.limit, async (m, raw) => {
+      const ofType = !types || types.has(this.topology.typeOfRoutingKey(raw.fields.routingKey));
+      if (result.error || !ofType || (chosen && !(m.taskId && chosen.has(m.taskId.toLowerCase())))) {
         result.skipped++;
         return 'keep';
       }
@@ -39,6 +51,7 @@ export class UnroutedRedriver {
         await this.publisher.publish(this.topology.exchanges.work, raw.fields.routingKey, raw.content, {
           messageId: m.messageId ?? undefined,
           correlationId: typeof raw.properties.correlationId === 'string' ? raw.properties.correlationId : undefined,
+          priority: typeof raw.properties.priority === 'number' ? raw.properties.priority : undefined,
           headers,
         });
       } catch (err) {

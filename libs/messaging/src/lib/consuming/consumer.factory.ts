@@ -43,7 +43,8 @@ const RESUBSCRIBE_DELAY_MS = 1000;
 const RECREATE_MAX_DELAY_MS = 30_000;
 
 /**
- * Consuming infrastructure for the worker. Each consumer has its own managed channel, so it comes
+ * Consuming infrastructure for the worker. Each consumer has its own managed channel (consuming one
+ * or several queues), so it comes
  * back after every reconnect (once the topology is declared), after a server-side cancel, and after
  * its channel alone was closed by the broker (for example `consumer_timeout`).
  */
@@ -58,12 +59,22 @@ export class ConsumerFactory {
   ) {}
 
   /** Consumes `queue` (manual ack) with `prefetch`; see `Delivery` for settling. */
-  createConsumer(queue: string, { prefetch, onMessage }: ConsumerOptions): Consumer {
+  createConsumer(queue: string, options: ConsumerOptions): Consumer {
+    return this.createWorkConsumer([queue], options);
+  }
+
+  /**
+   * Consumes several queues (a worker's task types) on one channel, with one limit of unacked
+   * deliveries across them: on classic queues a channel-wide prefetch (`global`), exact. Quorum
+   * queues refuse a channel-wide prefetch, so there the limit is split evenly, at least one each.
+   */
+  createWorkConsumer(queues: readonly string[], { prefetch, onMessage }: ConsumerOptions): Consumer {
     return this.subscribe(
-      `consumer:${queue}`,
+      `consumer:${queues.join(',')}`,
       async (ch) => {
-        await ch.prefetch(prefetch);
-        return queue;
+        if (this.topology.queueType === 'quorum') await ch.prefetch(Math.max(1, Math.floor(prefetch / Math.max(1, queues.length))), false);
+        else await ch.prefetch(prefetch, true);
+        return [...queues];
       },
       (msg, ch, state) => onMessage(this.delivery(msg, ch, state)),
       { noAck: false },
@@ -80,7 +91,7 @@ export class ConsumerFactory {
       async (ch) => {
         const { queue } = await ch.assertQueue('', { exclusive: true, autoDelete: true, durable: false });
         await ch.bindQueue(queue, this.topology.exchanges.control, '');
-        return queue;
+        return [queue];
       },
       (msg) => {
         const parsed = parseControlMessage(msg.content);
@@ -94,32 +105,34 @@ export class ConsumerFactory {
 
   private subscribe(
     name: string,
-    prepare: (ch: Channel) => Promise<string>,
+    prepare: (ch: Channel) => Promise<string[]>,
     handle: (msg: ConsumeMessage, ch: Channel, state: ChannelState) => void,
     options: Options.Consume,
   ): Consumer {
     let stopped = false;
-    let active: { ch: Channel; tag: string; state: ChannelState } | null = null;
+    /** The channel consuming now and its consumer tag per queue. */
+    let active: { ch: Channel; tags: Map<string, string>; state: ChannelState } | null = null;
     let current: Channel | null = null;
     let wrapper: ChannelWrapper;
     let timer: NodeJS.Timeout | undefined;
+    const resubscribes = new Set<NodeJS.Timeout>();
     let recreateDelay = RESUBSCRIBE_DELAY_MS;
 
-    const start = async (ch: Channel, state: ChannelState): Promise<void> => {
-      if (stopped || !state.open) return;
-      const queue = await prepare(ch);
+    const consumeOne = async (ch: Channel, state: ChannelState, tags: Map<string, string>, queue: string): Promise<void> => {
       if (stopped || !state.open) return;
       const { consumerTag } = await ch.consume(
         queue,
         (msg) => {
           if (msg === null) {
             // Cancelled by the server (queue deleted, node lost, consumer timeout on quorum queues).
-            active = null;
+            tags.delete(queue);
             if (stopped) return;
-            this.logger.warn(`${name}: consumer cancelled by the broker; subscribing again`);
-            timer = setTimeout(() => {
-              start(ch, state).catch((err: Error) => this.logger.error(`${name}: resubscribe failed: ${err.message}`));
+            this.logger.warn(`${name}: consumer of ${queue} cancelled by the broker; subscribing again`);
+            const t = setTimeout(() => {
+              resubscribes.delete(t);
+              consumeOne(ch, state, tags, queue).catch((err: Error) => this.logger.error(`${name}: resubscribe to ${queue} failed: ${err.message}`));
             }, RESUBSCRIBE_DELAY_MS);
+            resubscribes.add(t);
             return;
           }
           try {
@@ -135,7 +148,15 @@ export class ConsumerFactory {
         await ch.cancel(consumerTag).catch(() => undefined);
         return;
       }
-      active = { ch, tag: consumerTag, state };
+      tags.set(queue, consumerTag);
+    };
+
+    const start = async (ch: Channel, state: ChannelState): Promise<void> => {
+      if (stopped || !state.open) return;
+      const queues = await prepare(ch);
+      const tags = new Map<string, string>();
+      active = { ch, tags, state };
+      for (const queue of queues) await consumeOne(ch, state, tags, queue);
       recreateDelay = RESUBSCRIBE_DELAY_MS;
     };
 
@@ -177,9 +198,12 @@ export class ConsumerFactory {
     const stop = async (): Promise<void> => {
       stopped = true;
       clearTimeout(timer);
+      for (const t of resubscribes) clearTimeout(t);
+      resubscribes.clear();
       const a = active;
       active = null;
-      if (a?.state.open) await a.ch.cancel(a.tag).catch((err: Error) => this.logger.warn(`${name}: cancel: ${err.message}`));
+      if (!a?.state.open) return;
+      for (const tag of a.tags.values()) await a.ch.cancel(tag).catch((err: Error) => this.logger.warn(`${name}: cancel: ${err.message}`));
     };
     return {
       stop,

@@ -6,7 +6,10 @@ export interface OutboxRecord {
   id: string;
   /** Logical exchange role: `work` or `control` (mapped to namespaced names by the topology). */
   exchange: string;
+  /** Work messages: the task type (the topology turns it into the routing key for `priority`). */
   routingKey: string;
+  /** The task's priority, 0-9 (9 first), published as the message priority. */
+  priority?: number;
   messageId: string;
   correlationId: string | null;
   body: unknown;

@@ -23,6 +23,8 @@ export interface PublishOptions {
   headers?: Record<string, unknown>;
   /** Per-message TTL in ms (retry tiers). */
   expiration?: number;
+  /** Message priority 0-9 (classic work queues are priority queues). */
+  priority?: number;
   /** Return (and fail) the message when nothing routes it; on unless a signal may go unheard. */
   mandatory?: boolean;
 }
@@ -103,6 +105,7 @@ export class TaskPublisher {
       timestamp: Math.floor(Date.now() / 1000),
       headers,
       expiration: opts.expiration === undefined ? undefined : String(opts.expiration),
+      priority: opts.priority || undefined,
       timeout: this.config.RABBITMQ_PUBLISH_TIMEOUT_MS,
     };
 
@@ -129,9 +132,13 @@ export class TaskPublisher {
     }
   }
 
-  /** A task message to the work exchange, routing key = task type. */
-  publishTask(msg: TaskMessage, opts: { attempt: number; headers?: Record<string, unknown>; traceparent?: string }): Promise<void> {
-    return this.publish(this.topology.exchanges.work, msg.type, msg, { ...opts, correlationId: msg.taskId });
+  /** A task message to the work exchange, under its type's routing key for its priority. */
+  publishTask(
+    msg: TaskMessage,
+    opts: { attempt: number; priority?: number; headers?: Record<string, unknown>; traceparent?: string },
+  ): Promise<void> {
+    const routingKey = this.topology.routingKey(msg.type, opts.priority);
+    return this.publish(this.topology.exchanges.work, routingKey, msg, { ...opts, correlationId: msg.taskId });
   }
 
   /** The retry tier that serves a delay of `delayMs` (see `pickRetryTier`): its delay is the one a retry really waits. */
@@ -145,12 +152,14 @@ export class TaskPublisher {
    */
   async publishRetry(
     msg: TaskMessage,
-    opts: { attempt: number; delayMs: number; headers?: Record<string, unknown>; traceparent?: string },
+    opts: { attempt: number; delayMs: number; priority?: number; headers?: Record<string, unknown>; traceparent?: string },
   ): Promise<RetryTier> {
     const tier = pickRetryTier(opts.delayMs, this.topology.queues.retry);
-    await this.publish(this.topology.exchanges.retry, msg.type, msg, {
+    // The routing key it comes back to the work exchange under, and its priority, are the task's own.
+    await this.publish(this.topology.exchanges.retry, this.topology.routingKey(msg.type, opts.priority), msg, {
       correlationId: msg.taskId,
       attempt: opts.attempt,
+      priority: opts.priority,
       traceparent: opts.traceparent,
       headers: { ...opts.headers, [HEADERS.retryTier]: tier.label },
       expiration: tier.delayMs,
@@ -186,7 +195,9 @@ export class TaskPublisher {
       return Promise.reject(new PublishError('unknown-exchange', `outbox row ${record.id}: role "${record.exchange}"`, record.messageId));
     }
     const attempt = record.headers[HEADERS.attempt];
-    return this.publish(exchange, record.routingKey, record.body, {
+    const work = exchange === this.topology.exchanges.work;
+    return this.publish(exchange, work ? this.topology.routingKey(record.routingKey, record.priority) : record.routingKey, record.body, {
+      priority: work ? record.priority : undefined,
       messageId: record.messageId,
       correlationId: record.correlationId ?? undefined,
       headers: record.headers,

@@ -35,17 +35,40 @@ export interface RetryTier {
 /** Logical exchange roles used in outbox rows; the topology maps them to namespaced names. */
 export type ExchangeRole = 'work' | 'control';
 
+/** Priorities from this one up travel in a type's high-priority queue on quorum queues (which have no priorities). */
+export const HIGH_PRIORITY = 5;
+/** Priorities 0-9, 9 first (classic queues: `x-max-priority`). */
+export const MAX_PRIORITY = 9;
+/** Task type names (so a routing key and a queue name built from one can never collide). */
+export const TASK_TYPE_NAME = /^[a-z][a-z0-9_-]*(\.[a-z0-9_-]+)*$/;
+
+export interface TopologyOptions {
+  /**
+   * Task types whose work queues and bindings this process declares: a worker's served types. The
+   * api serves none: a type no worker has ever served has no binding, so its messages go to the
+   * alternate exchange.
+   */
+  serves?: readonly string[];
+}
+
 /**
  * Every exchange, queue, argument and binding of the system, as data. All durable; messages
  * are published persistent. See the README for the operator's table.
  *
- * Inject it by class: `constructor(private readonly topology: Topology)`.
+ * Work queues are per task type (`<ns>.work.<type>`), bound by the type's exact routing key and
+ * declared only by the workers that serve the type. Inject it by class: `constructor(private readonly topology: Topology)`.
  */
 export class Topology {
   constructor(
     readonly namespace: string,
     readonly exchanges: { work: string; unrouted: string; retry: string; dead: string; control: string },
-    readonly queues: { work: string; unrouted: string; dead: string; retry: RetryTier[] },
+    readonly queues: {
+      unrouted: string;
+      dead: string;
+      retry: RetryTier[];
+      /** The single work queue of versions before per-type routing, drained and removed by workers. */
+      legacyWork: string;
+    },
     readonly declarations: {
       exchanges: ExchangeDeclaration[];
       queues: QueueDeclaration[];
@@ -53,9 +76,12 @@ export class Topology {
     },
     /**
      * Quorum queues count every requeue toward `x-delivery-limit` and dead-letter the message past it,
-     * so whoever hands a delivery back publishes a fresh copy instead (see the executor).
+     * so whoever hands a delivery back publishes a fresh copy instead (see the ack rule); and they have
+     * no priorities, so high priorities get a queue of their own.
      */
     readonly queueType: 'classic' | 'quorum' = 'classic',
+    /** The task types whose queues this process declared (a worker's); empty for the api. */
+    readonly served: readonly string[] = [],
   ) {}
 
   /** The namespaced exchange of a logical role, or undefined for an unknown role. */
@@ -63,6 +89,39 @@ export class Topology {
     if (role === 'work') return this.exchanges.work;
     if (role === 'control') return this.exchanges.control;
     return undefined;
+  }
+
+  /** The work queue of a task type. */
+  workQueue(type: string): string {
+    return `${this.namespace}.work.${type}`;
+  }
+
+  /** Quorum queues only: the queue of a type's priorities >= HIGH_PRIORITY. */
+  highPriorityQueue(type: string): string {
+    return `${this.namespace}.work.${type}.high`;
+  }
+
+  /** Every queue a type's work waits in, the one to consume first first. */
+  queuesOf(type: string): string[] {
+    return this.queueType === 'quorum' ? [this.highPriorityQueue(type), this.workQueue(type)] : [this.workQueue(type)];
+  }
+
+  /** Every work queue of the types this process serves. */
+  servedQueues(): string[] {
+    return this.served.flatMap((type) => this.queuesOf(type));
+  }
+
+  /**
+   * The routing key of a task's work message: its type; on quorum queues, high priorities carry a
+   * `high:` prefix that binds them to the type's high-priority queue (type names contain no colon).
+   */
+  routingKey(type: string, priority = 0): string {
+    return this.queueType === 'quorum' && priority >= HIGH_PRIORITY ? `high:${type}` : type;
+  }
+
+  /** The task type a work routing key names (the inverse of `routingKey`). */
+  typeOfRoutingKey(routingKey: string): string {
+    return routingKey.startsWith('high:') ? routingKey.slice('high:'.length) : routingKey;
   }
 }
 
@@ -76,6 +135,7 @@ export function tierLabel(ms: number): string {
 
 export function buildTopology(
   cfg: Pick<MessagingConfig, 'TASKS_NAMESPACE' | 'RABBITMQ_QUEUE_TYPE' | 'RABBITMQ_DELIVERY_LIMIT' | 'RETRY_TIERS_MS'>,
+  options: TopologyOptions = {},
 ): Topology {
   const ns = cfg.TASKS_NAMESPACE;
   const exchanges = {
@@ -89,65 +149,91 @@ export function buildTopology(
     const label = tierLabel(delayMs);
     return { name: `${ns}.retry.${label}`, delayMs, label };
   });
-  const queues = { work: `${ns}.work`, unrouted: `${ns}.unrouted`, dead: `${ns}.dead`, retry };
+  const queues = { unrouted: `${ns}.unrouted`, dead: `${ns}.dead`, retry, legacyWork: `${ns}.work` };
 
   const quorum = cfg.RABBITMQ_QUEUE_TYPE === 'quorum';
   // Classic is the broker default; leaving the argument out keeps queues declared before this
   // setting existed equivalent.
   const queueType: AmqpArguments = quorum ? { 'x-queue-type': 'quorum' } : {};
+  const serves = [...new Set(options.serves ?? [])];
+  for (const type of serves) {
+    if (!TASK_TYPE_NAME.test(type)) throw new Error(`not a task type name: ${JSON.stringify(type)}`);
+  }
+  const workArguments: AmqpArguments = {
+    ...queueType,
+    ...(quorum ? { 'x-delivery-limit': cfg.RABBITMQ_DELIVERY_LIMIT } : { 'x-max-priority': MAX_PRIORITY }),
+    'x-dead-letter-exchange': exchanges.dead,
+  };
+  const draft = new Topology(ns, exchanges, queues, { exchanges: [], queues: [], bindings: [] }, cfg.RABBITMQ_QUEUE_TYPE, serves);
+  const work = serves.flatMap((type) =>
+    (quorum ? [HIGH_PRIORITY, 0] : [0]).map((priority) => ({
+      type,
+      queue: priority >= HIGH_PRIORITY ? draft.highPriorityQueue(type) : draft.workQueue(type),
+      routingKey: draft.routingKey(type, priority),
+      high: priority >= HIGH_PRIORITY,
+    })),
+  );
 
-  return new Topology(ns, exchanges, queues, {
-    exchanges: [
-      {
-        name: exchanges.work,
-        type: 'topic',
-        arguments: { 'alternate-exchange': exchanges.unrouted },
-        purpose: 'work; routing key = task type; unroutable messages go to the alternate exchange',
-      },
-      { name: exchanges.unrouted, type: 'fanout', arguments: {}, purpose: 'alternate exchange of the work exchange' },
-      {
-        name: exchanges.retry,
-        // The reference design says direct. Headers instead: a message dead-lettered out of a tier queue keeps
-        // the routing key it was published with and must come back to the work exchange under its
-        // task type. With a direct exchange the key would have to name the tier; here the tier is
-        // chosen by the `retry-tier` header and the routing key stays the task type.
-        type: 'headers',
-        arguments: {},
-        purpose: 'delayed retries; header `retry-tier` selects the tier queue',
-      },
-      { name: exchanges.dead, type: 'fanout', arguments: {}, purpose: 'dead letters, with reason headers' },
-      { name: exchanges.control, type: 'fanout', arguments: {}, purpose: 'cancel signals; each worker binds its own queue' },
-    ],
-    queues: [
-      {
-        name: queues.work,
-        arguments: {
-          ...queueType,
-          ...(quorum ? { 'x-delivery-limit': cfg.RABBITMQ_DELIVERY_LIMIT } : {}),
-          'x-dead-letter-exchange': exchanges.dead,
+  return new Topology(
+    ns,
+    exchanges,
+    queues,
+    {
+      exchanges: [
+        {
+          name: exchanges.work,
+          type: 'topic',
+          arguments: { 'alternate-exchange': exchanges.unrouted },
+          purpose: 'work; routing key = task type; unroutable messages go to the alternate exchange',
         },
-        purpose: 'workers consume here',
-      },
-      { name: queues.unrouted, arguments: { ...queueType }, purpose: 'messages no binding matched; redrive by hand' },
-      { name: queues.dead, arguments: { ...queueType }, purpose: 'dead letters' },
-      ...retry.map((tier) => ({
-        name: tier.name,
-        // No consumers: a message waits out its per-message TTL (one TTL per queue, so no
-        // head-of-line blocking), then dead-letters back to the work exchange.
-        arguments: { ...queueType, 'x-dead-letter-exchange': exchanges.work },
-        purpose: `retry after ${tier.label}`,
-      })),
-    ],
-    bindings: [
-      { queue: queues.work, exchange: exchanges.work, routingKey: '#', arguments: {} },
-      { queue: queues.unrouted, exchange: exchanges.unrouted, routingKey: '', arguments: {} },
-      { queue: queues.dead, exchange: exchanges.dead, routingKey: '', arguments: {} },
-      ...retry.map((tier) => ({
-        queue: tier.name,
-        exchange: exchanges.retry,
-        routingKey: '',
-        arguments: { 'x-match': 'all', [HEADERS.retryTier]: tier.label },
-      })),
-    ],
-  }, cfg.RABBITMQ_QUEUE_TYPE);
+        { name: exchanges.unrouted, type: 'fanout', arguments: {}, purpose: 'alternate exchange of the work exchange' },
+        {
+          name: exchanges.retry,
+          // The reference design says direct. Headers instead: a message dead-lettered out of a tier queue keeps
+          // the routing key it was published with and must come back to the work exchange under its
+          // task type. With a direct exchange the key would have to name the tier; here the tier is
+          // chosen by the `retry-tier` header and the routing key stays the task type.
+          type: 'headers',
+          arguments: {},
+          purpose: 'delayed retries; header `retry-tier` selects the tier queue',
+        },
+        { name: exchanges.dead, type: 'fanout', arguments: {}, purpose: 'dead letters, with reason headers' },
+        { name: exchanges.control, type: 'fanout', arguments: {}, purpose: 'cancel signals; each worker binds its own queue' },
+      ],
+      queues: [
+        ...work.map((w) => ({
+          name: w.queue,
+          arguments: workArguments,
+          purpose: w.high ? `${w.type} work of priority ${HIGH_PRIORITY} and up (consumed alongside)` : `${w.type} work`,
+        })),
+        // The operators' queues: the api reads them too (browse, redrive), so both apps declare them.
+        { name: queues.unrouted, arguments: { ...queueType }, purpose: 'messages no binding matched; redriven when a worker for their type binds' },
+        { name: queues.dead, arguments: { ...queueType }, purpose: 'dead letters' },
+        ...(serves.length === 0
+          ? []
+          : retry.map((tier) => ({
+              name: tier.name,
+              // No consumers: a message waits out its per-message TTL (one TTL per queue, so no
+              // head-of-line blocking), then dead-letters back to the work exchange.
+              arguments: { ...queueType, 'x-dead-letter-exchange': exchanges.work },
+              purpose: `retry after ${tier.label}`,
+            }))),
+      ],
+      bindings: [
+        ...work.map((w) => ({ queue: w.queue, exchange: exchanges.work, routingKey: w.routingKey, arguments: {} })),
+        { queue: queues.unrouted, exchange: exchanges.unrouted, routingKey: '', arguments: {} },
+        { queue: queues.dead, exchange: exchanges.dead, routingKey: '', arguments: {} },
+        ...(serves.length === 0
+          ? []
+          : retry.map((tier) => ({
+              queue: tier.name,
+              exchange: exchanges.retry,
+              routingKey: '',
+              arguments: { 'x-match': 'all', [HEADERS.retryTier]: tier.label },
+            }))),
+      ],
+    },
+    cfg.RABBITMQ_QUEUE_TYPE,
+    serves,
+  );
 }

@@ -32,11 +32,13 @@ export function hashApiKey(key: string): string {
 /** How long a looked-up key is trusted without asking the database again (bounds how late a revocation bites). */
 const KEY_CACHE_TTL_MS = 10_000;
 const KEY_CACHE_MAX = 10_000;
+/** How long a key that authenticated here still counts as known once its cache entry is stale (see `knows`). */
+const KEY_KNOWN_TTL_MS = 10 * 60_000;
 
 @Injectable()
 export class ApiKeyService {
   /** Every request authenticates: a short-lived cache keeps that off the pool. Misses are not cached. */
-  private readonly cache = new Map<string, { principal: Principal; until: number }>();
+  private readonly cache = new Map<string, { principal: Principal; until: number; knownUntil: number }>();
 
   constructor(private readonly db: DataSource) {}
 
@@ -48,6 +50,18 @@ export class ApiKeyService {
       [hashApiKey(key), owner, role],
     );
     return { id: row.id, key, owner, role, createdAt: row.created_at };
+  }
+
+  /** The principal of a key this process looked up lately (see KEY_CACHE_TTL_MS), without asking the database; else undefined. */
+  cached(key: string): Principal | undefined {
+    const hit = this.cache.get(hashApiKey(key));
+    return hit && hit.until > Date.now() ? hit.principal : undefined;
+  }
+
+  /** The key authenticated in this process lately (within KEY_KNOWN_TTL_MS): not a guess, though it may be revoked by now. */
+  knows(key: string): boolean {
+    const hit = this.cache.get(hashApiKey(key));
+    return hit !== undefined && hit.knownUntil > Date.now();
   }
 
   /** The principal of an unrevoked key, or null. */
@@ -65,7 +79,8 @@ export class ApiKeyService {
     }
     const principal = { keyId: rows[0].id, owner: rows[0].owner, role: rows[0].role };
     if (this.cache.size >= KEY_CACHE_MAX) this.cache.clear();
-    this.cache.set(hash, { principal, until: Date.now() + KEY_CACHE_TTL_MS });
+    const now = Date.now();
+    this.cache.set(hash, { principal, until: now + KEY_CACHE_TTL_MS, knownUntil: now + KEY_KNOWN_TTL_MS });
     return principal;
   }
 }

@@ -1,5 +1,6 @@
 import { InitialSchema1763700000000 } from './1763700000000-initial-schema';
 import { LeanTaskIndexes1763800000000 } from './1763800000000-lean-task-indexes';
+import { RateLimitCounters1763900000000 } from './1763900000000-rate-limit-counters';
 
 /** Append-only: add new migrations at the end, never edit a released one. */
-export const TASKS_MIGRATIONS = [InitialSchema1763700000000, LeanTaskIndexes1763800000000];
+export const TASKS_MIGRATIONS = [InitialSchema1763700000000, LeanTaskIndexes1763800000000, RateLimitCounters1763900000000];

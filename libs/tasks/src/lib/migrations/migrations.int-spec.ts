@@ -1,7 +1,7 @@
 import { createTestDatabase, type TestDatabase } from '../../testing';
 import { runMigrations } from '../migrate';
 
-const ALL = ['InitialSchema1763700000000', 'LeanTaskIndexes1763800000000'];
+const ALL = ['InitialSchema1763700000000', 'LeanTaskIndexes1763800000000', 'RateLimitCounters1763900000000'];
 
 describe('migrations', () => {
   let t: TestDatabase;
@@ -19,7 +19,7 @@ describe('migrations', () => {
     expect(await tables()).toEqual([]);
     const runs = await Promise.all([runMigrations(t.db, t.config.DATABASE_SCHEMA), runMigrations(t.db, t.config.DATABASE_SCHEMA)]);
     expect(runs.flat()).toEqual(ALL);
-    expect(await tables()).toEqual(['api_keys', 'migrations', 'outbox', 'task_events', 'task_reports', 'tasks', 'workers']);
+    expect(await tables()).toEqual(['api_keys', 'migrations', 'outbox', 'rate_limit_counters', 'task_events', 'task_reports', 'tasks', 'workers']);
 
     while ((await t.db.query(`SELECT count(*)::int AS n FROM migrations`))[0].n > 0) {
       await t.db.undoLastMigration({ transaction: 'all' });
@@ -62,10 +62,12 @@ describe('migrations', () => {
 
   it('refuses a hand-built idempotency index that is not the expected unique partial one', async () => {
     await runMigrations(t.db, t.config.DATABASE_SCHEMA);
-    await t.db.undoLastMigration({ transaction: 'all' });
+    // Back to just before the second migration, whatever came after it.
+    const applied = async () => (await t.db.query(`SELECT name FROM migrations`)).map((r: { name: string }) => r.name);
+    while ((await applied()).includes('LeanTaskIndexes1763800000000')) await t.db.undoLastMigration({ transaction: 'all' });
     await t.db.query(`CREATE INDEX tasks_owner_idempotency_key_set ON tasks (owner, idempotency_key)`);
     await expect(runMigrations(t.db, t.config.DATABASE_SCHEMA)).rejects.toThrow(/tasks_owner_idempotency_key_set .*not a valid unique index/);
     await t.db.query(`DROP INDEX tasks_owner_idempotency_key_set`);
-    expect(await runMigrations(t.db, t.config.DATABASE_SCHEMA)).toEqual(['LeanTaskIndexes1763800000000']);
+    expect(await runMigrations(t.db, t.config.DATABASE_SCHEMA)).toEqual(ALL.slice(1));
   });
 });

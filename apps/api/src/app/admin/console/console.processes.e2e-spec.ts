@@ -9,7 +9,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { TaskPublisher, Topology } from '@tasksys/messaging';
-import { TaskStateMachine } from '@tasksys/tasks';
+import { BUILTIN_TASK_TYPES, TaskStateMachine } from '@tasksys/tasks';
 import type { MessageProperties } from 'amqplib';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { type ApiHarness, eventually, startApi, TEST_ADMIN_KEY } from '../../../testing/api-harness';
@@ -60,7 +60,8 @@ describe('web console in headless Chromium (real api, one real worker, real Post
     h = await startApi({ WORKERS_EXPECTED: '2', CONSOLE_DIR: consoleDir });
     sm = h.app.get(TaskStateMachine);
     publisher = h.app.get(TaskPublisher);
-    topology = h.app.get(Topology);
+    // What the worker below declares (it serves demo.sleep); the harness deletes it at the end.
+    topology = await h.serveTypes(['demo.sleep']);
     alice = await h.newKey('alice');
 
     mkdirSync(LOGS, { recursive: true });
@@ -190,11 +191,17 @@ describe('web console in headless Chromium (real api, one real worker, real Post
 
   it('shows queue depths with a chart of the last minutes', async () => {
     await open('queues');
-    await page.waitForSelector(`tr[data-queue="${topology.queues.work}"]`);
+    const work = topology.workQueue('demo.sleep');
+    await page.waitForSelector(`tr[data-queue="${work}"]`);
     // Two samples (3 s apart) draw a line.
-    await page.waitForSelector(`tr[data-queue="${topology.queues.work}"] svg polyline`, { timeout: 15_000 });
+    await page.waitForSelector(`tr[data-queue="${work}"] svg polyline`, { timeout: 15_000 });
     const names = await page.$$eval('[data-testid="queues-table"] tbody tr', (trs) => trs.map((tr) => tr.getAttribute('data-queue')));
-    expect(names).toEqual([topology.queues.work, ...topology.queues.retry.map((t) => t.name), topology.queues.dead, topology.queues.unrouted]);
+    expect(names).toEqual([
+      ...BUILTIN_TASK_TYPES.map((t) => topology.workQueue(t.type)),
+      ...topology.queues.retry.map((t) => t.name),
+      topology.queues.dead,
+      topology.queues.unrouted,
+    ]);
     await shot('queues');
   }, 30_000);
 
@@ -203,7 +210,7 @@ describe('web console in headless Chromium (real api, one real worker, real Post
     await eventually(async () => ((await statusOf(id)) === 'succeeded' ? true : undefined), 15_000, 'the task to succeed first');
     // Make it a failed task with a dead letter, as a worker would after its last attempt.
     await h.t.db.query(`UPDATE tasks SET status = 'failed', error = '{"code":"TASK.MAX_ATTEMPTS","message":"gave up"}'::jsonb WHERE id = $1`, [id]);
-    const reason = { code: 'TASK.MAX_ATTEMPTS', message: 'attempts exhausted: boom', queue: topology.queues.work, routingKey: 'demo.sleep' };
+    const reason = { code: 'TASK.MAX_ATTEMPTS', message: 'attempts exhausted: boom', queue: topology.workQueue('demo.sleep'), routingKey: 'demo.sleep' };
     await publisher.publishDeadLetter(Buffer.from(JSON.stringify({ v: 1, taskId: id, type: 'demo.sleep' })), { correlationId: id, headers: {} } as MessageProperties, reason);
     await publisher.publishDeadLetter(Buffer.from('{"garbage":'), { headers: {} } as MessageProperties, { ...reason, code: 'MESSAGE.MALFORMED', message: 'body is not JSON' });
 
