@@ -13,8 +13,13 @@ export const apiOwnConfigSchema = z.object({
    * stored in `api_keys` authenticate. At least 16 characters when set.
    */
   ADMIN_API_KEY: z.string().min(16, 'must be at least 16 characters').optional(),
-  /** Requests per minute per API key (a burst of the whole budget is allowed). */
+  /** Requests per minute per API key across all replicas (a burst of the whole budget is allowed). */
   RATE_LIMIT_PER_MINUTE: env.int(600, 1, 1_000_000),
+  /**
+   * Requests per minute per client address whose key is missing, unknown or revoked, across all
+   * replicas; counted before the key is looked up, so guessing keys costs no database work past it.
+   */
+  RATE_LIMIT_UNAUTHENTICATED_PER_MINUTE: env.int(60, 1, 1_000_000),
   /** Largest JSON body accepted, e.g. `256kb`, `1mb`; larger ones get 413. */
   BODY_LIMIT: z.string().regex(BODY_LIMIT, 'must be a size like 256kb or 1mb').default('256kb'),
   /** Interval of SSE heartbeat comments, which keep proxies from closing idle streams. */

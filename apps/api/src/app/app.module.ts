@@ -4,13 +4,24 @@ import { APP_FILTER, APP_GUARD, APP_PIPE } from '@nestjs/core';
 import { ThrottlerModule } from '@nestjs/throttler';
 import { BrokerAdminModule, BrokerStatus, type MessagingConfig, messagingConfigSchema, MessagingModule, OutboxRelayModule } from '@tasksys/messaging';
 import { HealthModule, LoggingModule, MetricsModule, validateEnv } from '@tasksys/platform';
-import { BUILTIN_TASK_TYPES, type DatabaseConfig, TaskQueriesModule, TasksAdminModule, TasksModule, TaskStoreMetrics, TaskTypeRegistry } from '@tasksys/tasks';
+import {
+  BUILTIN_TASK_TYPES,
+  type DatabaseConfig,
+  DistributedRateLimiter,
+  RateLimitModule,
+  TaskQueriesModule,
+  TasksAdminModule,
+  TasksModule,
+  TaskStoreMetrics,
+  TaskTypeRegistry,
+} from '@tasksys/tasks';
 import { DataSource } from 'typeorm';
 import { AdminController } from './admin/admin.controller';
 import { AdminMetrics } from './admin/admin.metrics';
 import { type ApiConfig, apiConfigSchema } from './api.config';
 import { ApiKeyThrottlerGuard } from './auth/api-key-throttler.guard';
 import { ApiKeyGuard } from './auth/api-key.guard';
+import { SharedThrottlerStorage } from './auth/shared-throttler.storage';
 import { ApiExceptionFilter } from './errors/api-exception.filter';
 import { RequireJsonMiddleware } from './errors/require-json.middleware';
 import { createValidationPipe } from './errors/validation';
@@ -72,9 +83,15 @@ export class AppModule implements NestModule {
           }),
         }),
         TasksAdminModule,
+        // Budgets shared by all replicas through PostgreSQL: per key here, per client address in ApiKeyGuard.
+        RateLimitModule,
         ThrottlerModule.forRootAsync({
-          inject: [ConfigService],
-          useFactory: (c: Config) => [{ name: 'default', ttl: 60_000, limit: c.get('RATE_LIMIT_PER_MINUTE', { infer: true }) }],
+          imports: [RateLimitModule],
+          inject: [ConfigService, DistributedRateLimiter],
+          useFactory: (c: Config, limiter: DistributedRateLimiter) => ({
+            throttlers: [{ name: 'default', ttl: 60_000, limit: c.get('RATE_LIMIT_PER_MINUTE', { infer: true }) }],
+            storage: new SharedThrottlerStorage(limiter),
+          }),
         }),
         HealthModule.forRootAsync({
           inject: [DataSource, BrokerStatus],
@@ -104,7 +121,7 @@ export class AppModule implements NestModule {
         TaskStreamService,
         TaskStoreMetrics,
         AdminMetrics,
-        // Guards run in this order: authenticate, then rate-limit per key.
+        // Guards run in this order: authenticate (rate-limiting requests without a known key per address), then rate-limit per key.
         { provide: APP_GUARD, useClass: ApiKeyGuard },
         { provide: APP_GUARD, useClass: ApiKeyThrottlerGuard },
         { provide: APP_FILTER, useClass: ApiExceptionFilter },

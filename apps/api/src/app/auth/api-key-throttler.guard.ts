@@ -4,9 +4,10 @@ import { PUBLIC_ROUTE_KEY } from '@tasksys/platform';
 import type { AuthenticatedRequest } from './auth.decorators';
 
 /**
- * Rate limit per API key (not per IP: many clients share NATs, one client may use many IPs).
- * Runs after ApiKeyGuard, so unauthenticated requests never reach it; public routes are exempt.
- * Over the limit: 429 with `Retry-After` (seconds).
+ * Rate limit per API key (not per IP: many clients share NATs, one client may use many IPs), one
+ * budget for the whole deployment (SharedThrottlerStorage). Runs after ApiKeyGuard, which limits
+ * requests without a valid key per client address itself, before their key is looked up; public
+ * routes are exempt. Over the limit: 429 with `Retry-After` (seconds).
  */
 @Injectable()
 export class ApiKeyThrottlerGuard extends ThrottlerGuard {
