@@ -63,11 +63,11 @@ const NOT_FOUND: TransitionResult = Object.freeze({ applied: false, task: null }
 
 /**
  * The one outbox INSERT of a work message: a row per row of `from` (whose alias `upd` has the
- * task's id and type), its body from the message module, `headers` an SQL jsonb expression.
+ * task's id, type and priority), its body from the message module, `headers` an SQL jsonb expression.
  */
 function enqueueWorkSql(from: string, headers = `'{}'::jsonb`): string {
-  return `INSERT INTO outbox (exchange, routing_key, correlation_id, body, headers)
-          SELECT 'work', upd.type, upd.id::text, ${taskMessageSql('upd')}, ${headers} FROM ${from}`;
+  return `INSERT INTO outbox (exchange, routing_key, correlation_id, body, headers, priority)
+          SELECT 'work', upd.type, upd.id::text, ${taskMessageSql('upd')}, ${headers}, upd.priority FROM ${from}`;
 }
 
 /**
@@ -363,7 +363,7 @@ export class TaskStateMachine {
     if (ids.length === 0) return [];
     const rows = await this.rows<{ id: string }>(
       `WITH upd AS (
-         UPDATE tasks SET updated_at = now() WHERE id = ANY($1::uuid[]) AND status = ANY($2::text[]) RETURNING id, type)
+         UPDATE tasks SET updated_at = now() WHERE id = ANY($1::uuid[]) AND status = ANY($2::text[]) RETURNING id, type, priority)
        , ob AS (${enqueueWorkSql('upd')})
        SELECT id FROM upd`,
       [ids, statuses],
@@ -385,7 +385,7 @@ export class TaskStateMachine {
             AND updated_at < now() - $1 * interval '1 millisecond'
           ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED),
        upd AS (
-         UPDATE tasks t SET updated_at = now() FROM s WHERE t.id = s.id RETURNING t.id, t.type),
+         UPDATE tasks t SET updated_at = now() FROM s WHERE t.id = s.id RETURNING t.id, t.type, t.priority),
        ob AS (${enqueueWorkSql('upd')})
        SELECT id FROM upd`,
       [graceMs, limit],
@@ -421,7 +421,7 @@ export class TaskStateMachine {
       `WITH upd AS (
          UPDATE tasks SET updated_at = now()
           WHERE id = ANY($1::uuid[]) AND status = 'queued' AND updated_at < now() - $2 * interval '1 millisecond'
-          RETURNING id, type),
+          RETURNING id, type, priority),
        ob AS (${enqueueWorkSql('upd')})
        SELECT id FROM upd`,
       [ids, graceMs],

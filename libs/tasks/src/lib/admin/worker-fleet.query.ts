@@ -17,10 +17,33 @@ export interface WorkerStatus {
   alive: boolean;
 }
 
+/** How long the set of served types is reused (it changes when a worker starts or dies). */
+const SERVED_TYPES_CACHE_MS = 2000;
+
 /** The worker fleet as the `workers` table shows it: live workers first, then the most recently seen. */
 @Injectable()
 export class WorkerFleetQuery {
+  private served: { at: number; types: Promise<ReadonlySet<string>> } | null = null;
+
   constructor(private readonly db: DataSource) {}
+
+  /**
+   * The task types some live worker serves (one small query, reused for 2 s): a queued task of any
+   * other type waits because no worker serves it, its message in the unrouted queue.
+   */
+  servedTypes(aliveWithinMs = WORKER_ALIVE_WITHIN_MS): Promise<ReadonlySet<string>> {
+    if (this.served && Date.now() - this.served.at < SERVED_TYPES_CACHE_MS) return this.served.types;
+    const types = this.db
+      .query(
+        `SELECT DISTINCT unnest(task_types) AS type FROM workers
+          WHERE stopped_at IS NULL AND last_seen_at > now() - $1 * interval '1 millisecond'`,
+        [aliveWithinMs],
+      )
+      .then((rows: { type: string }[]) => new Set(rows.map((r) => r.type)) as ReadonlySet<string>);
+    this.served = { at: Date.now(), types };
+    types.catch(() => (this.served = null));
+    return types;
+  }
 
   /** Up to `limit` workers (the table keeps stopped ones too). */
   async list(limit = 200, aliveWithinMs = WORKER_ALIVE_WITHIN_MS): Promise<WorkerStatus[]> {

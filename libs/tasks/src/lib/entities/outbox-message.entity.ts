@@ -14,4 +14,6 @@ export class OutboxMessage {
   @Column('timestamptz', { name: 'created_at' }) createdAt!: Date;
   @Column('int', { name: 'publish_attempts' }) publishAttempts!: number;
   @Column('text', { name: 'last_error', nullable: true }) lastError!: string | null;
+  /** The task's priority, published as the message priority. */
+  @Column('smallint') priority!: number;
 }

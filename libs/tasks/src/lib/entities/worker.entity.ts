@@ -11,4 +11,6 @@ export class Worker {
   @Column('timestamptz', { name: 'started_at' }) startedAt!: Date;
   @Column('timestamptz', { name: 'last_seen_at' }) lastSeenAt!: Date;
   @Column('timestamptz', { name: 'stopped_at', nullable: true }) stoppedAt!: Date | null;
+  /** The task types this worker serves (its work queues). */
+  @Column('text', { name: 'task_types', array: true }) taskTypes!: string[];
 }

@@ -23,7 +23,8 @@ function fakeDelivery(content: Buffer = Buffer.from(JSON.stringify(MESSAGE))): D
   const message = {
     content,
     fields: { routingKey: 'demo.sleep', redelivered: false },
-    properties: { headers: { 'x-task-attempt': 2, traceparent: '00-abc-def-01' }, messageId: 'm1', correlationId: TASK_ID },
+    // A priority-7 task: every successor keeps it.
+    properties: { headers: { 'x-task-attempt': 2, traceparent: '00-abc-def-01' }, messageId: 'm1', correlationId: TASK_ID, priority: 7 },
   } as unknown as ConsumeMessage;
   return {
     message,
@@ -54,6 +55,7 @@ interface Published {
   delayMs?: number;
   attempt?: number;
   code?: string;
+  priority?: number;
 }
 
 function setup(opts: { queueType?: 'classic' | 'quorum'; publishFails?: boolean; row?: Task | null; abandon?: TransitionResult } = {}) {
@@ -62,18 +64,18 @@ function setup(opts: { queueType?: 'classic' | 'quorum'; publishFails?: boolean;
     if (opts.publishFails) throw new Error('nacked');
   };
   const publisher = {
-    publishRetry: async (_m: TaskMessage, o: { attempt: number; delayMs: number }) => {
+    publishRetry: async (_m: TaskMessage, o: { attempt: number; delayMs: number; priority?: number }) => {
       fail();
-      published.push({ kind: 'retry', delayMs: o.delayMs, attempt: o.attempt });
+      published.push({ kind: 'retry', delayMs: o.delayMs, attempt: o.attempt, priority: o.priority });
       return { label: '1s', delayMs: 1000, name: 'x' };
     },
     publishDeadLetter: async (_c: Buffer, _p: unknown, r: { code: string }) => {
       fail();
       published.push({ kind: 'dead', code: r.code });
     },
-    publishTask: async (_m: TaskMessage, o: { attempt: number }) => {
+    publishTask: async (_m: TaskMessage, o: { attempt: number; priority?: number }) => {
       fail();
-      published.push({ kind: 'task', attempt: o.attempt });
+      published.push({ kind: 'task', attempt: o.attempt, priority: o.priority });
     },
   } as unknown as TaskPublisher;
   const abandoned: string[] = [];
@@ -110,7 +112,7 @@ describe('the ack rule', () => {
       const { rule, published, metrics } = setup();
       const d = fakeDelivery();
       expect(await rule.retried(d, MESSAGE, 2, 1000)).toBe('1s');
-      expect([d.settled, published, metrics.retries.n]).toEqual([['ack'], [{ kind: 'retry', delayMs: 1000, attempt: 2 }], 1]);
+      expect([d.settled, published, metrics.retries.n]).toEqual([['ack'], [{ kind: 'retry', delayMs: 1000, attempt: 2, priority: 7 }], 1]);
     });
 
     it('requeues when the retry was not confirmed (the task waits in retrying)', async () => {
@@ -124,7 +126,7 @@ describe('the ack rule', () => {
       const { rule, published, metrics } = setup();
       const d = fakeDelivery();
       await rule.defer(d, MESSAGE, 1, 2500);
-      expect([d.settled, published, metrics.deferrals.n]).toEqual([['ack'], [{ kind: 'retry', delayMs: 2500, attempt: 1 }], 1]);
+      expect([d.settled, published, metrics.deferrals.n]).toEqual([['ack'], [{ kind: 'retry', delayMs: 2500, attempt: 1, priority: 7 }], 1]);
     });
 
     it('requeues a deferral the broker refused', async () => {
@@ -170,7 +172,7 @@ describe('the ack rule', () => {
       const { rule, published } = setup({ queueType: 'quorum' });
       const d = fakeDelivery();
       await rule.handBack(d, MESSAGE);
-      expect([d.settled, published]).toEqual([['ack'], [{ kind: 'task', attempt: 2 }]]);
+      expect([d.settled, published]).toEqual([['ack'], [{ kind: 'task', attempt: 2, priority: 7 }]]);
     });
 
     it('falls back to a requeue on quorum queues when the copy was refused', async () => {
@@ -233,7 +235,7 @@ describe('the ack rule', () => {
       const { rule, published } = setup({ abandon: { applied: false, task: task('running') } });
       const d = fakeDelivery();
       await rule.unowned(d, MESSAGE, task('running', { attempt: 3, leaseExpiresAt: new Date(Date.now() - 1000) }));
-      expect([d.settled, published]).toEqual([['ack'], [{ kind: 'retry', delayMs: 0, attempt: 3 }]]);
+      expect([d.settled, published]).toEqual([['ack'], [{ kind: 'retry', delayMs: 0, attempt: 3, priority: 7 }]]);
     });
 
     it('acks when the abandonment found the task terminal meanwhile', async () => {

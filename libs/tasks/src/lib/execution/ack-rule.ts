@@ -9,6 +9,12 @@ import { WORKER_CONFIG } from './execution.constants';
 import { ExecutionMetrics } from './execution.metrics';
 import type { WorkerConfig } from './worker.config';
 
+/** Successors keep the task's priority (a retry or a deferral of a priority-9 task is still one). */
+function priorityOf(delivery: Delivery): number | undefined {
+  const priority: unknown = delivery.message.properties.priority;
+  return typeof priority === 'number' ? priority : undefined;
+}
+
 /** Deliveries of one task that hit an unexpected error (a bug) before its message is dead-lettered. */
 const MAX_UNEXPECTED_ERRORS = 3;
 /** Tasks whose unexpected errors are remembered at most. */
@@ -52,7 +58,7 @@ export class AckRule {
    */
   async retried(delivery: Delivery, message: TaskMessage, attempt: number, delayMs: number): Promise<string | null> {
     try {
-      const tier = await this.publisher.publishRetry(message, { attempt, delayMs });
+      const tier = await this.publisher.publishRetry(message, { attempt, delayMs, priority: priorityOf(delivery) });
       this.metrics.retries.inc({ tier: tier.label });
       delivery.ack();
       return tier.label;
@@ -66,7 +72,7 @@ export class AckRule {
   /** (b) A copy that comes back after `delayMs` (rounded down to a tier), confirmed, then ack; else requeue after a pause. */
   async defer(delivery: Delivery, message: TaskMessage, attempt: number, delayMs: number): Promise<void> {
     try {
-      await this.publisher.publishRetry(message, { attempt, delayMs });
+      await this.publisher.publishRetry(message, { attempt, delayMs, priority: priorityOf(delivery) });
       this.metrics.deferrals.inc();
       delivery.ack();
     } catch (err) {
@@ -115,6 +121,7 @@ export class AckRule {
       const traceparent = headers[HEADERS.traceparent];
       await this.publisher.publishTask(message, {
         attempt: Number(headers[HEADERS.attempt] ?? 0) || 0,
+        priority: priorityOf(delivery),
         traceparent: typeof traceparent === 'string' ? traceparent : undefined,
       });
       delivery.ack();

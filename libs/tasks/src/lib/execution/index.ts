@@ -9,3 +9,4 @@ export * from './worker.config';
 export * from './worker-registry.service';
 export * from './execution.metrics';
 export * from './micro-batcher';
+export { handledType, resolveServedTypes } from './served-types';

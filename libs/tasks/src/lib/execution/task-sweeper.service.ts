@@ -4,7 +4,6 @@ import { TaskStateMachine } from '../task-state-machine';
 import { TaskTypeRegistry } from '../task-types';
 import { WORKER_CONFIG } from './execution.constants';
 import { ExecutionMetrics } from './execution.metrics';
-import { TaskHandlerRegistry } from './task-handler.registry';
 import type { WorkerConfig } from './worker.config';
 
 /** Most tasks re-enqueued per kind in one sweep. */
@@ -18,7 +17,7 @@ const SWEEP_LIMIT = 1000;
  * - `queued` for longer than the grace period while the broker reports their queue empty. A queue
  *   with messages ready is a backlog working its way down (a million queued tasks are not a
  *   million lost ones): nothing is re-enqueued until it has drained. Only types this worker
- *   serves, so the queue asked about is the one their messages would be in.
+ *   serves, each against its own queues (which this worker declared and consumes).
  * Every worker sweeps; the statements recheck each row under its lock, so two sweepers racing
  * re-enqueue a task once. A duplicate message is absorbed by the claim.
  */
@@ -30,7 +29,6 @@ export class TaskSweeper {
 
   constructor(
     private readonly tasks: TaskStateMachine,
-    private readonly handlers: TaskHandlerRegistry,
     private readonly types: TaskTypeRegistry,
     private readonly topology: Topology,
     private readonly probe: QueueProbe,
@@ -71,20 +69,24 @@ export class TaskSweeper {
   }
 
   private async sweepLostQueued(graceMs: number): Promise<number> {
-    const types = this.handlers.types().filter((type) => this.types.unavailable(type) === null);
-    if (types.length === 0) return 0;
-    // Database first, broker second: every candidate's message was confirmed before the broker is
-    // asked, so an empty queue means it was delivered (and claimed: no longer queued) or lost.
-    const candidates = await this.tasks.findIdleQueued(types, graceMs, SWEEP_LIMIT);
-    if (candidates.length === 0) return 0;
-    const queue = this.topology.queues.work;
-    const ready = await this.probe.readyMessages(queue);
-    if (ready !== 0) return 0; // a backlog still draining, or the broker cannot say: look again next time
-    const requeued = await this.tasks.requeueLostQueued(candidates, graceMs);
-    if (requeued.length > 0) {
-      this.logger.warn(`re-enqueued ${requeued.length} queued task(s) whose message the broker lost (${queue} is empty)`);
-      this.metrics.sweptTasks.inc({ kind: 'queued' }, requeued.length);
+    let total = 0;
+    for (const type of this.topology.served) {
+      if (this.types.unavailable(type) !== null) continue;
+      // Database first, broker second: every candidate's message was confirmed before the broker is
+      // asked, so an empty queue means it was delivered (and claimed: no longer queued) or lost.
+      const candidates = await this.tasks.findIdleQueued([type], graceMs, SWEEP_LIMIT);
+      if (candidates.length === 0) continue;
+      const queues = this.topology.queuesOf(type);
+      const ready = await Promise.all(queues.map((q) => this.probe.readyMessages(q)));
+      // A backlog still draining, or the broker cannot say: look again next time.
+      if (ready.some((n) => n !== 0)) continue;
+      const requeued = await this.tasks.requeueLostQueued(candidates, graceMs);
+      if (requeued.length > 0) {
+        this.logger.warn(`re-enqueued ${requeued.length} queued ${type} task(s) whose message the broker lost (${queues.join(', ')} empty)`);
+        this.metrics.sweptTasks.inc({ kind: 'queued' }, requeued.length);
+      }
+      total += requeued.length;
     }
-    return requeued.length;
+    return total;
   }
 }

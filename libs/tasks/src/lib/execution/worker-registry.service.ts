@@ -1,10 +1,11 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { hostname } from 'node:os';
+import { Topology } from '@tasksys/messaging';
 import { DataSource } from 'typeorm';
 import { WORKER_CONFIG } from './execution.constants';
 import type { WorkerConfig } from './worker.config';
 
-/** Registers this worker in the `workers` table and heartbeats it, so operators see who is alive. */
+/** Registers this worker (and the task types it serves) in the `workers` table and heartbeats it, so operators see who is alive. */
 @Injectable()
 export class WorkerRegistry {
   private readonly logger = new Logger(WorkerRegistry.name);
@@ -13,6 +14,7 @@ export class WorkerRegistry {
 
   constructor(
     private readonly db: DataSource,
+    private readonly topology: Topology,
     @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
   ) {}
 
@@ -21,11 +23,11 @@ export class WorkerRegistry {
 
   async start(inFlight: () => number): Promise<void> {
     await this.db.query(
-      `INSERT INTO workers (id, host, pid, concurrency, in_flight, started_at, last_seen_at, stopped_at)
-       VALUES ($1, $2, $3, $4, 0, now(), now(), NULL)
+      `INSERT INTO workers (id, host, pid, concurrency, in_flight, started_at, last_seen_at, stopped_at, task_types)
+       VALUES ($1, $2, $3, $4, 0, now(), now(), NULL, $5)
        ON CONFLICT (id) DO UPDATE SET host = $2, pid = $3, concurrency = $4, in_flight = 0,
-                                      started_at = now(), last_seen_at = now(), stopped_at = NULL`,
-      [this.config.WORKER_ID, hostname(), process.pid, this.config.WORKER_CONCURRENCY],
+                                      started_at = now(), last_seen_at = now(), stopped_at = NULL, task_types = $5`,
+      [this.config.WORKER_ID, hostname(), process.pid, this.config.WORKER_CONCURRENCY, this.topology.served],
     );
     this.lastSeenOk = true;
     this.timer = setInterval(() => {

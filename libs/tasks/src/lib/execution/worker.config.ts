@@ -1,9 +1,27 @@
+import { TASK_TYPE_NAME } from '@tasksys/messaging';
 import { env } from '@tasksys/platform';
 import { hostname } from 'node:os';
 import { z } from 'zod';
 
+/** A comma list of task type names; unset or empty: every type the worker has a handler for. */
+const taskTypeList = z
+  .string()
+  .optional()
+  .transform((raw, ctx) => {
+    if (raw === undefined || raw.trim() === '') return undefined;
+    const types = raw.split(',').map((t) => t.trim());
+    const bad = types.find((t) => !TASK_TYPE_NAME.test(t));
+    if (bad !== undefined) {
+      ctx.addIssue({ code: 'custom', message: `${JSON.stringify(bad)} is not a task type name (a comma list such as demo.sleep,sql.query)` });
+      return z.NEVER;
+    }
+    return types;
+  });
+
 export const workerConfigSchema = z.object({
-  /** Deliveries (and so tasks) in flight at once in this process; also the channel prefetch. */
+  /** The task types this worker serves: their queues are declared, bound and consumed by it. */
+  WORKER_TASK_TYPES: taskTypeList,
+  /** Deliveries (and so tasks) in flight at once in this process, across all its task types; the channel prefetch. */
   WORKER_CONCURRENCY: env.int(10, 1, 10_000),
   /** How long a claim stays valid without a heartbeat; a crashed worker's tasks wait this long. */
   WORKER_LEASE_MS: env.int(15_000, 1_000, 3_600_000),

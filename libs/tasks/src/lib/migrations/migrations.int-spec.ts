@@ -1,7 +1,7 @@
 import { createTestDatabase, type TestDatabase } from '../../testing';
 import { runMigrations } from '../migrate';
 
-const ALL = ['InitialSchema1763700000000', 'LeanTaskIndexes1763800000000', 'RateLimitCounters1763900000000'];
+const ALL = ['InitialSchema1763700000000', 'LeanTaskIndexes1763800000000', 'RateLimitCounters1763900000000', 'RoutingByType1764000000000'];
 
 describe('migrations', () => {
   let t: TestDatabase;

@@ -77,7 +77,7 @@ describe('broker faults (stops and restarts the local RabbitMQ)', () => {
   beforeAll(async () => {
     if (!(await amqpPortOpen())) await startBroker(); // a previous run died with the broker stopped
     t = await createTestDatabase();
-    m = await createTestMessaging();
+    m = await createTestMessaging(undefined, true, ['demo.relay', 'demo.x']);
   });
 
   afterEach(async () => {
@@ -126,7 +126,7 @@ describe('broker faults (stops and restarts the local RabbitMQ)', () => {
       const readyMs = Date.now() - restarted;
       await r.drain(45_000);
       const drainedMs = Date.now() - restarted;
-      const counts = await countInQueue(m.topology.queues.work, m.config.RABBITMQ_URL, ids.length);
+      const counts = await countInQueue(m.topology.workQueue('demo.relay'), m.config.RABBITMQ_URL, ids.length);
       const { missing, duplicates } = summarize(ids, counts);
       expect(missing).toBe(0);
       expect(duplicates).toBeLessThanOrEqual(10);
@@ -149,7 +149,7 @@ describe('broker faults (stops and restarts the local RabbitMQ)', () => {
       await startBroker();
       await r.drain(45_000);
       const ms = Date.now() - started;
-      const counts = await countInQueue(m.topology.queues.work, m.config.RABBITMQ_URL, ids.length);
+      const counts = await countInQueue(m.topology.workQueue('demo.relay'), m.config.RABBITMQ_URL, ids.length);
       const { missing, duplicates } = summarize(ids, counts);
       expect(missing).toBe(0);
       // At most the batch in flight when the broker went away is published twice.
@@ -162,7 +162,7 @@ describe('broker faults (stops and restarts the local RabbitMQ)', () => {
 
   it('publisher and consumer recover from close_all_connections without a restart', async () => {
     const got: string[] = [];
-    const consumer = m.consumers.createConsumer(m.topology.queues.work, {
+    const consumer = m.consumers.createConsumer(m.topology.workQueue('demo.x'), {
       prefetch: 10,
       onMessage: (d) => {
         got.push(String(d.message.properties.correlationId));

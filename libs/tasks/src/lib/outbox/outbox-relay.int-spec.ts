@@ -36,7 +36,7 @@ describe('outbox relay (PostgreSQL + RabbitMQ)', () => {
 
   beforeAll(async () => {
     t = await createTestDatabase();
-    m = await createTestMessaging();
+    m = await createTestMessaging(undefined, true, ['demo.relay']);
     raw = await connect(m.config.RABBITMQ_URL);
   });
 
@@ -64,7 +64,7 @@ describe('outbox relay (PostgreSQL + RabbitMQ)', () => {
     await r.start();
     const started = Date.now();
     const [id] = await writeOutboxRows(t, 1);
-    const counts = await countInQueue(raw, m.topology.queues.work, 1);
+    const counts = await countInQueue(raw, m.topology.workQueue('demo.relay'), 1);
     const ms = Date.now() - started;
     expect([...counts.entries()]).toEqual([[id, 1]]);
     expect(ms).toBeLessThan(5000);
@@ -114,7 +114,7 @@ describe('outbox relay (PostgreSQL + RabbitMQ)', () => {
     const started = Date.now();
     await Promise.all([a.start(), b.start()]);
     await a.drain(30_000);
-    const counts = await countInQueue(raw, m.topology.queues.work, ids.length);
+    const counts = await countInQueue(raw, m.topology.workQueue('demo.relay'), ids.length);
     const ms = Date.now() - started;
     expect(counts.size).toBe(ids.length);
     for (const id of ids) expect(counts.get(id)).toBe(1);

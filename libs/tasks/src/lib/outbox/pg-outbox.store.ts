@@ -18,6 +18,7 @@ interface OutboxRow {
   headers: Record<string, unknown>;
   created_at: Date;
   publish_attempts: number;
+  priority: number;
 }
 
 /** The outbox table behind the messaging library's OutboxStore port. */
@@ -112,5 +113,6 @@ function toRecord(row: OutboxRow): OutboxRecord {
     headers: row.headers,
     createdAt: row.created_at,
     publishAttempts: row.publish_attempts,
+    priority: row.priority,
   };
 }
