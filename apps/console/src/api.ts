@@ -34,10 +34,15 @@ export interface TaskEvent {
 export interface Queue {
   name: string;
   role: 'work' | 'retry' | 'dead' | 'unrouted';
+  /** Work queues: the task type whose work waits there. */
+  type: string | null;
+  /** False for the queue of a type no worker has served yet. */
+  exists: boolean;
   messages: number;
   ready: number;
   unacked: number | null;
   consumers: number;
+  oldestMessageAgeMs: number | null;
 }
 export interface QueueList {
   source: 'management' | 'amqp';

@@ -20,6 +20,35 @@ function summary(r: Record<string, unknown>): string {
     .join(', ');
 }
 
+/** Unrouted messages per task type: each is a type no worker serves yet (redriven once one binds). */
+function ByType({ items }: { items: BrokerMessage[] }) {
+  const counts = new Map<string, number>();
+  for (const m of items) {
+    const type = m.type ?? (m.routingKey || '∅');
+    counts.set(type, (counts.get(type) ?? 0) + 1);
+  }
+  return (
+    <table data-testid="unrouted-by-type">
+      <thead>
+        <tr>
+          <th>task type no worker serves</th>
+          <th class="num">messages</th>
+        </tr>
+      </thead>
+      <tbody>
+        {[...counts.entries()]
+          .sort((a, b) => b[1] - a[1])
+          .map(([type, n]) => (
+            <tr key={type} data-type={type}>
+              <td class="mono">{type}</td>
+              <td class="num">{n}</td>
+            </tr>
+          ))}
+      </tbody>
+    </table>
+  );
+}
+
 function MessageTable({ title, kind, load, redrive, purge, explain }: Props) {
   const list = usePoll(load, 3000);
   const [outcome, setOutcome] = useState<string | null>(null);
@@ -57,6 +86,7 @@ function MessageTable({ title, kind, load, redrive, purge, explain }: Props) {
           Done: {outcome}
         </p>
       )}
+      {kind === 'unrouted' && items.length > 0 && <ByType items={items} />}
       <p class="muted">
         {list.data ? `${list.data.total} message(s) in ${list.data.queue}` : 'loading…'}
         {list.data && list.data.total > items.length ? `, first ${items.length} shown` : ''}
@@ -127,7 +157,7 @@ export function UnroutedPage() {
       kind="unrouted"
       load={() => api.unrouted()}
       redrive={(taskIds) => api.redriveUnrouted({ taskIds }) as unknown as Promise<Record<string, unknown>>}
-      explain="Messages no binding matched. Redrive republishes each to the work exchange under its routing key (confirmed) and then removes it."
+      explain="Messages of task types no worker serves yet, caught by the alternate exchange; their tasks stay queued. A worker that starts serving the type redrives them to its queue within seconds. Redrive here republishes each under its routing key (confirmed), then removes it; one still unserved comes back."
     />
   );
 }
