@@ -148,16 +148,41 @@ describe('worker hardening (processes)', () => {
     expect(await metric(w, 'tasksys_duplicate_deliveries_total')).toBe(0);
   }, 90_000);
 
-  it('adopts a task running under its own lease after a lost claim answer, without spending an attempt', async () => {
-    // The claim committed (attempt 1, lease held by worker "adopter"), its answer never arrived, and
-    // the message came back. With maxAttempts 1 a takeover would fail the task as abandoned.
+  it('adopts a task whose claim committed but whose answer was lost, without spending an attempt', async () => {
+    // The claim of this task (maxAttempts 1) takes 3 s on the server; the worker's client gives up
+    // on the answer after 1.5 s, while the server goes on and commits it: the claim's answer is lost.
     const [id] = await submit(1, { ms: 1 }, { maxAttempts: 1 });
     await t.db.query(`DELETE FROM outbox WHERE correlation_id = $1`, [id]);
-    expect((await sm.claim(id, 'adopter', 3000)).applied).toBe(true);
+    await t.db.query(`
+      CREATE FUNCTION slow_claim() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.id = '${id}' AND OLD.status = 'queued' AND NEW.status = 'running' THEN PERFORM pg_sleep(3); END IF;
+        RETURN NEW;
+      END $$`);
+    await t.db.query(`CREATE TRIGGER slow_claim BEFORE UPDATE ON tasks FOR EACH ROW EXECUTE FUNCTION slow_claim()`);
+    try {
+      const w = await fleet.start({ DATABASE_QUERY_TIMEOUT_MS: '1500' });
+      await sm.enqueueAgain([id], ['queued']);
+      await allSucceeded([id], 30_000);
+      // Before adoption, the retried claim found it running under a live lease, deferred it, and the
+      // takeover after the lease was refused (no attempt left): the task failed as abandoned.
+      expect(await row(id)).toMatchObject({ status: 'succeeded', attempt: 1 });
+      expect(await metric(w, 'tasksys_task_duration_seconds_count', 'outcome="succeeded"')).toBe(1);
+    } finally {
+      await t.db.query(`DROP TRIGGER slow_claim ON tasks; DROP FUNCTION slow_claim()`);
+    }
+  }, 60_000);
+
+  it('does not adopt the runs of a previous incarnation under the same WORKER_ID: a task that kills its worker still spends its attempts', async () => {
+    // As after a restart of a pod whose name is its WORKER_ID: the task runs under that name's lease.
+    const [id] = await submit(1, { ms: 1 }, { maxAttempts: 1 });
+    await t.db.query(`DELETE FROM outbox WHERE correlation_id = $1`, [id]);
+    expect((await sm.claim(id, 'same-name', 3000)).applied).toBe(true);
     await sm.enqueueAgain([id], ['running']);
-    await fleet.start({ WORKER_ID: 'adopter' });
-    await allSucceeded([id], 20_000);
-    expect(await row(id)).toMatchObject({ status: 'succeeded', attempt: 1 });
+    await fleet.start({ WORKER_ID: 'same-name' });
+    // Not run again under the old attempt: once the lease expired, with no attempt left, it failed.
+    await waitFor('failed as abandoned', async () => (await row(id)).status === 'failed', 30_000);
+    expect(await row(id)).toMatchObject({ status: 'failed', attempt: 1 });
   }, 60_000);
 
   it('ignores a late cancel signal for an earlier attempt: the newer run goes on', async () => {

@@ -64,6 +64,7 @@ export class AppModule implements NestModule {
             DATABASE_SCHEMA: c.get('DATABASE_SCHEMA', { infer: true }),
             DATABASE_POOL_SIZE: c.get('DATABASE_POOL_SIZE', { infer: true }),
             DATABASE_MIGRATE: c.get('DATABASE_MIGRATE', { infer: true }),
+            DATABASE_QUERY_TIMEOUT_MS: c.get('DATABASE_QUERY_TIMEOUT_MS', { infer: true }),
           }),
         }),
         MessagingModule.forRootAsync({

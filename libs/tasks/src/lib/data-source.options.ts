@@ -3,7 +3,7 @@ import type { DatabaseConfig } from './database.config';
 import { TASKS_ENTITIES } from './entities';
 import { TASKS_MIGRATIONS } from './migrations';
 
-/** pg connection settings shared by the pool and by dedicated LISTEN connections. */
+/** @internal pg connection settings shared by the pool and by dedicated LISTEN connections. */
 export function pgConnectionConfig(config: Pick<DatabaseConfig, 'DATABASE_URL' | 'DATABASE_SCHEMA'>) {
   return {
     connectionString: config.DATABASE_URL,
@@ -30,6 +30,6 @@ export function dataSourceOptions(config: DatabaseConfig): DataSourceOptions {
     applicationName: pg.application_name,
     // keepAlive and query_timeout: a connection to a server that vanished (failover, dropped
     // packets) fails in seconds instead of hanging until TCP gives up.
-    extra: { options: pg.options, connectionTimeoutMillis: 5000, keepAlive: true, query_timeout: 60_000 },
+    extra: { options: pg.options, connectionTimeoutMillis: 5000, keepAlive: true, query_timeout: config.DATABASE_QUERY_TIMEOUT_MS },
   };
 }

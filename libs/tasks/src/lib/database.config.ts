@@ -8,5 +8,10 @@ export const databaseConfigSchema = z.object({
   DATABASE_POOL_SIZE: env.int(10, 1, 200),
   /** Run pending migrations at start-up (under an advisory lock, so replicas can start together). */
   DATABASE_MIGRATE: env.flag(true),
+  /**
+   * How long the client waits for a statement's answer before it gives up on the connection's reply
+   * (the server may still finish it: the executor then adopts a claim it did not hear back from).
+   */
+  DATABASE_QUERY_TIMEOUT_MS: env.int(60_000, 100, 3_600_000),
 });
 export type DatabaseConfig = z.infer<typeof databaseConfigSchema>;

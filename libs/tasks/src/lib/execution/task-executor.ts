@@ -123,7 +123,16 @@ export class TaskExecutor {
       this.logger.warn({ taskId: message.taskId, type: message.type, msg: `deferred: ${unavailable}` });
       return this.ackRule.defer(delivery, message, 0, UNSERVABLE_DEFER_MS);
     }
-    const claim = await this.retry.untilAnswered(async () => (await this.claims.submit(message.taskId)) ?? NOT_FOUND);
+    // A claim that failed may still have committed (its answer lost on the way): remember that.
+    let unanswered = false;
+    const claim = await this.retry.untilAnswered(async () => {
+      try {
+        return (await this.claims.submit(message.taskId)) ?? NOT_FOUND;
+      } catch (err) {
+        unanswered = true;
+        throw err;
+      }
+    });
     if (claim === undefined) return this.ackRule.handBack(delivery, message);
     if (!claim.task) {
       return this.ackRule.deadLetter(delivery, { code: 'TASK.NOT_FOUND', message: `no task ${message.taskId}`, retryable: false });
@@ -133,13 +142,16 @@ export class TaskExecutor {
       if (task.attempt === 1) this.metrics.queueWait.observe({ type: task.type }, Math.max(0, Date.now() - task.createdAt.getTime()) / 1000);
       return this.leases.holding(task.id, () => this.run(delivery, message, task));
     }
-    if (this.isOrphanOfOurs(task)) return this.leases.holding(task.id, () => this.adopt(delivery, message, task));
+    if (unanswered && this.isOrphanOfOurs(task)) return this.leases.holding(task.id, () => this.adopt(delivery, message, task));
     return this.ackRule.unowned(delivery, message, task);
   }
 
   /**
-   * Running under this worker's own lease, yet nothing here runs it: a claim committed whose answer
-   * was lost (the connection dropped in between), so the retried claim found it taken, by us.
+   * Running under this worker's own lease, yet nothing here runs it, after a claim of this process
+   * got no answer: that claim committed and its answer was lost (the connection dropped, the client
+   * timed out), so the retried claim found it taken, by us. Only then: a worker restarted under the
+   * same WORKER_ID finds its previous incarnation's runs under its name too, and adopting those would
+   * let a task that kills its worker run forever without spending an attempt.
    */
   private isOrphanOfOurs(task: Task): boolean {
     return task.status === 'running' && task.leaseOwner === this.config.WORKER_ID && !this.leases.holds(task.id);

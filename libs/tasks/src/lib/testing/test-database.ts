@@ -21,6 +21,7 @@ export async function createTestDatabase(opts: { migrate?: boolean; poolSize?: n
     DATABASE_SCHEMA: `test_${randomBytes(6).toString('hex')}`,
     DATABASE_POOL_SIZE: opts.poolSize ?? 30,
     DATABASE_MIGRATE: true,
+    DATABASE_QUERY_TIMEOUT_MS: 60_000,
   };
   const db = new DataSource(dataSourceOptions(config));
   await db.initialize();
