@@ -166,6 +166,54 @@ describe('routing by task type (processes)', () => {
     expect(left).toBeGreaterThan(150);
   }, 90_000);
 
+  it('declares its queue again when it vanished while the worker stayed connected', async () => {
+    await fleet.start({ WORKER_TASK_TYPES: 'demo.sleep' });
+    const queue = topology().workQueue('demo.sleep');
+    await ch.deleteQueue(queue); // by hand, or with a broker's data
+    await waitFor('the queue back', async () => {
+      const probe = await amqp.createChannel();
+      probe.on('error', () => undefined);
+      const back = await probe.checkQueue(queue).then(() => true, () => false);
+      await probe.close().catch(() => undefined);
+      return back;
+    }, 15_000);
+    expect(await workBindings()).toEqual(['demo.sleep']);
+    const ids = await submit(5, 'demo.sleep', { ms: 5 });
+    await allSucceeded(ids, 30_000);
+  }, 60_000);
+
+  it('keeps the old queue while a worker of the old version still consumes it, so a hand-back is not lost', async () => {
+    const legacy = topology().queues.legacyWork;
+    await ch.assertExchange(messaging.TASKS_NAMESPACE, 'topic', { durable: true, arguments: { 'alternate-exchange': `${messaging.TASKS_NAMESPACE}.unrouted` } });
+    await ch.assertQueue(legacy, { durable: true, arguments: { 'x-dead-letter-exchange': `${messaging.TASKS_NAMESPACE}.dlx` } });
+    await ch.bindQueue(legacy, messaging.TASKS_NAMESPACE, '#');
+    const [id] = await submit(1, 'demo.sleep', { ms: 5 });
+    const [r] = await t.db.query(`SELECT id, routing_key, body FROM outbox WHERE correlation_id = $1`, [id]);
+    ch.publish(messaging.TASKS_NAMESPACE, r.routing_key, Buffer.from(JSON.stringify(r.body)), { persistent: true, correlationId: id });
+    await ch.waitForConfirms();
+    await t.db.query(`DELETE FROM outbox WHERE id = $1`, [r.id]);
+    // The old worker: it holds the task's message, unacked.
+    const old = await amqp.createChannel();
+    await old.prefetch(1);
+    const held = new Promise<import('amqplib').ConsumeMessage>((ok) => void old.consume(legacy, (m) => m && ok(m)));
+    const message = await held;
+    await fleet.start({ WORKER_TASK_TYPES: 'demo.sleep', SWEEP_GRACE_MS: '600000' });
+    await waitFor('the # binding gone', async () => !(await workBindings()).includes('#'), 15_000);
+    // Still there: a consumer holds a delivery it may hand back.
+    expect((await ch.checkQueue(legacy)).consumerCount).toBe(1);
+    // The old worker stops and hands its delivery back; the new one moves it on and removes the queue.
+    old.nack(message, false, true);
+    await old.close();
+    await allSucceeded([id], 30_000);
+    await waitFor('the old queue deleted', async () => {
+      const probe = await amqp.createChannel();
+      probe.on('error', () => undefined);
+      const gone = await probe.checkQueue(legacy).then(() => false, () => true);
+      await probe.close().catch(() => undefined);
+      return gone;
+    }, 15_000);
+  }, 60_000);
+
   it('moves an existing deployment from the single work queue: the old queue is drained, then removed, nothing lost', async () => {
     // The topology of older versions: one queue bound with # (a worker of that version declared it).
     const legacy = topology().queues.legacyWork;
