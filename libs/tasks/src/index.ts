@@ -1,23 +1,72 @@
-export * from './lib/database.config';
-export * from './lib/data-source.options';
+// The public surface of @tasksys/tasks. Everything not named here is internal to the lib.
+
+// The task store: the module, its configuration, the schema.
+export { TasksModule, type TasksModuleAsyncOptions } from './lib/tasks.module';
+export { type DatabaseConfig, databaseConfigSchema } from './lib/database.config';
+export { dataSourceOptions } from './lib/data-source.options';
+export { runMigrations } from './lib/migrate';
 export { isTransientDatabaseError } from './lib/database-errors';
-export * from './lib/entities';
-export * from './lib/migrate';
-export * from './lib/outbox/pg-outbox.store';
-export * from './lib/pg-notification.listener';
-export * from './lib/task-state-machine';
-export * from './lib/task-status';
-export * from './lib/tasks.constants';
-export * from './lib/tasks.module';
-export * from './lib/task-types';
-export * from './lib/execution';
-export * from './lib/auth/api-key.service';
-export * from './lib/commands/create-task-batch.command';
-export * from './lib/queries/keyset-cursor';
-export * from './lib/queries/task-queries.module';
-export * from './lib/queries/task-reports';
-export * from './lib/queries/task-store.metrics';
-export * from './lib/queries/task-update.feed';
-export * from './lib/queries/task.queries';
-export * from './lib/admin';
-export * from './lib/rate-limit';
+export type { ApiKeyRole, Task, TaskError, TaskReport } from './lib/entities';
+
+// The states and every transition between them.
+export { isTerminal, TASK_STATUSES, type TaskStatus } from './lib/task-status';
+export {
+  type CreateResult,
+  type NewTask,
+  type NewTaskRow,
+  TaskStateMachine,
+  type TransitionResult,
+} from './lib/task-state-machine';
+
+// What the use cases refuse, with stable codes.
+export { IdempotencyConflictError, InvalidTransitionError, TaskNotFoundError } from './lib/task.errors';
+export { InvalidCursorError, type Page } from './lib/queries/keyset-cursor';
+
+// Task types: payload schemas and defaults, shared by the api and the worker.
+export {
+  BUILTIN_TASK_TYPES,
+  type DemoCrashPayload,
+  type DemoSleepPayload,
+  type SqlQueryPayload,
+  taskTypesConfigSchema,
+} from './lib/task-types/builtin-task-types';
+export type { BackoffPolicy, TaskTypeDefinition, TaskTypesConfig } from './lib/task-types/task-type';
+export { type PayloadCheck, TaskTypeRegistry } from './lib/task-types/task-type.registry';
+
+// Running tasks (the worker): the executor, handlers and their failures, the sweeper, the fleet.
+export {
+  ExecutionModule,
+  type ExecutionModuleAsyncOptions,
+  type ExecutionModuleOptions,
+} from './lib/execution/execution.module';
+export { WORKER_CONFIG } from './lib/execution/execution.constants';
+export { type WorkerConfig, workerConfigSchema } from './lib/execution/worker.config';
+export { handledType, resolveServedTypes } from './lib/execution/served-types';
+export { HandlesTask, type TaskContext, type TaskHandler } from './lib/execution/task-handler';
+export { RetryableError, TaskFailure, UnrecoverableError } from './lib/execution/task.errors';
+export { TaskExecutor } from './lib/execution/task-executor';
+export { TaskSweeper } from './lib/execution/task-sweeper.service';
+export { WorkerRegistry } from './lib/execution/worker-registry.service';
+
+// The HTTP side's reads and writes beyond the state machine.
+export { TaskQueriesModule } from './lib/queries/task-queries.module';
+export { type TaskEventView, type TaskListQuery, TaskQueries } from './lib/queries/task.queries';
+export { TaskReports } from './lib/queries/task-reports';
+export { type TaskFeedEvent, type TaskUpdate, TaskUpdateFeed } from './lib/queries/task-update.feed';
+export { TaskStoreMetrics } from './lib/queries/task-store.metrics';
+export { ApiKeyService, hashApiKey, type IssuedApiKey, type Principal } from './lib/auth/api-key.service';
+export { CreateTaskBatchCommand, type NewBatchTask } from './lib/commands/create-task-batch.command';
+
+// Operators: the worker fleet, reconcile, dead-letter redrive.
+export { TasksAdminModule } from './lib/admin/tasks-admin.module';
+export { WorkerFleetQuery, type WorkerStatus } from './lib/admin/worker-fleet.query';
+export { ReconcileCommand, type ReconcileOptions, type ReconcileResult } from './lib/admin/reconcile.command';
+export {
+  RedriveDeadLettersCommand,
+  type RedriveDeadLettersOptions,
+  type RedriveDeadLettersResult,
+} from './lib/admin/redrive-dead-letters.command';
+
+// Rate limits shared by every replica.
+export { RateLimitModule } from './lib/rate-limit/rate-limit.module';
+export { DistributedRateLimiter, type RateLimitDecision } from './lib/rate-limit/distributed-rate-limiter';

@@ -2,20 +2,28 @@ import { type DynamicModule, type MiddlewareConsumer, Module, type NestModule } 
 import { ConfigModule, ConfigService } from '@nestjs/config';
 import { APP_FILTER, APP_GUARD, APP_PIPE } from '@nestjs/core';
 import { ThrottlerModule } from '@nestjs/throttler';
-import { BrokerAdminModule, BrokerStatus, type MessagingConfig, messagingConfigSchema, MessagingModule, OutboxRelayModule } from '@tasksys/messaging';
-import { HealthModule, LoggingModule, MetricsModule, validateEnv } from '@tasksys/platform';
+import { DataSource } from 'typeorm';
+import {
+  BrokerAdminModule,
+  brokerAdminConfigSchema,
+  BrokerStatus,
+  messagingConfigSchema,
+  MessagingModule,
+  OutboxRelayModule,
+} from '@tasksys/messaging';
+import { fromConfig, HealthModule, loggingConfigSchema, LoggingModule, MetricsModule, validateEnv } from '@tasksys/platform';
 import {
   BUILTIN_TASK_TYPES,
-  type DatabaseConfig,
+  databaseConfigSchema,
   DistributedRateLimiter,
   RateLimitModule,
   TaskQueriesModule,
   TasksAdminModule,
   TasksModule,
   TaskStoreMetrics,
+  taskTypesConfigSchema,
   TaskTypeRegistry,
 } from '@tasksys/tasks';
-import { DataSource } from 'typeorm';
 import { AdminController } from './admin/admin.controller';
 import { AdminMetrics } from './admin/admin.metrics';
 import { type ApiConfig, apiConfigSchema } from './api.config';
@@ -36,6 +44,9 @@ export interface AppModuleOptions {
 
 type Config = ConfigService<ApiConfig, true>;
 
+/** Probes and scrapes: no log line per request. */
+const QUIET_PATHS = ['/health', '/metrics'];
+
 /** The HTTP API: tasks, admin, health, metrics; the outbox relay runs here too (never handlers: see MessagingModule). */
 @Module({})
 export class AppModule implements NestModule {
@@ -52,37 +63,16 @@ export class AppModule implements NestModule {
           ignoreEnvFile: true,
           validate: (raw) => validateEnv(apiConfigSchema)({ ...raw, ...options.env }),
         }),
-        LoggingModule.forRootAsync({
-          inject: [ConfigService],
-          useFactory: (c: Config) => ({ level: c.get('LOG_LEVEL', { infer: true }), quietPaths: ['/health', '/metrics'] }),
-        }),
+        // Every lib module's options are its own variables of the validated environment (fromConfig).
+        LoggingModule.forRootAsync(fromConfig(loggingConfigSchema, (c) => ({ level: c.LOG_LEVEL, quietPaths: QUIET_PATHS }))),
         MetricsModule,
-        TasksModule.forRootAsync({
-          inject: [ConfigService] as never[],
-          useFactory: (c: Config): DatabaseConfig => ({
-            DATABASE_URL: c.get('DATABASE_URL', { infer: true }),
-            DATABASE_SCHEMA: c.get('DATABASE_SCHEMA', { infer: true }),
-            DATABASE_POOL_SIZE: c.get('DATABASE_POOL_SIZE', { infer: true }),
-            DATABASE_MIGRATE: c.get('DATABASE_MIGRATE', { infer: true }),
-            DATABASE_QUERY_TIMEOUT_MS: c.get('DATABASE_QUERY_TIMEOUT_MS', { infer: true }),
-          }),
-        }),
-        MessagingModule.forRootAsync({
-          inject: [ConfigService],
-          useFactory: (c: Config) =>
-            Object.fromEntries(Object.keys(messagingConfigSchema.shape).map((k) => [k, c.get(k as keyof ApiConfig)])) as MessagingConfig,
-        }),
+        TasksModule.forRootAsync(fromConfig(databaseConfigSchema)),
+        MessagingModule.forRootAsync(fromConfig(messagingConfigSchema)),
         // Publishes what state changes wrote to the outbox (work and cancel signals); the api never publishes directly.
-        OutboxRelayModule,
+        OutboxRelayModule.register({ listen: true }),
         TaskQueriesModule,
         // Operators: queue figures, dead-letter and unrouted redrive, the worker fleet, reconcile.
-        BrokerAdminModule.forRootAsync({
-          inject: [ConfigService],
-          useFactory: (c: Config) => ({
-            RABBITMQ_MANAGEMENT_URL: c.get('RABBITMQ_MANAGEMENT_URL', { infer: true }),
-            RABBITMQ_MANAGEMENT_TIMEOUT_MS: c.get('RABBITMQ_MANAGEMENT_TIMEOUT_MS', { infer: true }),
-          }),
-        }),
+        BrokerAdminModule.forRootAsync(fromConfig(brokerAdminConfigSchema)),
         TasksAdminModule,
         // Budgets shared by all replicas through PostgreSQL: per key here, per client address in ApiKeyGuard.
         RateLimitModule,
@@ -96,27 +86,24 @@ export class AppModule implements NestModule {
         }),
         HealthModule.forRootAsync({
           inject: [DataSource, BrokerStatus],
-          useFactory: (db: DataSource, broker: BrokerStatus) => [
-            { name: 'database', check: async () => void (await db.query('SELECT 1')) },
-            {
-              name: 'broker',
-              check: () => {
-                if (!broker.isReady()) throw new Error(broker.lastError()?.message ?? 'not connected or topology not declared');
+          useFactory: (db: DataSource, broker: BrokerStatus) => ({
+            checks: [
+              { name: 'database', check: async () => void (await db.query('SELECT 1')) },
+              {
+                name: 'broker',
+                check: () => {
+                  if (!broker.isReady()) throw new Error(broker.lastError()?.message ?? 'not connected or topology not declared');
+                },
               },
-            },
-          ],
+            ],
+          }),
         }),
       ],
       controllers: [TasksController, AdminController],
       providers: [
         {
           provide: TaskTypeRegistry,
-          inject: [ConfigService],
-          useFactory: (c: Config) =>
-            new TaskTypeRegistry(BUILTIN_TASK_TYPES, {
-              SQL_TARGET_URL: c.get('SQL_TARGET_URL', { infer: true }),
-              DEMO_ALLOW_CRASH: c.get('DEMO_ALLOW_CRASH', { infer: true }),
-            }),
+          ...fromConfig(taskTypesConfigSchema, (c) => new TaskTypeRegistry(BUILTIN_TASK_TYPES, c)),
         },
         TasksService,
         TaskStreamService,

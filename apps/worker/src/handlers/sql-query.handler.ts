@@ -11,6 +11,7 @@ import {
 } from '@tasksys/tasks';
 import type { SqlQueryConfig } from '../worker.config';
 import { TASK_TYPES_CONFIG } from '../worker.constants';
+import { HANDLER_ERROR_CODES } from './handler-error-codes';
 import { CLIENT_TIMEOUT_MARGIN_MS, IDLE_IN_TRANSACTION_TIMEOUT_MS, type ResultOverflow, TargetSession } from './sql-target.session';
 
 export interface SqlQueryResult {
@@ -66,7 +67,7 @@ export class SqlQueryHandler implements TaskHandler<SqlQueryPayload, SqlQueryRes
 
   async run({ taskId, payload, signal }: TaskContext<SqlQueryPayload>): Promise<SqlQueryResult> {
     const url = this.config.SQL_TARGET_URL;
-    if (!url) throw new UnrecoverableError('SQL_TARGET_URL is not set on this worker', 'SQL.DISABLED');
+    if (!url) throw new UnrecoverableError('SQL_TARGET_URL is not set on this worker', HANDLER_ERROR_CODES.SQL_DISABLED);
     if (signal.aborted) throw signal.reason;
     const timeoutMs = payload.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     let session: TargetSession | undefined;
@@ -121,7 +122,7 @@ export class SqlQueryHandler implements TaskHandler<SqlQueryPayload, SqlQueryRes
           continue;
         }
         const sqlState = err instanceof DatabaseError ? ` (SQLSTATE ${err.code})` : '';
-        throw new RetryableError(`cannot reach the SQL target: ${(err as Error).message}${sqlState}`, 'SQL.UNREACHABLE');
+        throw new RetryableError(`cannot reach the SQL target: ${(err as Error).message}${sqlState}`, HANDLER_ERROR_CODES.SQL_UNREACHABLE);
       }
     }
   }
@@ -150,7 +151,7 @@ export class SqlQueryHandler implements TaskHandler<SqlQueryPayload, SqlQueryRes
       throw new UnrecoverableError(
         `refusing to run: the session on SQL_TARGET_URL ${problems.join('; ')}. The worker sets these at connect ` +
           '(startup options); a pooler that drops them cannot be used (README, "sql.query and the SQL target")',
-        'SQL.SESSION_UNSAFE',
+        HANDLER_ERROR_CODES.SQL_SESSION_UNSAFE,
       );
     }
     if (setting('is_superuser') === 'on') {
@@ -193,11 +194,11 @@ export class SqlQueryHandler implements TaskHandler<SqlQueryPayload, SqlQueryRes
   /** The task's error for a failed run: the worker's own stops first, then what PostgreSQL said. */
   private failure(err: unknown, session: TargetSession | undefined, timeoutMs: number): Error {
     if (session?.overflow) {
-      return new UnrecoverableError(tooLargeMessage(session.overflow, this.config.SQL_MAX_RESULT_BYTES), 'SQL.RESULT_TOO_LARGE');
+      return new UnrecoverableError(tooLargeMessage(session.overflow, this.config.SQL_MAX_RESULT_BYTES), HANDLER_ERROR_CODES.SQL_RESULT_TOO_LARGE);
     }
     if (session?.stopped === 'deadline') {
       const message = `the query ran past its timeoutMs (${timeoutMs} ms) and was stopped by the worker`;
-      return new UnrecoverableError(message, 'SQL.TIMEOUT');
+      return new UnrecoverableError(message, HANDLER_ERROR_CODES.SQL_TIMEOUT);
     }
     if (err instanceof TaskFailure) return err;
     return classify(err);
@@ -247,8 +248,8 @@ function classify(err: unknown): Error {
     const transient = sqlState.startsWith('08') || insufficientResources || sqlState.startsWith('57P') || sqlState === '40001';
     const text = err.message.length > MAX_ERROR_MESSAGE_CHARS ? `${err.message.slice(0, MAX_ERROR_MESSAGE_CHARS)}...` : err.message;
     const message = `${text} (SQLSTATE ${sqlState})`;
-    if (transient) return new RetryableError(message, 'SQL.TRANSIENT');
-    return new UnrecoverableError(message, sqlState === '57014' ? 'SQL.TIMEOUT' : 'SQL.ERROR');
+    if (transient) return new RetryableError(message, HANDLER_ERROR_CODES.SQL_TRANSIENT);
+    return new UnrecoverableError(message, sqlState === '57014' ? HANDLER_ERROR_CODES.SQL_TIMEOUT : HANDLER_ERROR_CODES.SQL_ERROR);
   }
-  return new RetryableError((err as Error).message ?? String(err), 'SQL.CONNECTION');
+  return new RetryableError((err as Error).message ?? String(err), HANDLER_ERROR_CODES.SQL_CONNECTION);
 }

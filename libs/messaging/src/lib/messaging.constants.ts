@@ -1,5 +1,10 @@
-/** Inject token of the validated `MessagingConfig`. */
+import { Inject } from '@nestjs/common';
+
+/** @internal Inject token of the validated `MessagingConfig` (MessagingModule's options). */
 export const MESSAGING_CONFIG = Symbol('MESSAGING_CONFIG');
+
+/** @internal Injects the MessagingConfig: `@InjectMessagingConfig() config: MessagingConfig`. */
+export const InjectMessagingConfig = () => Inject(MESSAGING_CONFIG);
 
 /** Message headers this system sets and reads. */
 export const HEADERS = {

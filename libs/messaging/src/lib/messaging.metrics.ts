@@ -4,7 +4,7 @@ import type { OutboxRelayService } from './outbox/outbox-relay.service';
 import type { PublisherStats, TaskPublisher } from './publishing/task.publisher';
 
 /**
- * Prometheus view of the publisher's own counters (`tasksys_publish_total{result}`), read at
+ * @internal Prometheus view of the publisher's own counters (`tasksys_publish_total{result}`), read at
  * scrape time so the hot publish path keeps plain increments.
  */
 export function registerPublisherMetrics(metrics: MetricsService, publisher: TaskPublisher): void {
@@ -25,7 +25,7 @@ export function registerPublisherMetrics(metrics: MetricsService, publisher: Tas
   });
 }
 
-/** `tasksys_outbox_relayed_total{result}` from the relay's counters. */
+/** @internal `tasksys_outbox_relayed_total{result}` from the relay's counters. */
 export function registerRelayMetrics(metrics: MetricsService, relay: OutboxRelayService): void {
   const seen = { sent: 0, failed: 0 };
   metrics.counter({

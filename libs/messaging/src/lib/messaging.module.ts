@@ -1,32 +1,23 @@
-import { AmqpConnection, MessageHandlerErrorBehavior, RabbitMQModule, type RabbitMQConfig } from '@golevelup/nestjs-rabbitmq';
-import { type DynamicModule, Module, type ModuleMetadata } from '@nestjs/common';
+import { MessageHandlerErrorBehavior, RabbitMQModule, type RabbitMQConfig } from '@golevelup/nestjs-rabbitmq';
+import { ConfigurableModuleBuilder, type DynamicModule, Module } from '@nestjs/common';
 import { MetricsService } from '@tasksys/platform';
-import { registerPublisherMetrics } from './messaging.metrics';
-import { BrokerStatus } from './broker-status';
-import { ConsumerFactory } from './consuming/consumer.factory';
 import { QueueBrowser } from './admin/queue-browser';
 import { UnroutedRedriver } from './admin/unrouted-redriver';
+import { BrokerStatus } from './broker-status';
+import { ConsumerFactory } from './consuming/consumer.factory';
 import { QueueProbe } from './consuming/queue-probe';
-import { RoutingUpkeep } from './routing/routing-upkeep.service';
 import type { MessagingConfig } from './messaging.config';
 import { MESSAGING_CONFIG } from './messaging.constants';
+import { registerPublisherMetrics } from './messaging.metrics';
 import { TaskPublisher } from './publishing/task.publisher';
+import { RoutingUpkeep } from './routing/routing-upkeep.service';
 import { buildTopology, Topology, type TopologyOptions } from './topology/topology';
 import { TopologyDeclarer } from './topology/topology-declarer';
-
-export interface MessagingModuleAsyncOptions {
-  imports?: ModuleMetadata['imports'];
-  // Nest's own factory providers type their arguments as any[]; the same here.
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  inject?: any[];
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  useFactory: (...args: any[]) => MessagingOptions | Promise<MessagingOptions>;
-}
 
 /** The broker settings, and for a worker the task types whose queues it declares and binds. */
 export type MessagingOptions = MessagingConfig & TopologyOptions;
 
-/** golevelup settings: one connection, no handler discovery, nothing declared through its config. */
+/** @internal golevelup settings: one connection, no handler discovery, nothing declared through its config. */
 export function rabbitMqConfig(cfg: MessagingConfig): RabbitMQConfig {
   return {
     uri: cfg.RABBITMQ_URL,
@@ -44,31 +35,41 @@ export function rabbitMqConfig(cfg: MessagingConfig): RabbitMQConfig {
   };
 }
 
-/** @internal Provides MESSAGING_CONFIG so RabbitMQModule's factory can inject it. */
-@Module({})
-class MessagingConfigModule {
-  static forRootAsync(options: MessagingModuleAsyncOptions): DynamicModule {
-    return {
-      module: MessagingConfigModule,
-      imports: options.imports ?? [],
-      providers: [{ provide: MESSAGING_CONFIG, inject: options.inject ?? [], useFactory: options.useFactory }],
-      exports: [MESSAGING_CONFIG],
-    };
-  }
-}
+const definition = new ConfigurableModuleBuilder<MessagingOptions>({
+  optionsInjectionToken: MESSAGING_CONFIG,
+})
+  .setClassMethodName('forRoot')
+  .build();
+
+/** `MessagingModule.forRootAsync(...)`: the options from a factory (`inject`, `useFactory`), `useClass` or `useExisting`. */
+export type MessagingModuleAsyncOptions = typeof definition.ASYNC_OPTIONS_TYPE;
+
+/**
+ * @internal Holds MESSAGING_CONFIG in a module of its own, so that RabbitMQModule's factory (in its
+ * module) can import and inject it.
+ */
+@Module({ exports: [MESSAGING_CONFIG] })
+class MessagingConfigModule extends definition.ConfigurableModuleClass {}
 
 /**
  * RabbitMQ for both apps: one connection, the topology declared on every (re)connect, the
  * confirmed publisher, consumers and readiness. Global; import once in the app module:
  *
  * ```ts
- * MessagingModule.forRootAsync({ inject: [ConfigService], useFactory: (c) => c.get('messaging') })
+ * MessagingModule.forRootAsync(fromConfig(messagingConfigSchema))
  * ```
  */
 @Module({})
 export class MessagingModule {
+  static forRoot(options: MessagingOptions): DynamicModule {
+    return MessagingModule.over(MessagingConfigModule.forRoot(options));
+  }
+
   static forRootAsync(options: MessagingModuleAsyncOptions): DynamicModule {
-    const config = MessagingConfigModule.forRootAsync(options);
+    return MessagingModule.over(MessagingConfigModule.forRootAsync(options));
+  }
+
+  private static over(config: DynamicModule): DynamicModule {
     return {
       module: MessagingModule,
       global: true,
@@ -104,5 +105,3 @@ export class MessagingModule {
     };
   }
 }
-
-export { AmqpConnection };

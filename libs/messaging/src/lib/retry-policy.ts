@@ -4,7 +4,7 @@ export interface BackoffOptions {
   maxMs: number;
 }
 
-/** +/- this fraction of the exponential delay, so retries of a burst of failures spread out. */
+/** @internal +/- this fraction of the exponential delay, so retries of a burst of failures spread out. */
 export const RETRY_JITTER = 0.2;
 
 /**
@@ -20,7 +20,7 @@ export function retryDelayMs(attempt: number, { baseMs, maxMs }: BackoffOptions,
 }
 
 /**
- * The tier a delay is served by: the largest tier whose delay is <= `delayMs` (never later than
+ * @internal The tier a delay is served by: the largest tier whose delay is <= `delayMs` (never later than
  * asked), or the smallest tier if `delayMs` is below all of them. `tiers` must be non-empty.
  */
 export function pickRetryTier<T extends { delayMs: number }>(delayMs: number, tiers: readonly T[]): T {

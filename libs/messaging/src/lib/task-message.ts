@@ -1,3 +1,5 @@
+import { ERROR_CODES } from '@tasksys/platform';
+
 /**
  * The wire contract between the api (through the outbox) and the workers, in one place: the body
  * types, how they are built (in TypeScript and, for the outbox, in SQL) and how they are parsed.
@@ -24,10 +26,17 @@ export interface ControlMessage {
   attempt?: number;
 }
 
-export type ParsedTaskMessage = { ok: true; message: TaskMessage } | { ok: false; code: string; reason: string };
+/** Why a body is not a task message: the code its dead letter carries. */
+export type MalformedMessageCode =
+  | typeof ERROR_CODES.MESSAGE_NOT_JSON
+  | typeof ERROR_CODES.MESSAGE_INVALID
+  | typeof ERROR_CODES.MESSAGE_UNKNOWN_VERSION;
+
+export type ParsedTaskMessage = { ok: true; message: TaskMessage } | { ok: false; code: MalformedMessageCode; reason: string };
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+/** @internal The work message of a task (ids lowercase, as PostgreSQL returns them). */
 export function taskMessage(taskId: string, type: string): TaskMessage {
   return { v: TASK_MESSAGE_SCHEMA_VERSION, taskId: taskId.toLowerCase(), type };
 }
@@ -51,22 +60,22 @@ export function parseTaskMessage(content: Buffer): ParsedTaskMessage {
   try {
     body = JSON.parse(content.toString('utf8'));
   } catch {
-    return { ok: false, code: 'MESSAGE.NOT_JSON', reason: 'body is not JSON' };
+    return { ok: false, code: ERROR_CODES.MESSAGE_NOT_JSON, reason: 'body is not JSON' };
   }
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    return { ok: false, code: 'MESSAGE.INVALID', reason: 'body is not a JSON object' };
+    return { ok: false, code: ERROR_CODES.MESSAGE_INVALID, reason: 'body is not a JSON object' };
   }
   const { v, taskId, type } = body as Record<string, unknown>;
   if (v !== TASK_MESSAGE_SCHEMA_VERSION) {
-    return { ok: false, code: 'MESSAGE.UNKNOWN_VERSION', reason: `schema version ${JSON.stringify(v)} is not ${TASK_MESSAGE_SCHEMA_VERSION}` };
+    return { ok: false, code: ERROR_CODES.MESSAGE_UNKNOWN_VERSION, reason: `schema version ${JSON.stringify(v)} is not ${TASK_MESSAGE_SCHEMA_VERSION}` };
   }
-  if (typeof taskId !== 'string' || !UUID.test(taskId)) return { ok: false, code: 'MESSAGE.INVALID', reason: 'taskId is not a uuid' };
-  if (typeof type !== 'string' || type.length === 0) return { ok: false, code: 'MESSAGE.INVALID', reason: 'type is missing' };
+  if (typeof taskId !== 'string' || !UUID.test(taskId)) return { ok: false, code: ERROR_CODES.MESSAGE_INVALID, reason: 'taskId is not a uuid' };
+  if (typeof type !== 'string' || type.length === 0) return { ok: false, code: ERROR_CODES.MESSAGE_INVALID, reason: 'type is missing' };
   // PostgreSQL returns ids in lowercase; results are matched by id.
   return { ok: true, message: taskMessage(taskId, type) };
 }
 
-/** Reads a control message body; null when it is not one. */
+/** @internal Reads a control message body; null when it is not one. */
 export function parseControlMessage(content: Buffer): ControlMessage | null {
   try {
     const value: unknown = JSON.parse(content.toString('utf8'));

@@ -2,7 +2,7 @@ import { Logger } from '@nestjs/common';
 import { Client, type ClientConfig } from 'pg';
 
 /**
- * A dedicated connection that LISTENs on one channel and reconnects with backoff when the
+ * @internal A dedicated connection that LISTENs on one channel and reconnects with backoff when the
  * database restarts. Notifications sent while it was down are lost, so `onReconnect` lets
  * the owner catch up (the outbox relay polls, SSE re-reads the task).
  */

@@ -11,13 +11,13 @@ function statementName(sql: string): string {
   return name;
 }
 
-/** The pg pool under TypeORM's Postgres driver. */
+/** @internal The pg pool under TypeORM's Postgres driver. */
 export function pgPool(db: DataSource): Pool {
   return (db.driver as unknown as { master: Pool }).master;
 }
 
 /**
- * Runs `sql` as a named prepared statement: each pooled connection parses and plans it once,
+ * @internal Runs `sql` as a named prepared statement: each pooled connection parses and plans it once,
  * not on every call (planning the transition statements cost as much as running them). For
  * the hot statements only; the set of texts must stay small, since every connection keeps each.
  */

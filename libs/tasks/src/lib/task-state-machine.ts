@@ -71,7 +71,7 @@ function enqueueWorkSql(from: string, headers = `'{}'::jsonb`): string {
 }
 
 /**
- * A claim accepts a message this much before the task's `run_after`: a retry tier's message is
+ * @internal A claim accepts a message this much before the task's `run_after`: a retry tier's message is
  * published after the commit that set `run_after`, so it comes back late, never early, except for
  * clock jitter between the broker and the database. Anything earlier is a duplicate or an early
  * copy and is deferred, so it cannot skip the backoff.
@@ -85,10 +85,11 @@ export const CLAIM_EARLY_TOLERANCE_MS = 250;
  * or the row as it is. Repeating a transition is harmless; fenced transitions carry the
  * attempt number so a run that lost its lease cannot write.
  */
-/** Told about every applied transition (metrics); optional so the state machine stands alone in tests. */
+/** @internal Told about every applied transition (metrics); optional so the state machine stands alone in tests. */
 export interface TransitionObserver {
   transitioned(from: TaskStatus | null, to: TaskStatus, task: Task): void;
 }
+/** @internal Injection token of the TransitionObserver. */
 export const TRANSITION_OBSERVER = Symbol('TRANSITION_OBSERVER');
 
 @Injectable()

@@ -2,7 +2,9 @@
 export const TASK_STATUSES = ['new', 'queued', 'running', 'retrying', 'succeeded', 'failed', 'cancelled'] as const;
 export type TaskStatus = (typeof TASK_STATUSES)[number];
 
+/** @internal States a task never leaves by itself (a user or admin retry starts it over). */
 export const TERMINAL_STATUSES: readonly TaskStatus[] = ['succeeded', 'failed', 'cancelled'];
+/** @internal States whose tasks still have work ahead. */
 export const ACTIVE_STATUSES: readonly TaskStatus[] = ['new', 'queued', 'running', 'retrying'];
 
 export function isTerminal(status: TaskStatus): boolean {

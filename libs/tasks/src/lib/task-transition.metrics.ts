@@ -4,7 +4,7 @@ import type { Task } from './entities';
 import type { TransitionObserver } from './task-state-machine';
 import type { TaskStatus } from './task-status';
 
-/** `tasksys_task_transitions_total{from,to}`: every transition this process applied. */
+/** @internal `tasksys_task_transitions_total{from,to}`: every transition this process applied. */
 export class TaskTransitionMetrics implements TransitionObserver {
   private readonly transitions: Counter<'from' | 'to'>;
 

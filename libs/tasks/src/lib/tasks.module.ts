@@ -1,20 +1,24 @@
-import { type DynamicModule, Inject, Injectable, Logger, Module, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
-import { OUTBOX_STORE } from '@tasksys/messaging';
+import { ConfigurableModuleBuilder, Injectable, Logger, Module, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import type { DatabaseConfig } from './database.config';
+import { OUTBOX_STORE } from '@tasksys/messaging';
+import { MetricsService } from '@tasksys/platform';
 import { dataSourceOptions } from './data-source.options';
+import type { DatabaseConfig } from './database.config';
 import { runMigrations } from './migrate';
 import { PgOutboxStore } from './outbox/pg-outbox.store';
 import { TaskStateMachine, TRANSITION_OBSERVER } from './task-state-machine';
 import { TaskTransitionMetrics } from './task-transition.metrics';
-import { MetricsService } from '@tasksys/platform';
-import { DATABASE_CONFIG } from './tasks.constants';
+import { DATABASE_CONFIG, InjectDatabaseConfig } from './tasks.constants';
 
-export interface TasksModuleAsyncOptions {
-  imports?: DynamicModule['imports'];
-  inject?: never[];
-  useFactory: (...args: never[]) => DatabaseConfig | Promise<DatabaseConfig>;
-}
+const definition = new ConfigurableModuleBuilder<DatabaseConfig>({
+  optionsInjectionToken: DATABASE_CONFIG,
+})
+  .setClassMethodName('forRoot')
+  .setExtras({}, (dynamicModule) => ({ ...dynamicModule, global: true }))
+  .build();
+
+/** `TasksModule.forRootAsync(...)`: the DatabaseConfig from a factory (`inject`, `useFactory`), `useClass` or `useExisting`. */
+export type TasksModuleAsyncOptions = typeof definition.ASYNC_OPTIONS_TYPE;
 
 /** Runs pending migrations at start-up unless DATABASE_MIGRATE is off. */
 @Injectable()
@@ -22,7 +26,7 @@ class MigrateOnStart implements OnModuleInit {
   private readonly logger = new Logger('Migrations');
   constructor(
     private readonly db: DataSource,
-    @Inject(DATABASE_CONFIG) private readonly config: DatabaseConfig,
+    @InjectDatabaseConfig() private readonly config: DatabaseConfig,
   ) {}
 
   async onModuleInit(): Promise<void> {
@@ -41,33 +45,25 @@ class CloseDataSourceOnShutdown implements OnApplicationShutdown {
   }
 }
 
-/** The task store: the TypeORM data source, migrations, the state machine and the outbox port. */
-@Module({})
-export class TasksModule {
-  static forRootAsync(options: TasksModuleAsyncOptions): DynamicModule {
-    return {
-      module: TasksModule,
-      global: true,
-      imports: options.imports ?? [],
-      providers: [
-        { provide: DATABASE_CONFIG, inject: options.inject ?? [], useFactory: options.useFactory },
-        {
-          provide: DataSource,
-          inject: [DATABASE_CONFIG],
-          useFactory: (config: DatabaseConfig) => new DataSource(dataSourceOptions(config)).initialize(),
-        },
-        {
-          provide: TRANSITION_OBSERVER,
-          inject: [{ token: MetricsService, optional: true }],
-          useFactory: (metrics?: MetricsService) => (metrics ? new TaskTransitionMetrics(metrics) : null),
-        },
-        MigrateOnStart,
-        CloseDataSourceOnShutdown,
-        TaskStateMachine,
-        PgOutboxStore,
-        { provide: OUTBOX_STORE, useExisting: PgOutboxStore },
-      ],
-      exports: [DATABASE_CONFIG, DataSource, TaskStateMachine, PgOutboxStore, OUTBOX_STORE],
-    };
-  }
-}
+/** The task store: the TypeORM data source, migrations, the state machine and the outbox port. Global. */
+@Module({
+  providers: [
+    {
+      provide: DataSource,
+      inject: [DATABASE_CONFIG],
+      useFactory: (config: DatabaseConfig) => new DataSource(dataSourceOptions(config)).initialize(),
+    },
+    {
+      provide: TRANSITION_OBSERVER,
+      inject: [{ token: MetricsService, optional: true }],
+      useFactory: (metrics?: MetricsService) => (metrics ? new TaskTransitionMetrics(metrics) : null),
+    },
+    MigrateOnStart,
+    CloseDataSourceOnShutdown,
+    TaskStateMachine,
+    PgOutboxStore,
+    { provide: OUTBOX_STORE, useExisting: PgOutboxStore },
+  ],
+  exports: [DATABASE_CONFIG, DataSource, TaskStateMachine, PgOutboxStore, OUTBOX_STORE],
+})
+export class TasksModule extends definition.ConfigurableModuleClass {}

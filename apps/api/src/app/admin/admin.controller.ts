@@ -28,17 +28,15 @@ import {
   UnroutedRedriveView,
   WorkerFleetView,
 } from './admin.views';
-import { BrokerUnavailableApiError } from './broker-unavailable.error';
 
-/** Broker calls answer 503 with a stable code while RabbitMQ is unreachable. */
+/** Broker calls answer 503 (BROKER.UNAVAILABLE) while RabbitMQ is unreachable, also when it drops under a call. */
 async function broker<T>(work: () => Promise<T>): Promise<T> {
   try {
     return await work();
   } catch (err) {
-    if (err instanceof BrokerUnavailableError) throw new BrokerUnavailableApiError(err.message);
     const e = err as { code?: unknown; message?: string };
-    // amqplib: the connection dropped under us.
-    if (/closed|connection/i.test(e?.message ?? '') && e?.code === undefined) throw new BrokerUnavailableApiError(`RabbitMQ unavailable: ${e.message}`);
+    // amqplib: the connection dropped under us (BrokerUnavailableError has a code: it goes on as it is).
+    if (/closed|connection/i.test(e?.message ?? '') && e?.code === undefined) throw new BrokerUnavailableError(String(e.message));
     throw err;
   }
 }

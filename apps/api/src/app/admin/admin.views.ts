@@ -1,5 +1,6 @@
 import { ApiProperty } from '@nestjs/swagger';
 import type { BrowsedMessage, QueueStats } from '@tasksys/messaging';
+import { ERROR_CODES } from '@tasksys/platform';
 import type { WorkerStatus } from '@tasksys/tasks';
 
 export class QueueView {
@@ -26,7 +27,7 @@ export class BrokerMessageView {
   @ApiProperty({ type: String, nullable: true, format: 'uuid' }) taskId!: string | null;
   @ApiProperty({ type: String, nullable: true }) type!: string | null;
   @ApiProperty() routingKey!: string;
-  @ApiProperty({ type: String, nullable: true, example: 'TASK.UNKNOWN_TYPE' }) reasonCode!: string | null;
+  @ApiProperty({ type: String, nullable: true, example: ERROR_CODES.TASK_ABANDONED }) reasonCode!: string | null;
   @ApiProperty({ type: String, nullable: true }) reason!: string | null;
   @ApiProperty({ type: String, nullable: true }) deadLetteredAt!: string | null;
   @ApiProperty({ description: 'Not a task message `{v, taskId, type}`' }) malformed!: boolean;

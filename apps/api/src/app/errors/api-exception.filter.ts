@@ -1,19 +1,59 @@
 import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
-import { ThrottlerException } from '@nestjs/throttler';
-import { InvalidCursorError, isTransientDatabaseError } from '@tasksys/tasks';
 import type { Response } from 'express';
-import { ApiError } from './api.errors';
+import { AppError, ERROR_CODES, type ErrorCode } from '@tasksys/platform';
+import { isTransientDatabaseError } from '@tasksys/tasks';
+
+/** A code of the catalogue, or `HTTP.<status>` for an HttpException of a status no code stands for. */
+type AnswerCode = ErrorCode | `HTTP.${number}`;
 
 interface ErrorBody {
   statusCode: number;
   error: string;
   message: string;
   /** Stable, for clients to branch on (`TASK.NOT_FOUND`). */
-  code: string;
+  code: AnswerCode;
   /** The request field at fault, when there is one. */
   field?: string;
 }
 
+/**
+ * THE table from error codes to HTTP statuses: what each code the api answers with is in HTTP. An
+ * AppError whose code is not here (a publish that failed, a topology mismatch) is unexpected: a 500.
+ */
+const HTTP_STATUS: ReadonlyMap<string, HttpStatus> = new Map<ErrorCode, HttpStatus>([
+  [ERROR_CODES.REQUEST_INVALID, HttpStatus.BAD_REQUEST],
+  [ERROR_CODES.REQUEST_MALFORMED_JSON, HttpStatus.BAD_REQUEST],
+  [ERROR_CODES.AUTH_UNAUTHENTICATED, HttpStatus.UNAUTHORIZED],
+  [ERROR_CODES.AUTH_FORBIDDEN, HttpStatus.FORBIDDEN],
+  [ERROR_CODES.NOT_FOUND, HttpStatus.NOT_FOUND],
+  [ERROR_CODES.TASK_NOT_FOUND, HttpStatus.NOT_FOUND],
+  [ERROR_CODES.TASK_INVALID_TRANSITION, HttpStatus.CONFLICT],
+  [ERROR_CODES.TASK_IDEMPOTENCY_CONFLICT, HttpStatus.CONFLICT],
+  [ERROR_CODES.REQUEST_TOO_LARGE, HttpStatus.PAYLOAD_TOO_LARGE],
+  [ERROR_CODES.REQUEST_UNSUPPORTED_MEDIA_TYPE, HttpStatus.UNSUPPORTED_MEDIA_TYPE],
+  [ERROR_CODES.RATE_LIMITED, HttpStatus.TOO_MANY_REQUESTS],
+  [ERROR_CODES.INTERNAL, HttpStatus.INTERNAL_SERVER_ERROR],
+  [ERROR_CODES.SERVICE_UNAVAILABLE, HttpStatus.SERVICE_UNAVAILABLE],
+  [ERROR_CODES.BROKER_UNAVAILABLE, HttpStatus.SERVICE_UNAVAILABLE],
+]);
+
+/**
+ * The code of an HttpException (Nest's router, guards, body parsing), by its status: these codes'
+ * statuses in the table above. Any other status answers `HTTP.<status>`.
+ */
+const CODE_OF_STATUS: ReadonlyMap<number, ErrorCode> = new Map(
+  [
+    ERROR_CODES.REQUEST_INVALID,
+    ERROR_CODES.AUTH_UNAUTHENTICATED,
+    ERROR_CODES.AUTH_FORBIDDEN,
+    ERROR_CODES.NOT_FOUND,
+    ERROR_CODES.REQUEST_TOO_LARGE,
+    ERROR_CODES.REQUEST_UNSUPPORTED_MEDIA_TYPE,
+    ERROR_CODES.RATE_LIMITED,
+  ].map((code) => [statusOf(code), code]),
+);
+
+/** Nest's `error` field: the reason phrase of the status. */
 const REASON: Record<number, string> = {
   400: 'Bad Request',
   401: 'Unauthorized',
@@ -27,20 +67,29 @@ const REASON: Record<number, string> = {
   503: 'Service Unavailable',
 };
 
-/** The database is unreachable, every pooled connection is busy, or too many submits wait for one: a 503 the client may retry, not a 500. */
-function isDatabaseUnavailable(e: unknown): boolean {
-  return (e as { code?: unknown })?.code === 'OVERLOADED' || isTransientDatabaseError(e);
+/** Whether the table has `code` (an AppError's code is a catalogue code or, for handler failures, not answered). */
+function isAnswered(code: string): code is ErrorCode {
+  return HTTP_STATUS.has(code);
 }
 
-const HTTP_CODES: Record<number, string> = {
-  400: 'REQUEST.INVALID',
-  401: 'AUTH.UNAUTHENTICATED',
-  403: 'AUTH.FORBIDDEN',
-  404: 'NOT_FOUND',
-  413: 'REQUEST.TOO_LARGE',
-  415: 'REQUEST.UNSUPPORTED_MEDIA_TYPE',
-  429: 'RATE_LIMITED',
-};
+function statusOf(code: ErrorCode): HttpStatus {
+  return HTTP_STATUS.get(code) ?? HttpStatus.INTERNAL_SERVER_ERROR;
+}
+
+function codeOfStatus(status: number): AnswerCode {
+  return CODE_OF_STATUS.get(status) ?? `HTTP.${status}`;
+}
+
+/** An answer with the status the table gives `code`. */
+function answer(code: ErrorCode, message: string, field?: string): ErrorBody {
+  const status = statusOf(code);
+  return { statusCode: status, error: REASON[status] ?? 'Error', message, code, ...(field !== undefined ? { field } : {}) };
+}
+
+/** The database is unreachable, every pooled connection is busy, or too many submits wait for one: a 503 the client may retry, not a 500. */
+function isDatabaseUnavailable(e: unknown): boolean {
+  return (e as { code?: unknown })?.code === ERROR_CODES.OVERLOADED || isTransientDatabaseError(e);
+}
 
 /**
  * The one place errors become HTTP answers, in Nest's shape `{statusCode, error, message}` plus
@@ -65,18 +114,7 @@ export class ApiExceptionFilter implements ExceptionFilter {
   }
 
   private toBody(e: unknown): ErrorBody {
-    if (e instanceof ApiError) {
-      return {
-        statusCode: e.status,
-        error: REASON[e.status] ?? 'Error',
-        message: e.message,
-        code: e.code,
-        ...('field' in e ? { field: String(e.field) } : {}),
-      };
-    }
-    if (e instanceof InvalidCursorError) {
-      return { statusCode: 400, error: REASON[400], message: `cursor: ${e.message}`, code: 'REQUEST.INVALID', field: 'cursor' };
-    }
+    if (e instanceof AppError && isAnswered(e.code)) return answer(e.code, e.message, e.field);
     if (e instanceof HttpException) {
       const status = e.getStatus();
       const response = e.getResponse();
@@ -84,25 +122,19 @@ export class ApiExceptionFilter implements ExceptionFilter {
       const message = Array.isArray(raw) ? raw.join('; ') : typeof raw === 'string' ? raw : e.message;
       if (status === 400 && typeof response === 'object' && /JSON/.test(message) && !('code' in (response as object))) {
         // body-parser's SyntaxError, which Nest turns into a plain BadRequestException before filters run.
-        return { statusCode: 400, error: REASON[400], message: `body: malformed JSON (${message})`, code: 'REQUEST.MALFORMED_JSON', field: 'body' };
+        return answer(ERROR_CODES.REQUEST_MALFORMED_JSON, `body: malformed JSON (${message})`, 'body');
       }
-      const code = e instanceof ThrottlerException ? 'RATE_LIMITED' : (HTTP_CODES[status] ?? `HTTP.${status}`);
-      return { statusCode: status, error: REASON[status] ?? e.name, message, code };
+      return { statusCode: status, error: REASON[status] ?? e.name, message, code: codeOfStatus(status) };
     }
     // body-parser errors carry an HTTP status and a type.
     const bp = e as { type?: string; status?: number };
-    if (bp?.type === 'entity.too.large') {
-      return { statusCode: 413, error: REASON[413], message: 'body: request body is larger than the limit', code: 'REQUEST.TOO_LARGE', field: 'body' };
-    }
-    if (bp?.type === 'entity.parse.failed') {
-      return { statusCode: 400, error: REASON[400], message: 'body: malformed JSON', code: 'REQUEST.MALFORMED_JSON', field: 'body' };
-    }
+    if (bp?.type === 'entity.too.large') return answer(ERROR_CODES.REQUEST_TOO_LARGE, 'body: request body is larger than the limit', 'body');
+    if (bp?.type === 'entity.parse.failed') return answer(ERROR_CODES.REQUEST_MALFORMED_JSON, 'body: malformed JSON', 'body');
     if (typeof bp?.status === 'number' && bp.status >= 400 && bp.status < 500) {
-      return { statusCode: bp.status, error: REASON[bp.status] ?? 'Error', message: `body: ${(e as Error).message}`, code: HTTP_CODES[bp.status] ?? `HTTP.${bp.status}`, field: 'body' };
+      const status = bp.status;
+      return { statusCode: status, error: REASON[status] ?? 'Error', message: `body: ${(e as Error).message}`, code: codeOfStatus(status), field: 'body' };
     }
-    if (isDatabaseUnavailable(e)) {
-      return { statusCode: 503, error: REASON[503], message: 'the database is unavailable or busy; retry shortly', code: 'SERVICE.UNAVAILABLE' };
-    }
-    return { statusCode: HttpStatus.INTERNAL_SERVER_ERROR, error: REASON[500], message: 'internal error', code: 'INTERNAL' };
+    if (isDatabaseUnavailable(e)) return answer(ERROR_CODES.SERVICE_UNAVAILABLE, 'the database is unavailable or busy; retry shortly');
+    return answer(ERROR_CODES.INTERNAL, 'internal error');
   }
 }

@@ -1,6 +1,6 @@
 import { Injectable, type NestMiddleware, UnsupportedMediaTypeException } from '@nestjs/common';
 import type { NextFunction, Request, Response } from 'express';
-import { RequestValidationError } from './api.errors';
+import { RequestValidationError } from './request-validation.error';
 
 /** A request that carries a body must carry a JSON object: anything else would reach validation as "no body" (415 instead) or as oddly named fields. */
 @Injectable()

@@ -1,5 +1,5 @@
 import { ValidationPipe, type ValidationError } from '@nestjs/common';
-import { RequestValidationError } from './api.errors';
+import { RequestValidationError } from './request-validation.error';
 
 /** The first problem of a class-validator result, with its dotted path (`tasks.3.maxAttempts`). */
 function firstProblem(errors: ValidationError[], prefix = ''): { field: string; message: string } | null {

@@ -20,7 +20,7 @@ import { type Principal, type Task, TaskQueries, TaskReports, WorkerFleetQuery }
 import type { Request, Response } from 'express';
 import type { Observable } from 'rxjs';
 import { CurrentPrincipal } from '../auth/auth.decorators';
-import { RequestValidationError } from '../errors/api.errors';
+import { RequestValidationError } from '../errors/request-validation.error';
 import { CreateReportRequestDto, CreateTaskBatchRequestDto, CreateTaskRequestDto, ListTasksQueryDto } from './task.dto';
 import { ReportView, TaskEventListView, TaskListView, TaskPageView, TaskView, toEventView, toReportView, toTaskView } from './task.views';
 import { TaskStreamService } from './task-stream.service';

@@ -1,16 +1,19 @@
 import { Injectable } from '@nestjs/common';
 import {
   CreateTaskBatchCommand,
+  IdempotencyConflictError,
+  InvalidTransitionError,
   type NewBatchTask,
   type Principal,
   type Task,
+  TaskNotFoundError,
   TaskQueries,
   TaskStateMachine,
   type TaskStatus,
   TaskTypeRegistry,
   type TaskTypeDefinition,
 } from '@tasksys/tasks';
-import { IdempotencyConflictError, InvalidTransitionError, RequestValidationError, TaskNotFoundError } from '../errors/api.errors';
+import { RequestValidationError } from '../errors/request-validation.error';
 import { actorOf, ownerScope } from '../auth/auth.decorators';
 import type { CreateTaskRequestDto } from './task.dto';
 import { requestHash } from './request-hash';

@@ -1,3 +1,4 @@
+import { Inject } from '@nestjs/common';
 import { env } from '@tasksys/platform';
 import { z } from 'zod';
 
@@ -15,5 +16,8 @@ export const brokerAdminConfigSchema = z.object({
 
 export type BrokerAdminConfig = z.output<typeof brokerAdminConfigSchema>;
 
-/** Inject token of the validated `BrokerAdminConfig`. */
+/** @internal Inject token of the validated `BrokerAdminConfig` (BrokerAdminModule's options). */
 export const BROKER_ADMIN_CONFIG = Symbol('BROKER_ADMIN_CONFIG');
+
+/** @internal Injects the BrokerAdminConfig: `@InjectBrokerAdminConfig() config: BrokerAdminConfig`. */
+export const InjectBrokerAdminConfig = () => Inject(BROKER_ADMIN_CONFIG);

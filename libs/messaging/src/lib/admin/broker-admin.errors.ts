@@ -1,8 +1,10 @@
-/** The broker cannot be inspected right now (not connected). Stable code for the HTTP filter. */
-export class BrokerUnavailableError extends Error {
-  readonly code = 'BROKER.UNAVAILABLE';
+import { AppError, ERROR_CODES } from '@tasksys/platform';
+
+/** The broker cannot be inspected right now (not connected): retry later. */
+export class BrokerUnavailableError extends AppError {
+  readonly code = ERROR_CODES.BROKER_UNAVAILABLE;
+
   constructor(detail: string) {
     super(`RabbitMQ unavailable: ${detail}`);
-    this.name = 'BrokerUnavailableError';
   }
 }

@@ -1,10 +1,10 @@
 import { AmqpConnection } from '@golevelup/nestjs-rabbitmq';
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import type { ChannelModel } from 'amqplib';
 import type { MessagingConfig } from '../messaging.config';
-import { MESSAGING_CONFIG } from '../messaging.constants';
+import { InjectMessagingConfig } from '../messaging.constants';
 import { Topology } from '../topology/topology';
-import { BROKER_ADMIN_CONFIG, type BrokerAdminConfig } from './broker-admin.config';
+import { type BrokerAdminConfig, InjectBrokerAdminConfig } from './broker-admin.config';
 import { BrokerUnavailableError } from './broker-admin.errors';
 
 export type QueueRole = 'work' | 'unrouted' | 'dead' | 'retry';
@@ -40,7 +40,7 @@ interface ManagementQueue {
   consumers?: number;
 }
 
-/** The topology's queues, in operator order: the work queues of `types`, retry tiers, dead, unrouted. */
+/** @internal The topology's queues, in operator order: the work queues of `types`, retry tiers, dead, unrouted. */
 export function topologyQueues(topology: Topology, types: readonly string[]): { name: string; role: QueueRole; type?: string }[] {
   return [
     ...types.flatMap((type) => topology.queuesOf(type).map((name) => ({ name, role: 'work' as const, type }))),
@@ -66,8 +66,8 @@ export class QueueStatsReader {
   constructor(
     private readonly amqp: AmqpConnection,
     private readonly topology: Topology,
-    @Inject(MESSAGING_CONFIG) messaging: Pick<MessagingConfig, 'RABBITMQ_URL'>,
-    @Inject(BROKER_ADMIN_CONFIG) private readonly config: BrokerAdminConfig,
+    @InjectMessagingConfig() messaging: Pick<MessagingConfig, 'RABBITMQ_URL'>,
+    @InjectBrokerAdminConfig() private readonly config: BrokerAdminConfig,
   ) {
     const url = new URL(config.RABBITMQ_MANAGEMENT_URL);
     // fetch refuses URLs with credentials: move them into the header.

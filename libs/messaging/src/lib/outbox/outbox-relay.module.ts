@@ -1,12 +1,21 @@
-import { type DynamicModule, Module } from '@nestjs/common';
+import { ConfigurableModuleBuilder, Module } from '@nestjs/common';
 import { MetricsService } from '@tasksys/platform';
 import { registerRelayMetrics } from '../messaging.metrics';
 import { OUTBOX_RELAY_OPTIONS, OutboxRelayService, type OutboxRelayOptions } from './outbox-relay.service';
+
+const definition = new ConfigurableModuleBuilder<OutboxRelayOptions>({
+  optionsInjectionToken: OUTBOX_RELAY_OPTIONS,
+})
+  .setClassMethodName('register')
+  .build();
 
 /**
  * The outbox relay. The api runs it; workers run it too, so the sweeper's re-enqueues and
  * cancel signals go out with no api running (several relays are safe: SKIP LOCKED). Needs the global
  * `MessagingModule` and an `OUTBOX_STORE` provider in scope (the global TasksModule's PgOutboxStore).
+ *
+ * `register({ listen: false })` for a fallback relay (the workers'): it polls and is never woken by
+ * other processes' commits, so a busy api's NOTIFYs do not cost every worker an empty round each.
  */
 @Module({
   providers: [
@@ -22,12 +31,4 @@ import { OUTBOX_RELAY_OPTIONS, OutboxRelayService, type OutboxRelayOptions } fro
   ],
   exports: [OutboxRelayService],
 })
-export class OutboxRelayModule {
-  /**
-   * `listen: false` for a fallback relay (the workers'): it polls and is never woken by other
-   * processes' commits, so a busy api's NOTIFYs do not cost every worker an empty round each.
-   */
-  static register(options: OutboxRelayOptions): DynamicModule {
-    return { module: OutboxRelayModule, providers: [{ provide: OUTBOX_RELAY_OPTIONS, useValue: options }] };
-  }
-}
+export class OutboxRelayModule extends definition.ConfigurableModuleClass {}

@@ -1,7 +1,7 @@
 import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnApplicationBootstrap, Optional } from '@nestjs/common';
 import { BrokerStatus } from '../broker-status';
 import type { MessagingConfig } from '../messaging.config';
-import { MESSAGING_CONFIG } from '../messaging.constants';
+import { InjectMessagingConfig } from '../messaging.constants';
 import { TaskPublisher } from '../publishing/task.publisher';
 import { OUTBOX_STORE, type OutboxRecord, type OutboxStore } from './outbox.store';
 
@@ -20,6 +20,7 @@ export interface OutboxRelayOptions {
   /** Wake on LISTEN/NOTIFY (default true); false: poll every OUTBOX_POLL_MS only. */
   listen: boolean;
 }
+/** @internal Inject token of the OutboxRelayOptions (OutboxRelayModule's options). */
 export const OUTBOX_RELAY_OPTIONS = Symbol('OUTBOX_RELAY_OPTIONS');
 
 const BACKOFF_START_MS = 100;
@@ -30,7 +31,7 @@ const BACKOFF_MAX_MS = 5000;
  * run), publishes all of it concurrently with confirms, deletes what was confirmed, in one
  * transaction (`OutboxStore.relayBatch`). Woken by LISTEN/NOTIFY, polls as a fallback, loops at
  * once after a full batch, backs off (to 5 s) while the broker or the database is failing.
- * The api imports `OutboxRelayModule`; workers `OutboxRelayModule.register({ listen: false })`.
+ * The api imports `OutboxRelayModule.register({ listen: true })`; workers `OutboxRelayModule.register({ listen: false })`.
  */
 @Injectable()
 export class OutboxRelayService implements OnApplicationBootstrap, BeforeApplicationShutdown {
@@ -47,7 +48,7 @@ export class OutboxRelayService implements OnApplicationBootstrap, BeforeApplica
     @Inject(OUTBOX_STORE) private readonly store: OutboxStore,
     private readonly publisher: TaskPublisher,
     private readonly broker: BrokerStatus,
-    @Inject(MESSAGING_CONFIG) private readonly config: Pick<MessagingConfig, 'OUTBOX_BATCH_SIZE' | 'OUTBOX_POLL_MS'>,
+    @InjectMessagingConfig() private readonly config: Pick<MessagingConfig, 'OUTBOX_BATCH_SIZE' | 'OUTBOX_POLL_MS'>,
     @Optional() @Inject(OUTBOX_RELAY_OPTIONS) private readonly options: OutboxRelayOptions | null = null,
   ) {}
 

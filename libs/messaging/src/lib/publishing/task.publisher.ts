@@ -1,10 +1,10 @@
 import { AmqpConnection } from '@golevelup/nestjs-rabbitmq';
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import type { Channel, Message, MessageProperties, Options } from 'amqplib';
 import { randomUUID } from 'node:crypto';
 import { setImmediate as nextMacrotask } from 'node:timers/promises';
 import type { MessagingConfig } from '../messaging.config';
-import { HEADERS, MESSAGING_CONFIG } from '../messaging.constants';
+import { HEADERS, InjectMessagingConfig } from '../messaging.constants';
 import { PublishError, type PublishFailure } from '../messaging.errors';
 import type { OutboxRecord } from '../outbox/outbox.store';
 import { pickRetryTier } from '../retry-policy';
@@ -30,7 +30,7 @@ export interface PublishOptions {
 }
 
 export interface DeadLetterReason {
-  /** Stable code, e.g. `TASK.MAX_ATTEMPTS` or `MESSAGE.MALFORMED`. */
+  /** Stable code: one of ERROR_CODES (`TASK.ABANDONED`, `MESSAGE.NOT_JSON`) or a handler's own (`DEMO.FATAL`). */
   code: string;
   message: string;
   /** The queue the message was consumed from. */
@@ -74,7 +74,7 @@ export class TaskPublisher {
   constructor(
     private readonly amqp: AmqpConnection,
     private readonly topology: Topology,
-    @Inject(MESSAGING_CONFIG) private readonly config: Pick<MessagingConfig, 'RABBITMQ_PUBLISH_TIMEOUT_MS'>,
+    @InjectMessagingConfig() private readonly config: Pick<MessagingConfig, 'RABBITMQ_PUBLISH_TIMEOUT_MS'>,
   ) {
     // A setup runs on every channel the wrapper creates, so the listener survives reconnects.
     void amqp.managedChannel

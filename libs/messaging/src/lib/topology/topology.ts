@@ -32,12 +32,12 @@ export interface RetryTier {
   label: string;
 }
 
-/** Logical exchange roles used in outbox rows; the topology maps them to namespaced names. */
+/** @internal Logical exchange roles used in outbox rows; the topology maps them to namespaced names. */
 export type ExchangeRole = 'work' | 'control';
 
-/** Priorities from this one up travel in a type's high-priority queue on quorum queues (which have no priorities). */
+/** @internal Priorities from this one up travel in a type's high-priority queue on quorum queues (which have no priorities). */
 export const HIGH_PRIORITY = 5;
-/** Priorities 0-9, 9 first (classic queues: `x-max-priority`). */
+/** @internal Priorities 0-9, 9 first (classic queues: `x-max-priority`). */
 export const MAX_PRIORITY = 9;
 /** Task type names (so a routing key and a queue name built from one can never collide). */
 export const TASK_TYPE_NAME = /^[a-z][a-z0-9_-]*(\.[a-z0-9_-]+)*$/;
@@ -125,7 +125,7 @@ export class Topology {
   }
 }
 
-/** `1000` -> `1s`, `60000` -> `1m`, `300` -> `300ms`. */
+/** @internal `1000` -> `1s`, `60000` -> `1m`, `300` -> `300ms`. */
 export function tierLabel(ms: number): string {
   if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
   if (ms % 60_000 === 0) return `${ms / 60_000}m`;

@@ -1,12 +1,5 @@
 import { z } from 'zod';
-
-/** Thrown at start-up when an environment variable is missing or malformed. */
-export class ConfigurationError extends Error {
-  constructor(readonly problems: string[]) {
-    super(`Invalid configuration:\n  ${problems.join('\n  ')}`);
-    this.name = 'ConfigurationError';
-  }
-}
+import { ConfigurationError } from '../errors/configuration.error';
 
 /**
  * Builds a `validate` function for `ConfigModule.forRoot` from a zod object schema

@@ -1,13 +1,13 @@
-import { Controller, Get, Inject } from '@nestjs/common';
+import { Controller, Get } from '@nestjs/common';
 import { HealthCheck, HealthCheckService, HealthIndicatorService, type HealthIndicatorResult } from '@nestjs/terminus';
 import { ApiOperation, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
 import { PublicRoute } from './public-route';
-import { READINESS_CHECKS, type ReadinessCheck } from './readiness-check';
+import { type HealthModuleOptions, InjectHealthOptions, type ReadinessCheck } from './readiness-check';
 
 /** How long one readiness check may take before it counts as down. */
 const CHECK_TIMEOUT_MS = 3000;
 
-/** `/health/live` (the process answers) and `/health/ready` (every readiness check passes). */
+/** @internal `/health/live` (the process answers) and `/health/ready` (every readiness check passes). */
 @ApiTags('operations')
 @PublicRoute()
 @Controller('health')
@@ -15,7 +15,7 @@ export class HealthController {
   constructor(
     private readonly health: HealthCheckService,
     private readonly indicators: HealthIndicatorService,
-    @Inject(READINESS_CHECKS) private readonly checks: ReadinessCheck[],
+    @InjectHealthOptions() private readonly options: HealthModuleOptions,
   ) {}
 
   @Get('live')
@@ -30,7 +30,7 @@ export class HealthController {
   @ApiOperation({ summary: 'Readiness: every dependency (database, broker) is usable' })
   @ApiServiceUnavailableResponse({ description: 'At least one dependency is down; `error` names it' })
   ready() {
-    return this.health.check(this.checks.map((c) => () => this.run(c)));
+    return this.health.check(this.options.checks.map((c) => () => this.run(c)));
   }
 
   private async run(c: ReadinessCheck): Promise<HealthIndicatorResult> {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { type DynamicModule, type InjectionToken, Module, type OptionalFactoryDependency } from '@nestjs/common';
-import { LoggerModule } from 'nestjs-pino';
+import { ConfigurableModuleBuilder, type DynamicModule, Module } from '@nestjs/common';
+import { LoggerModule, type Params } from 'nestjs-pino';
 import { z } from 'zod';
 
 export const loggingConfigSchema = z.object({
@@ -15,14 +15,52 @@ export interface LoggingOptions {
   quietPaths?: string[];
 }
 
-export interface LoggingModuleAsyncOptions {
-  imports?: DynamicModule['imports'];
-  inject?: (InjectionToken | OptionalFactoryDependency)[];
-  useFactory: (...args: any[]) => LoggingOptions | Promise<LoggingOptions>;
-}
+/** @internal Injection token of the LoggingOptions. */
+export const LOGGING_OPTIONS = Symbol('LOGGING_OPTIONS');
+
+const definition = new ConfigurableModuleBuilder<LoggingOptions>({
+  optionsInjectionToken: LOGGING_OPTIONS,
+})
+  .setClassMethodName('forRoot')
+  .build();
+
+/** `LoggingModule.forRootAsync(...)`: the options from a factory (`inject`, `useFactory`), `useClass` or `useExisting`. */
+export type LoggingModuleAsyncOptions = typeof definition.ASYNC_OPTIONS_TYPE;
+
+/**
+ * @internal Holds the LoggingOptions in a module of their own, so that nestjs-pino's factory (in
+ * its module) can import and inject them.
+ */
+@Module({ exports: [LOGGING_OPTIONS] })
+class LoggingOptionsModule extends definition.ConfigurableModuleClass {}
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const REQUEST_LOG_LEVELS = new Set<string>(['info', 'debug', 'trace']);
+
+/** nestjs-pino's settings for `options`. */
+function pinoParams({ level, quietPaths = [] }: LoggingOptions): Params {
+  return {
+    pinoHttp: {
+      level,
+      genReqId: (req: IncomingMessage, res: ServerResponse) => {
+        const given = req.headers['x-request-id'];
+        const id = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+        res.setHeader('X-Request-Id', id);
+        return id;
+      },
+      // pino-http binds `req` to a child logger on every request, logged or not: keep that
+      // cheap. No headers, so no credential can reach a log and nothing needs redacting.
+      serializers: {
+        req: (req: { id?: unknown; method?: string; url?: string }) => ({ id: req.id, method: req.method, url: req.url }),
+        res: (res: { statusCode?: number }) => ({ statusCode: res.statusCode }),
+      },
+      // Request lines are `info`: above that level they could never be written.
+      autoLogging: REQUEST_LOG_LEVELS.has(level)
+        ? { ignore: (req: IncomingMessage) => quietPaths.some((p) => req.url?.startsWith(p)) }
+        : false,
+    },
+  };
+}
 
 /**
  * Structured JSON logs (pino) for Nest's logger and every HTTP request: a request id (taken
@@ -31,39 +69,18 @@ const REQUEST_LOG_LEVELS = new Set<string>(['info', 'debug', 'trace']);
  */
 @Module({})
 export class LoggingModule {
+  static forRoot(options: LoggingOptions): DynamicModule {
+    return LoggingModule.over(LoggingOptionsModule.forRoot(options));
+  }
+
   static forRootAsync(options: LoggingModuleAsyncOptions): DynamicModule {
+    return LoggingModule.over(LoggingOptionsModule.forRootAsync(options));
+  }
+
+  private static over(options: DynamicModule): DynamicModule {
     return {
       module: LoggingModule,
-      imports: [
-        LoggerModule.forRootAsync({
-          imports: options.imports ?? [],
-          inject: options.inject ?? [],
-          useFactory: async (...args: unknown[]) => {
-            const { level, quietPaths = [] } = await options.useFactory(...args);
-            return {
-              pinoHttp: {
-                level,
-                genReqId: (req: IncomingMessage, res: ServerResponse) => {
-                  const given = req.headers['x-request-id'];
-                  const id = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
-                  res.setHeader('X-Request-Id', id);
-                  return id;
-                },
-                // pino-http binds `req` to a child logger on every request, logged or not: keep that
-                // cheap. No headers, so no credential can reach a log and nothing needs redacting.
-                serializers: {
-                  req: (req: { id?: unknown; method?: string; url?: string }) => ({ id: req.id, method: req.method, url: req.url }),
-                  res: (res: { statusCode?: number }) => ({ statusCode: res.statusCode }),
-                },
-                // Request lines are `info`: above that level they could never be written.
-                autoLogging: REQUEST_LOG_LEVELS.has(level)
-                  ? { ignore: (req: IncomingMessage) => quietPaths.some((p) => req.url?.startsWith(p)) }
-                  : false,
-              },
-            };
-          },
-        }),
-      ],
+      imports: [LoggerModule.forRootAsync({ imports: [options], inject: [LOGGING_OPTIONS], useFactory: pinoParams })],
       exports: [LoggerModule],
     };
   }

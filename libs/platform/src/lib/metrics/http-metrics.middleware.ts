@@ -5,7 +5,7 @@ import { MetricsService } from './metrics.service';
 type Req = IncomingMessage & { route?: { path?: string }; baseUrl?: string };
 
 /**
- * Counts every HTTP request and its duration by method, route pattern and status. The route
+ * @internal Counts every HTTP request and its duration by method, route pattern and status. The route
  * is the matched pattern (`/v1/tasks/:id`), never the raw URL, so labels stay bounded.
  */
 @Injectable()

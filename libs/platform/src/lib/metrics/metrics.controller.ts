@@ -4,6 +4,7 @@ import type { Response } from 'express';
 import { PublicRoute } from '../health/public-route';
 import { MetricsService } from './metrics.service';
 
+/** @internal `GET /metrics`, for Prometheus. */
 @ApiTags('operations')
 @PublicRoute()
 @Controller('metrics')

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 
-/** How recent a heartbeat must be for a worker to count as alive (three missed 5 s beats). */
+/** @internal How recent a heartbeat must be for a worker to count as alive (three missed 5 s beats). */
 export const WORKER_ALIVE_WITHIN_MS = 15_000;
 
 export interface WorkerStatus {

@@ -20,7 +20,7 @@ export interface IssuedApiKey {
   createdAt: Date;
 }
 
-/** Owner names: what appears in `owner` and in actor strings (`owner:<name>`). */
+/** @internal Owner names: what appears in `owner` and in actor strings (`owner:<name>`). */
 export const OWNER_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$/;
 
 /** SHA-256 (hex) of a presented key: what `api_keys.key_hash` holds. */

@@ -2,7 +2,7 @@ import { Column, Entity, PrimaryColumn } from 'typeorm';
 
 export type ApiKeyRole = 'user' | 'admin';
 
-/** An API key; only its SHA-256 is stored. */
+/** @internal An API key; only its SHA-256 is stored. */
 @Entity({ name: 'api_keys' })
 export class ApiKey {
   @PrimaryColumn('uuid') id!: string;

@@ -9,5 +9,5 @@ export { ApiKey, OutboxMessage, Task, TaskEvent, TaskReport, Worker };
 export type { ApiKeyRole } from './api-key.entity';
 export type { TaskError } from './task.entity';
 
-/** The explicit entity list handed to TypeORM (no globbing). */
+/** @internal The explicit entity list handed to TypeORM (no globbing). */
 export const TASKS_ENTITIES = [Task, TaskEvent, OutboxMessage, ApiKey, TaskReport, Worker];

@@ -1,6 +1,6 @@
 import { Column, Entity, PrimaryColumn } from 'typeorm';
 
-/** A message to publish, written in the transaction of the state change that needs it. Deleted once confirmed. */
+/** @internal A message to publish, written in the transaction of the state change that needs it. Deleted once confirmed. */
 @Entity({ name: 'outbox' })
 export class OutboxMessage {
   @PrimaryColumn('bigint') id!: string;

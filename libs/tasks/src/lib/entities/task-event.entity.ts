@@ -2,7 +2,7 @@ import { Column, Entity, PrimaryColumn } from 'typeorm';
 import type { TaskStatus } from '../task-status';
 import type { TaskError } from './task.entity';
 
-/** Append-only log: one row per applied transition, written in the same statement as the transition. */
+/** @internal Append-only log: one row per applied transition, written in the same statement as the transition. */
 @Entity({ name: 'task_events' })
 export class TaskEvent {
   @PrimaryColumn('bigint') id!: string;

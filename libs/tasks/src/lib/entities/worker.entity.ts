@@ -1,6 +1,6 @@
 import { Column, Entity, PrimaryColumn } from 'typeorm';
 
-/** A worker process of the fleet, registered at start and heart-beating while alive. */
+/** @internal A worker process of the fleet, registered at start and heart-beating while alive. */
 @Entity({ name: 'workers' })
 export class Worker {
   @PrimaryColumn('text') id!: string;

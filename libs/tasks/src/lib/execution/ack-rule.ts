@@ -1,11 +1,12 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import { type Delivery, HEADERS, parseTaskMessage, TaskPublisher, type TaskMessage, Topology } from '@tasksys/messaging';
+import { ERROR_CODES } from '@tasksys/platform';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Task, TaskError } from '../entities';
 import { TaskStateMachine } from '../task-state-machine';
 import { isTerminal } from '../task-status';
 import { DatabaseRetry } from './database-retry';
-import { WORKER_CONFIG } from './execution.constants';
+import { InjectWorkerConfig } from './execution.constants';
 import { ExecutionMetrics } from './execution.metrics';
 import type { WorkerConfig } from './worker.config';
 
@@ -43,7 +44,7 @@ export class AckRule {
     private readonly topology: Topology,
     private readonly retry: DatabaseRetry,
     private readonly metrics: ExecutionMetrics,
-    @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
+    @InjectWorkerConfig() private readonly config: WorkerConfig,
   ) {}
 
   /** (a) The task is terminal: its outcome is committed; this delivery has nothing left to do. */
@@ -139,7 +140,7 @@ export class AckRule {
   async unowned(delivery: Delivery, message: TaskMessage, known?: Task): Promise<void> {
     const task = known ?? (await this.retry.untilAnswered(() => this.tasks.find(message.taskId), { outcome: true }));
     if (task === undefined) return this.handBack(delivery, message);
-    if (task === null) return this.deadLetter(delivery, { code: 'TASK.NOT_FOUND', message: `no task ${message.taskId}`, retryable: false });
+    if (task === null) return this.deadLetter(delivery, { code: ERROR_CODES.TASK_NOT_FOUND, message: `no task ${message.taskId}`, retryable: false });
     if (isTerminal(task.status)) {
       this.metrics.duplicates.inc();
       return this.terminal(delivery);
@@ -149,7 +150,7 @@ export class AckRule {
     const leaseLeft = task.leaseExpiresAt ? task.leaseExpiresAt.getTime() - Date.now() : 0;
     if (task.status === 'running' && leaseLeft <= 0 && task.attempt - task.attemptBase >= task.maxAttempts) {
       // Its workers died on every attempt (a crash loop): fail it rather than run it again.
-      const error = { code: 'TASK.ABANDONED', message: `lease expired on all ${task.maxAttempts} attempts`, retryable: false };
+      const error = { code: ERROR_CODES.TASK_ABANDONED, message: `lease expired on all ${task.maxAttempts} attempts`, retryable: false };
       const r = await this.retry.untilAnswered(() => this.tasks.failAbandoned(task.id, error, this.config.WORKER_ID), { outcome: true });
       if (r === undefined) return this.handBack(delivery, message);
       if (r.applied) return this.deadLetter(delivery, error, true);
@@ -177,7 +178,7 @@ export class AckRule {
     this.unexpected.delete(key);
     if (count >= MAX_UNEXPECTED_ERRORS) {
       const message = `${count} deliveries failed with an unexpected error: ${(err as Error)?.message ?? String(err)}`;
-      return this.deadLetter(delivery, { code: 'WORKER.INTERNAL_ERROR', message: message.slice(0, 1000), retryable: false });
+      return this.deadLetter(delivery, { code: ERROR_CODES.WORKER_INTERNAL_ERROR, message: message.slice(0, 1000), retryable: false });
     }
     this.unexpected.set(key, count);
     if (this.unexpected.size > UNEXPECTED_MEMORY) this.unexpected.delete(this.unexpected.keys().next().value as string);

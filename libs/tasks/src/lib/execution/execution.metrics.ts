@@ -4,7 +4,7 @@ import type { Counter, Histogram } from 'prom-client';
 
 const DURATION_BUCKETS = [0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600];
 
-/** What the worker's executor counts; see the alert rules and dashboard in docker/. */
+/** @internal What the worker's executor counts; see the alert rules and dashboard in docker/. */
 @Injectable()
 export class ExecutionMetrics {
   readonly duration: Histogram<'type' | 'outcome'>;

@@ -1,52 +1,54 @@
-import { type DynamicModule, Module } from '@nestjs/common';
+import { ConfigurableModuleBuilder, Module } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
 import { BUILTIN_TASK_TYPES, type TaskTypesConfig, TaskTypeRegistry } from '../task-types';
-import { WORKER_CONFIG } from './execution.constants';
 import { AckRule } from './ack-rule';
 import { DatabaseRetry } from './database-retry';
+import { EXECUTION_OPTIONS, WORKER_CONFIG } from './execution.constants';
 import { ExecutionMetrics } from './execution.metrics';
 import { HandlerRunner } from './handler-runner';
 import { LeaseKeeper } from './lease-keeper';
 import { TaskExecutor } from './task-executor';
 import { TaskHandlerRegistry } from './task-handler.registry';
 import { TaskSweeper } from './task-sweeper.service';
-import type { WorkerConfig } from './worker.config';
 import { WorkerRegistry } from './worker-registry.service';
+import type { WorkerConfig } from './worker.config';
 
+/** What ExecutionModule needs: the worker's settings and the task-type settings it runs under. */
 export interface ExecutionModuleOptions {
-  imports?: DynamicModule['imports'];
-  inject?: never[];
-  useFactory: (...args: never[]) => { worker: WorkerConfig; taskTypes: TaskTypesConfig };
+  worker: WorkerConfig;
+  taskTypes: TaskTypesConfig;
 }
 
-/** Running tasks: the executor (the ack rule), handler discovery, fleet registration and the sweeper. */
-@Module({})
-export class ExecutionModule {
-  static forRootAsync(options: ExecutionModuleOptions): DynamicModule {
-    const OPTIONS = Symbol('EXECUTION_OPTIONS');
-    return {
-      module: ExecutionModule,
-      global: true,
-      imports: [DiscoveryModule, ...(options.imports ?? [])],
-      providers: [
-        { provide: OPTIONS, inject: options.inject ?? [], useFactory: options.useFactory },
-        { provide: WORKER_CONFIG, inject: [OPTIONS], useFactory: (o: { worker: WorkerConfig }) => o.worker },
-        {
-          provide: TaskTypeRegistry,
-          inject: [OPTIONS],
-          useFactory: (o: { taskTypes: TaskTypesConfig }) => new TaskTypeRegistry(BUILTIN_TASK_TYPES, o.taskTypes),
-        },
-        TaskHandlerRegistry,
-        ExecutionMetrics,
-        DatabaseRetry,
-        LeaseKeeper,
-        HandlerRunner,
-        AckRule,
-        TaskExecutor,
-        WorkerRegistry,
-        TaskSweeper,
-      ],
-      exports: [WORKER_CONFIG, TaskTypeRegistry, TaskExecutor, TaskHandlerRegistry, WorkerRegistry, TaskSweeper],
-    };
-  }
-}
+const definition = new ConfigurableModuleBuilder<ExecutionModuleOptions>({
+  optionsInjectionToken: EXECUTION_OPTIONS,
+})
+  .setClassMethodName('forRoot')
+  .setExtras({}, (dynamicModule) => ({ ...dynamicModule, global: true }))
+  .build();
+
+/** `ExecutionModule.forRootAsync(...)`: the options from a factory (`inject`, `useFactory`), `useClass` or `useExisting`. */
+export type ExecutionModuleAsyncOptions = typeof definition.ASYNC_OPTIONS_TYPE;
+
+/** Running tasks: the executor (the ack rule), handler discovery, fleet registration and the sweeper. Global. */
+@Module({
+  imports: [DiscoveryModule],
+  providers: [
+    { provide: WORKER_CONFIG, inject: [EXECUTION_OPTIONS], useFactory: (o: ExecutionModuleOptions) => o.worker },
+    {
+      provide: TaskTypeRegistry,
+      inject: [EXECUTION_OPTIONS],
+      useFactory: (o: ExecutionModuleOptions) => new TaskTypeRegistry(BUILTIN_TASK_TYPES, o.taskTypes),
+    },
+    TaskHandlerRegistry,
+    ExecutionMetrics,
+    DatabaseRetry,
+    LeaseKeeper,
+    HandlerRunner,
+    AckRule,
+    TaskExecutor,
+    WorkerRegistry,
+    TaskSweeper,
+  ],
+  exports: [WORKER_CONFIG, TaskTypeRegistry, TaskExecutor, TaskHandlerRegistry, WorkerRegistry, TaskSweeper],
+})
+export class ExecutionModule extends definition.ConfigurableModuleClass {}

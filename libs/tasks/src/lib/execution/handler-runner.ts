@@ -1,15 +1,16 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
+import { ERROR_CODES } from '@tasksys/platform';
 import type { Task, TaskError } from '../entities';
 import { TaskStateMachine } from '../task-state-machine';
 import { TaskTypeRegistry } from '../task-types';
-import { WORKER_CONFIG } from './execution.constants';
+import { InjectWorkerConfig } from './execution.constants';
 import { LeaseKeeper } from './lease-keeper';
 import { type AbortReason, TaskAbortedError, toStorableJson, toTaskError } from './task.errors';
 import type { TaskContext } from './task-handler';
 import { TaskHandlerRegistry } from './task-handler.registry';
 import type { WorkerConfig } from './worker.config';
 
-/** How one run ended, for the executor to record and settle. */
+/** @internal How one run ended, for the executor to record and settle. */
 export type RunOutcome =
   | { kind: 'succeeded'; result: unknown }
   | { kind: 'failed'; error: TaskError }
@@ -31,7 +32,7 @@ export class HandlerRunner {
     private readonly types: TaskTypeRegistry,
     private readonly tasks: TaskStateMachine,
     private readonly leases: LeaseKeeper,
-    @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
+    @InjectWorkerConfig() private readonly config: WorkerConfig,
   ) {}
 
   async run(task: Task): Promise<RunOutcome> {
@@ -39,11 +40,11 @@ export class HandlerRunner {
     const handler = this.handlers.get(task.type);
     if (!handler) {
       // Checked before the claim; only a task whose row names another type than its message gets here.
-      return { kind: 'failed', error: { code: 'TASK.NO_HANDLER', message: `this worker has no handler for ${task.type}`, retryable: false } };
+      return { kind: 'failed', error: { code: ERROR_CODES.TASK_NO_HANDLER, message: `this worker has no handler for ${task.type}`, retryable: false } };
     }
     const checked = this.types.check(task.type, task.payload);
     if (!checked.ok) {
-      return { kind: 'failed', error: { code: 'TASK.INVALID_PAYLOAD', message: checked.message, retryable: false } };
+      return { kind: 'failed', error: { code: ERROR_CODES.TASK_INVALID_PAYLOAD, message: checked.message, retryable: false } };
     }
 
     const controller = new AbortController();

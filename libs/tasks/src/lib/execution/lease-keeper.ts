@@ -1,6 +1,6 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import { TaskStateMachine } from '../task-state-machine';
-import { WORKER_CONFIG } from './execution.constants';
+import { InjectWorkerConfig } from './execution.constants';
 import type { AbortReason } from './task.errors';
 import type { WorkerConfig } from './worker.config';
 
@@ -26,7 +26,7 @@ export class LeaseKeeper {
 
   constructor(
     private readonly tasks: TaskStateMachine,
-    @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
+    @InjectWorkerConfig() private readonly config: WorkerConfig,
   ) {}
 
   start(): void {

@@ -1,18 +1,20 @@
+import { AppError, ERROR_CODES } from '@tasksys/platform';
+
+/** @internal More calls are waiting than the batcher accepts: the caller should shed load (the api answers 503). */
+export class BatcherOverloadedError extends AppError {
+  readonly code = ERROR_CODES.OVERLOADED;
+
+  constructor(waiting: number) {
+    super(`${waiting} calls already waiting for a statement; retry shortly`);
+  }
+}
+
 /**
- * Groups concurrent calls into one batched call without adding latency at low load: a call
+ * @internal Groups concurrent calls into one batched call without adding latency at low load: a call
  * goes out at once when fewer than `maxInFlight` batches are running; otherwise it waits and
  * joins the next batch (up to `maxItems`). Under load, one statement serves many tasks.
  * A key appears at most once per batch (a second call with the same key waits for the next).
  */
-/** More calls are waiting than the batcher accepts: the caller should shed load (HTTP 503). */
-export class BatcherOverloadedError extends Error {
-  readonly code = 'OVERLOADED';
-  constructor(waiting: number) {
-    super(`${waiting} calls already waiting for a statement; retry shortly`);
-    this.name = 'BatcherOverloadedError';
-  }
-}
-
 export class MicroBatcher<I, O> {
   private queue: { item: I; resolve: (o: O | undefined) => void; reject: (e: unknown) => void }[] = [];
   private inFlight = 0;

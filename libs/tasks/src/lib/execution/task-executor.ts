@@ -1,12 +1,13 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import { type Delivery, parseTaskMessage, retryDelayMs, TaskPublisher, type TaskMessage } from '@tasksys/messaging';
+import { ERROR_CODES } from '@tasksys/platform';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Task } from '../entities';
 import { TaskStateMachine, type TransitionResult } from '../task-state-machine';
 import { TaskTypeRegistry } from '../task-types';
 import { AckRule } from './ack-rule';
 import { DatabaseRetry } from './database-retry';
-import { WORKER_CONFIG } from './execution.constants';
+import { InjectWorkerConfig } from './execution.constants';
 import { ExecutionMetrics } from './execution.metrics';
 import { HandlerRunner } from './handler-runner';
 import { LeaseKeeper } from './lease-keeper';
@@ -47,7 +48,7 @@ export class TaskExecutor {
     private readonly runner: HandlerRunner,
     private readonly ackRule: AckRule,
     private readonly retry: DatabaseRetry,
-    @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
+    @InjectWorkerConfig() private readonly config: WorkerConfig,
     private readonly metrics: ExecutionMetrics,
   ) {
     metrics.observeInFlight(() => this.pending.size);
@@ -135,7 +136,7 @@ export class TaskExecutor {
     });
     if (claim === undefined) return this.ackRule.handBack(delivery, message);
     if (!claim.task) {
-      return this.ackRule.deadLetter(delivery, { code: 'TASK.NOT_FOUND', message: `no task ${message.taskId}`, retryable: false });
+      return this.ackRule.deadLetter(delivery, { code: ERROR_CODES.TASK_NOT_FOUND, message: `no task ${message.taskId}`, retryable: false });
     }
     const task = claim.task;
     if (claim.applied) {

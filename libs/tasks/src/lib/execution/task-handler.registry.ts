@@ -2,7 +2,7 @@ import { Injectable, type OnModuleInit } from '@nestjs/common';
 import { DiscoveryService } from '@nestjs/core';
 import { HandlesTask, type TaskHandler } from './task-handler';
 
-/** Finds every provider decorated with `@HandlesTask(type)` at start-up. */
+/** @internal Finds every provider decorated with `@HandlesTask(type)` at start-up. */
 @Injectable()
 export class TaskHandlerRegistry implements OnModuleInit {
   private readonly handlers = new Map<string, TaskHandler>();

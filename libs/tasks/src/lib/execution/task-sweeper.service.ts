@@ -1,8 +1,8 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import { QueueProbe, Topology } from '@tasksys/messaging';
 import { TaskStateMachine } from '../task-state-machine';
 import { TaskTypeRegistry } from '../task-types';
-import { WORKER_CONFIG } from './execution.constants';
+import { InjectWorkerConfig } from './execution.constants';
 import { ExecutionMetrics } from './execution.metrics';
 import type { WorkerConfig } from './worker.config';
 
@@ -33,7 +33,7 @@ export class TaskSweeper {
     private readonly topology: Topology,
     private readonly probe: QueueProbe,
     private readonly metrics: ExecutionMetrics,
-    @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
+    @InjectWorkerConfig() private readonly config: WorkerConfig,
   ) {}
 
   start(): void {

@@ -1,17 +1,18 @@
+import { AppError, ERROR_CODES } from '@tasksys/platform';
 import type { TaskError } from '../entities';
 
 /**
  * A handler failure with a stable code that survives the database and the broker.
- * `retryable` decides between the retry tiers and a final failure.
+ * `retryable` decides between the retry tiers and a final failure. The code is the handler's own
+ * (`DEMO.FATAL`, `SQL.TIMEOUT`): handlers name their failures; the built-in ones are in ERROR_CODES.
  */
-export class TaskFailure extends Error {
+export class TaskFailure extends AppError<string> {
   constructor(
     readonly code: string,
     message: string,
     readonly retryable: boolean,
   ) {
     super(message);
-    this.name = new.target.name;
   }
 
   toJSON(): TaskError {
@@ -21,21 +22,22 @@ export class TaskFailure extends Error {
 
 /** A transient failure: the task is retried after a backoff while it has attempts left. */
 export class RetryableError extends TaskFailure {
-  constructor(message: string, code = 'TASK.RETRYABLE') {
+  constructor(message: string, code: string = ERROR_CODES.TASK_RETRYABLE) {
     super(code, message, true);
   }
 }
 
 /** A permanent failure: no further attempt (BullMQ's UnrecoverableError). */
 export class UnrecoverableError extends TaskFailure {
-  constructor(message: string, code = 'TASK.UNRECOVERABLE') {
+  constructor(message: string, code: string = ERROR_CODES.TASK_UNRECOVERABLE) {
     super(code, message, false);
   }
 }
 
-/** Why a run's AbortSignal fired; handlers just see `signal.aborted`. */
+/** @internal Why a run's AbortSignal fired; handlers just see `signal.aborted`. */
 export type AbortReason = 'cancelled' | 'timeout' | 'lease-lost' | 'shutdown' | 'ended';
 
+/** @internal The reason a run's AbortSignal carries (`signal.reason`). */
 export class TaskAbortedError extends Error {
   constructor(readonly reason: AbortReason) {
     super(`run aborted: ${reason}`);
@@ -46,7 +48,7 @@ export class TaskAbortedError extends Error {
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 
 /**
- * A handler's result or error as JSON PostgreSQL's jsonb accepts: no U+0000 and no lone
+ * @internal A handler's result or error as JSON PostgreSQL's jsonb accepts: no U+0000 and no lone
  * surrogates (a string cut in the middle of an emoji). One bad value must not fail a batch.
  */
 export function toStorableJson<T>(value: T): T {
@@ -56,7 +58,7 @@ export function toStorableJson<T>(value: T): T {
   return JSON.parse(json) as T;
 }
 
-/** Any thrown value as the error stored on the task. Unknown errors are retryable (a bug may be transient). */
+/** @internal Any thrown value as the error stored on the task. Unknown errors are retryable (a bug may be transient). */
 export function toTaskError(err: unknown): TaskError {
   return toStorableJson(describeError(err));
 }
@@ -64,8 +66,8 @@ export function toTaskError(err: unknown): TaskError {
 function describeError(err: unknown): TaskError {
   if (err instanceof TaskFailure) return err.toJSON();
   if (err instanceof TaskAbortedError && err.reason === 'timeout') {
-    return { code: 'TASK.TIMEOUT', message: 'the run exceeded its timeout', retryable: true };
+    return { code: ERROR_CODES.TASK_TIMEOUT, message: 'the run exceeded its timeout', retryable: true };
   }
   const message = err instanceof Error ? err.message : String(err);
-  return { code: 'TASK.HANDLER_ERROR', message: message.slice(0, 2000), retryable: true };
+  return { code: ERROR_CODES.TASK_HANDLER_ERROR, message: message.slice(0, 2000), retryable: true };
 }

@@ -1,8 +1,8 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import { hostname } from 'node:os';
 import { Topology } from '@tasksys/messaging';
 import { DataSource } from 'typeorm';
-import { WORKER_CONFIG } from './execution.constants';
+import { InjectWorkerConfig } from './execution.constants';
 import type { WorkerConfig } from './worker.config';
 
 /** Registers this worker (and the task types it serves) in the `workers` table and heartbeats it, so operators see who is alive. */
@@ -15,7 +15,7 @@ export class WorkerRegistry {
   constructor(
     private readonly db: DataSource,
     private readonly topology: Topology,
-    @Inject(WORKER_CONFIG) private readonly config: WorkerConfig,
+    @InjectWorkerConfig() private readonly config: WorkerConfig,
   ) {}
 
   /** Heartbeat period; a worker not seen for three periods counts as dead. */

@@ -3,5 +3,5 @@ import { LeanTaskIndexes1763800000000 } from './1763800000000-lean-task-indexes'
 import { RateLimitCounters1763900000000 } from './1763900000000-rate-limit-counters';
 import { RoutingByType1764000000000 } from './1764000000000-routing-by-type';
 
-/** Append-only: add new migrations at the end, never edit a released one. */
+/** @internal Append-only: add new migrations at the end, never edit a released one. */
 export const TASKS_MIGRATIONS = [InitialSchema1763700000000, LeanTaskIndexes1763800000000, RateLimitCounters1763900000000, RoutingByType1764000000000];

@@ -1,4 +1,4 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import type { OutboxBatchResult, OutboxRecord, OutboxStore } from '@tasksys/messaging';
 import type { QueryResult } from 'pg';
 import { DataSource } from 'typeorm';
@@ -6,7 +6,7 @@ import type { DatabaseConfig } from '../database.config';
 import { pgConnectionConfig } from '../data-source.options';
 import { PgNotificationListener } from '../pg-notification.listener';
 import { pgPool } from '../prepared-query';
-import { DATABASE_CONFIG } from '../tasks.constants';
+import { InjectDatabaseConfig } from '../tasks.constants';
 
 interface OutboxRow {
   id: string;
@@ -21,12 +21,12 @@ interface OutboxRow {
   priority: number;
 }
 
-/** The outbox table behind the messaging library's OutboxStore port. */
+/** @internal The outbox table behind the messaging library's OutboxStore port. */
 @Injectable()
 export class PgOutboxStore implements OutboxStore {
   constructor(
     private readonly db: DataSource,
-    @Inject(DATABASE_CONFIG) private readonly config: DatabaseConfig,
+    @InjectDatabaseConfig() private readonly config: DatabaseConfig,
   ) {}
 
   async relayBatch(

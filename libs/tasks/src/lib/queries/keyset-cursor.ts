@@ -1,4 +1,6 @@
-/** Position after the last row of a page ordered by (created_at DESC, id DESC). */
+import { AppError, ERROR_CODES } from '@tasksys/platform';
+
+/** @internal Position after the last row of a page ordered by (created_at DESC, id DESC). */
 export interface KeysetPosition {
   /** created_at in UTC with microseconds (`2025-01-01T10:00:00.123456Z`), exactly as PostgreSQL stores it. */
   at: string;
@@ -6,24 +8,26 @@ export interface KeysetPosition {
 }
 
 /** A cursor that is not one this api handed out. */
-export class InvalidCursorError extends Error {
+export class InvalidCursorError extends AppError {
+  readonly code = ERROR_CODES.REQUEST_INVALID;
+
   constructor() {
-    super('cursor is not a cursor returned by this api');
-    this.name = 'InvalidCursorError';
+    super('cursor: cursor is not a cursor returned by this api', { field: 'cursor' });
   }
 }
 
 const AT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-/** SQL expression producing `KeysetPosition.at` from a timestamptz column (JS Dates would lose the microseconds). */
+/** @internal SQL expression producing `KeysetPosition.at` from a timestamptz column (JS Dates would lose the microseconds). */
 export const KEYSET_AT_SQL = (column: string) => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
 
-/** Opaque to clients: base64url of a small JSON array. */
+/** @internal Opaque to clients: base64url of a small JSON array. */
 export function encodeCursor(pos: KeysetPosition): string {
   return Buffer.from(JSON.stringify([pos.at, pos.id]), 'utf8').toString('base64url');
 }
 
+/** @internal The position a cursor names; InvalidCursorError when it is not one `encodeCursor` made. */
 export function decodeCursor(cursor: string): KeysetPosition {
   let parsed: unknown;
   try {

@@ -1,9 +1,9 @@
-import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { Observable } from 'rxjs';
 import type { DatabaseConfig } from '../database.config';
 import { pgConnectionConfig } from '../data-source.options';
 import { PgNotificationListener } from '../pg-notification.listener';
-import { DATABASE_CONFIG } from '../tasks.constants';
+import { InjectDatabaseConfig } from '../tasks.constants';
 import type { TaskStatus } from '../task-status';
 
 /** What the tasks table trigger sends on `<schema>.task_updates` when a status or progress changes. */
@@ -31,7 +31,7 @@ export class TaskUpdateFeed implements OnApplicationBootstrap, OnApplicationShut
   private readonly watchers = new Map<string, Set<Watcher>>();
   private listener: PgNotificationListener | null = null;
 
-  constructor(@Inject(DATABASE_CONFIG) private readonly config: DatabaseConfig) {}
+  constructor(@InjectDatabaseConfig() private readonly config: DatabaseConfig) {}
 
   async onApplicationBootstrap(): Promise<void> {
     this.listener = new PgNotificationListener(

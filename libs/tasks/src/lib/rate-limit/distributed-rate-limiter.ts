@@ -19,6 +19,7 @@ export interface RateLimitDecision {
   readonly ticket: HitTicket | null;
 }
 
+/** @internal Timings of the limiter; tests shorten them. */
 export interface RateLimiterOptions {
   /** How often a replica settles with PostgreSQL (and asks for tokens for its active keys). */
   syncIntervalMs: number;
@@ -35,6 +36,7 @@ export interface RateLimiterOptions {
   maxKeys: number;
 }
 
+/** @internal Injection token of the (partial) RateLimiterOptions; the defaults below otherwise. */
 export const RATE_LIMITER_OPTIONS = Symbol('RATE_LIMITER_OPTIONS');
 
 const DEFAULTS: RateLimiterOptions = {

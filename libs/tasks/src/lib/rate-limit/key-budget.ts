@@ -1,6 +1,6 @@
 import type { CounterChange, TokenGrant, TokenRequest } from './rate-limit-counters.store';
 
-/** Buckets per window: a hit counts until the latest hit of its bucket is one window old (see DistributedRateLimiter). */
+/** @internal Buckets per window: a hit counts until the latest hit of its bucket is one window old (see DistributedRateLimiter). */
 export const BUCKETS_PER_WINDOW = 20;
 
 /** @internal Names one admitted hit, so it can be refunded. */

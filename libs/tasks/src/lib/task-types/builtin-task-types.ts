@@ -9,6 +9,7 @@ export const taskTypesConfigSchema = z.object({
   DEMO_ALLOW_CRASH: env.flag(false),
 });
 
+/** @internal The payload of `demo.sleep`. */
 export const demoSleepPayload = z.strictObject({
   ms: z.int().min(0).max(3_600_000),
   steps: z.int().min(1).max(1000).optional(),
@@ -17,11 +18,13 @@ export const demoSleepPayload = z.strictObject({
 });
 export type DemoSleepPayload = z.infer<typeof demoSleepPayload>;
 
+/** @internal The payload of `demo.crash`. */
 export const demoCrashPayload = z.strictObject({
   afterMs: z.int().min(0).max(600_000),
 });
 export type DemoCrashPayload = z.infer<typeof demoCrashPayload>;
 
+/** @internal The payload of `sql.query`. */
 export const sqlQueryPayload = z.strictObject({
   sql: z.string().min(1).max(100_000),
   params: z.array(z.union([z.string(), z.number(), z.boolean(), z.null()])).max(100).optional(),
