@@ -3,7 +3,8 @@ import { deleteTopology, testMessagingConfig } from '@tasksys/messaging/testing'
 import { BUILTIN_TASK_TYPES, TaskStateMachine } from '@tasksys/tasks';
 import { createTestDatabase, type TestDatabase } from '@tasksys/tasks/testing';
 import { type ChannelModel, type ConfirmChannel, connect } from 'amqplib';
-import { waitFor, WorkerFleet, type WorkerProcess } from '../test/worker-fleet';
+import { type AppProcess, waitFor } from '@tasksys/testing';
+import { WorkerFleet } from '../test/worker-fleet';
 
 /**
  * The holes an outsider found (issue 12), each against real processes, PostgreSQL and RabbitMQ:
@@ -26,12 +27,8 @@ describe('worker hardening (processes)', () => {
     // One tier of 3 s: every retry and deferral waits exactly that, so timings are unambiguous.
     messaging = { ...testMessagingConfig(), RETRY_TIERS_MS: [3000] };
     fleet = new WorkerFleet(
+      { database: t.config, messaging },
       {
-        DATABASE_URL: t.config.DATABASE_URL,
-        DATABASE_SCHEMA: t.config.DATABASE_SCHEMA,
-        RABBITMQ_URL: messaging.RABBITMQ_URL,
-        TASKS_NAMESPACE: messaging.TASKS_NAMESPACE,
-        RETRY_TIERS_MS: '3000',
         WORKER_CONCURRENCY: '20',
         WORKER_LEASE_MS: '3000',
         WORKER_SHUTDOWN_GRACE_MS: '0',
@@ -41,7 +38,6 @@ describe('worker hardening (processes)', () => {
         SQL_TARGET_URL: 'postgres://postgres@127.0.0.1:5432/postgres',
         LOG_LEVEL: 'info',
       },
-      messaging.TASKS_NAMESPACE,
     );
     amqp = await connect(messaging.RABBITMQ_URL);
     await declareTopology(amqp, topology());
@@ -95,7 +91,7 @@ describe('worker hardening (processes)', () => {
   }
 
   /** A counter of the worker's Prometheus endpoint, summed over the series whose labels include `labels`. */
-  async function metric(w: WorkerProcess, name: string, labels = ''): Promise<number> {
+  async function metric(w: AppProcess, name: string, labels = ''): Promise<number> {
     const text = await (await fetch(`http://127.0.0.1:${w.port}/metrics`)).text();
     return text
       .split('\n')
@@ -147,6 +143,27 @@ describe('worker hardening (processes)', () => {
     expect(await metric(w, 'tasksys_swept_tasks_total', 'kind="queued"')).toBe(0);
     expect(await metric(w, 'tasksys_duplicate_deliveries_total')).toBe(0);
   }, 90_000);
+
+  it('sweeps stranded tasks only of the types it serves: a group that is down is not flooded', async () => {
+    // A retrying sql.query task long past due (its worker group is down) and a demo.sleep one.
+    const [sql] = await submit(1, { sql: 'SELECT 1' }, { type: 'sql.query' });
+    const [sleep] = await submit(1, { ms: 1 });
+    await t.db.query(`DELETE FROM outbox WHERE correlation_id = ANY($1::text[])`, [[sql, sleep]]);
+    await t.db.query(
+      `UPDATE tasks SET status = 'retrying', attempt = 1, run_after = now() - interval '1 hour', updated_at = now() - interval '1 hour'
+        WHERE id = ANY($1::uuid[])`,
+      [[sql, sleep]],
+    );
+    const w = await fleet.start({ WORKER_TASK_TYPES: 'demo.sleep' });
+    await allSucceeded([sleep], 20_000);
+    expect(await metric(w, 'tasksys_swept_tasks_total', 'kind="stranded"')).toBe(1);
+    // Several sweeps later, still no copy for the type nobody here serves.
+    await new Promise((r) => setTimeout(r, 2000)); // four sweep intervals
+    expect(await metric(w, 'tasksys_swept_tasks_total', 'kind="stranded"')).toBe(1);
+    expect(await row(sql)).toMatchObject({ status: 'retrying' });
+    expect(((await t.db.query(`SELECT count(*)::int AS n FROM outbox WHERE correlation_id = $1`, [sql])) as { n: number }[])[0].n).toBe(0);
+    await t.db.query(`UPDATE tasks SET status = 'cancelled', finished_at = now() WHERE id = $1`, [sql]);
+  }, 60_000);
 
   it('adopts a task whose claim committed but whose answer was lost, without spending an attempt', async () => {
     // The claim of this task (maxAttempts 1) takes 3 s on the server; the worker's client gives up
@@ -255,14 +272,10 @@ describe('hand-backs on quorum queues (processes)', () => {
     sm = new TaskStateMachine(t.db);
     messaging = testMessagingConfig({ RABBITMQ_QUEUE_TYPE: 'quorum', RABBITMQ_DELIVERY_LIMIT: '2' });
     fleet = new WorkerFleet(
+      { database: t.config, messaging },
       {
-        DATABASE_URL: t.config.DATABASE_URL,
-        DATABASE_SCHEMA: t.config.DATABASE_SCHEMA,
-        RABBITMQ_URL: messaging.RABBITMQ_URL,
-        TASKS_NAMESPACE: messaging.TASKS_NAMESPACE,
         RABBITMQ_QUEUE_TYPE: 'quorum',
         RABBITMQ_DELIVERY_LIMIT: '2',
-        RETRY_TIERS_MS: messaging.RETRY_TIERS_MS.join(','),
         WORKER_LEASE_MS: '3000',
         WORKER_SHUTDOWN_GRACE_MS: '0',
         OUTBOX_POLL_MS: '200',

@@ -335,11 +335,13 @@ describe('TaskStateMachine (real PostgreSQL)', () => {
     await sm.failRetryable(task.id, token, err, 0, 'w1');
     await t.db.query(`UPDATE tasks SET run_after = now() - interval '1 hour', updated_at = now() - interval '1 hour' WHERE id = $1`, [task.id]);
     const [before] = await t.db.query(`SELECT run_after FROM tasks WHERE id = $1`, [task.id]);
-    expect(await sm.requeueStranded(60_000, 10_000)).toContain(task.id);
+    // Only the types asked for: a worker sweeps the types it serves.
+    expect(await sm.requeueStranded(60_000, 10_000, ['other.type'])).not.toContain(task.id);
+    expect(await sm.requeueStranded(60_000, 10_000, ['demo.sleep'])).toContain(task.id);
     const [after] = await t.db.query(`SELECT run_after FROM tasks WHERE id = $1`, [task.id]);
     expect(after.run_after).toEqual(before.run_after);
     // Touched: the next sweep leaves it alone for the grace period.
-    expect(await sm.requeueStranded(60_000, 10_000)).not.toContain(task.id);
+    expect(await sm.requeueStranded(60_000, 10_000, ['demo.sleep'])).not.toContain(task.id);
     expect((await sm.claim(task.id, 'w2', LEASE)).applied).toBe(true);
   });
 

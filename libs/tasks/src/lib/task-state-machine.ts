@@ -373,23 +373,23 @@ export class TaskStateMachine {
   }
 
   /**
-   * The sweeper's query: tasks whose message may be gone (`retrying` well past its due time,
-   * `running` with a lease long expired) get a new work message. Their `updated_at` moves on, so
+   * The sweeper's query: tasks of `types` whose message may be gone (`retrying` well past its due
+   * time, `running` with a lease long expired) get a new work message. Their `updated_at` moves on, so
    * the next sweep leaves them alone for `graceMs` (the due time stays: a claim compares it).
    */
-  async requeueStranded(graceMs: number, limit: number): Promise<string[]> {
+  async requeueStranded(graceMs: number, limit: number, types: readonly string[]): Promise<string[]> {
     const rows = await this.rows<{ id: string }>(
       `WITH s AS (
          SELECT id FROM tasks
           WHERE ((status = 'retrying' AND run_after < now() - $1 * interval '1 millisecond')
                  OR (status = 'running' AND lease_expires_at < now() - $1 * interval '1 millisecond'))
-            AND updated_at < now() - $1 * interval '1 millisecond'
+            AND updated_at < now() - $1 * interval '1 millisecond' AND type = ANY($3::text[])
           ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED),
        upd AS (
          UPDATE tasks t SET updated_at = now() FROM s WHERE t.id = s.id RETURNING t.id, t.type, t.priority),
        ob AS (${enqueueWorkSql('upd')})
        SELECT id FROM upd`,
-      [graceMs, limit],
+      [graceMs, limit, types],
     );
     return rows.map((r) => r.id);
   }

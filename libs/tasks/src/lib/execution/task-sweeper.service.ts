@@ -52,41 +52,44 @@ export class TaskSweeper {
   async sweepOnce(): Promise<number> {
     const graceMs = this.config.SWEEP_GRACE_MS;
     let total = 0;
-    try {
-      const stranded = await this.tasks.requeueStranded(graceMs, SWEEP_LIMIT);
-      if (stranded.length > 0) this.logger.warn(`re-enqueued ${stranded.length} retrying or abandoned task(s) whose message may be lost`);
-      this.metrics.sweptTasks.inc({ kind: 'stranded' }, stranded.length);
-      total += stranded.length;
-    } catch (err) {
-      this.logger.warn(`sweep of retrying and running tasks failed (${(err as Error).message})`);
-    }
-    try {
-      total += await this.sweepLostQueued(graceMs);
-    } catch (err) {
-      this.logger.warn(`sweep of queued tasks failed (${(err as Error).message})`);
+    for (const type of this.topology.served) {
+      if (this.types.unavailable(type) !== null) continue;
+      try {
+        total += await this.sweepType(type, graceMs);
+      } catch (err) {
+        this.logger.warn(`sweep of ${type} failed (${(err as Error).message})`);
+      }
     }
     return total;
   }
 
-  private async sweepLostQueued(graceMs: number): Promise<number> {
+  /**
+   * One served type, against its own queues. Nothing is re-enqueued while they hold messages ready:
+   * that is a backlog draining (whose messages include these tasks' own, or retries come back from
+   * their tiers), and a copy per task per grace period would pile up behind it; nor for types this
+   * worker does not serve (their workers sweep them; a group that is down must not be flooded).
+   */
+  private async sweepType(type: string, graceMs: number): Promise<number> {
+    const queues = this.topology.queuesOf(type);
+    const queuesEmpty = async () => (await Promise.all(queues.map((q) => this.probe.readyMessages(q)))).every((n) => n === 0);
     let total = 0;
-    for (const type of this.topology.served) {
-      if (this.types.unavailable(type) !== null) continue;
-      // Database first, broker second: every candidate's message was confirmed before the broker is
-      // asked, so an empty queue means it was delivered (and claimed: no longer queued) or lost.
-      const candidates = await this.tasks.findIdleQueued([type], graceMs, SWEEP_LIMIT);
-      if (candidates.length === 0) continue;
-      const queues = this.topology.queuesOf(type);
-      const ready = await Promise.all(queues.map((q) => this.probe.readyMessages(q)));
-      // A backlog still draining, or the broker cannot say: look again next time.
-      if (ready.some((n) => n !== 0)) continue;
-      const requeued = await this.tasks.requeueLostQueued(candidates, graceMs);
-      if (requeued.length > 0) {
-        this.logger.warn(`re-enqueued ${requeued.length} queued ${type} task(s) whose message the broker lost (${queues.join(', ')} empty)`);
-        this.metrics.sweptTasks.inc({ kind: 'queued' }, requeued.length);
+    if (await queuesEmpty()) {
+      const stranded = await this.tasks.requeueStranded(graceMs, SWEEP_LIMIT, [type]);
+      if (stranded.length > 0) {
+        this.logger.warn(`re-enqueued ${stranded.length} retrying or abandoned ${type} task(s) whose message may be lost`);
+        this.metrics.sweptTasks.inc({ kind: 'stranded' }, stranded.length);
       }
-      total += requeued.length;
+      total += stranded.length;
     }
-    return total;
+    // Database first, broker second: every candidate's message was confirmed before the broker is
+    // asked, so an empty queue means it was delivered (and claimed: no longer queued) or lost.
+    const candidates = await this.tasks.findIdleQueued([type], graceMs, SWEEP_LIMIT);
+    if (candidates.length === 0 || !(await queuesEmpty())) return total;
+    const requeued = await this.tasks.requeueLostQueued(candidates, graceMs);
+    if (requeued.length > 0) {
+      this.logger.warn(`re-enqueued ${requeued.length} queued ${type} task(s) whose message the broker lost (${queues.join(', ')} empty)`);
+      this.metrics.sweptTasks.inc({ kind: 'queued' }, requeued.length);
+    }
+    return total + requeued.length;
   }
 }
