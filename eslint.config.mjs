@@ -10,6 +10,48 @@ const ALL_SOURCES = EXTENSIONS.map((extension) => `**/*${extension}`);
 // (Prettier and `eslint --fix` for the import order), 'error' from then on.
 const IMPORT_HYGIENE = 'warn';
 
+// Apps may use libs; libs never use apps. Within libs the arrows point one way:
+// tasks -> messaging -> platform (DESIGN.md section 2).
+const DEP_CONSTRAINTS = [
+  { sourceTag: 'type:app', onlyDependOnLibsWithTags: ['type:lib'] },
+  { sourceTag: 'type:lib', onlyDependOnLibsWithTags: ['type:lib'] },
+  { sourceTag: 'scope:platform', onlyDependOnLibsWithTags: ['scope:platform'] },
+  { sourceTag: 'scope:messaging', onlyDependOnLibsWithTags: ['scope:platform', 'scope:messaging'] },
+  {
+    sourceTag: 'scope:tasks',
+    onlyDependOnLibsWithTags: ['scope:platform', 'scope:messaging', 'scope:tasks'],
+  },
+  // Checks of the repository itself (tools/repo-checks) read the product's files as text and
+  // import none of its projects, so they never need building to run.
+  { sourceTag: 'type:tooling', onlyDependOnLibsWithTags: ['type:tooling'] },
+  // The test helpers (libs/testing) import no product project, so every project's tests can use
+  // them without a cycle (the tasks lib's own tests included).
+  { sourceTag: 'type:testing', onlyDependOnLibsWithTags: ['type:testing'] },
+  // The chaos suite drives the built apps as processes, over HTTP and AMQP: it imports nothing of
+  // the product, only the test helpers.
+  { sourceTag: 'type:test', onlyDependOnLibsWithTags: ['type:testing'] },
+];
+
+// Where type:testing may be imported from: specs, and the helpers only specs import (a lib's
+// src/testing.ts entry and its testing/ folder, an app's src/testing/ and test/ folders).
+const TEST_FILES = [
+  '**/*.spec.ts',
+  '**/*.int-spec.ts',
+  '**/*.e2e-spec.ts',
+  '**/src/testing.ts',
+  '**/testing/**/*.ts',
+  '**/test/**/*.ts',
+];
+
+const moduleBoundaries = (depConstraints) => [
+  'error',
+  {
+    enforceBuildableLibDependency: true,
+    allow: ['^.*/eslint(\\.base)?\\.config\\.[cm]?[jt]s$'],
+    depConstraints,
+  },
+];
+
 export default [
   ...nx.configs['flat/base'],
   ...nx.configs['flat/typescript'],
@@ -19,29 +61,15 @@ export default [
   },
   {
     files: ['**/*.ts', '**/*.tsx', '**/*.js', '**/*.jsx'],
+    rules: { '@nx/enforce-module-boundaries': moduleBoundaries(DEP_CONSTRAINTS) },
+  },
+  {
+    // Test code may also use the test helpers (libs/testing, type:testing); product code may not.
+    files: TEST_FILES,
     rules: {
-      '@nx/enforce-module-boundaries': [
-        'error',
-        {
-          enforceBuildableLibDependency: true,
-          allow: ['^.*/eslint(\\.base)?\\.config\\.[cm]?[jt]s$'],
-          // Apps may use libs; libs never use apps. Within libs the arrows point one way:
-          // tasks -> messaging -> platform (DESIGN.md section 2).
-          depConstraints: [
-            { sourceTag: 'type:app', onlyDependOnLibsWithTags: ['type:lib'] },
-            { sourceTag: 'type:lib', onlyDependOnLibsWithTags: ['type:lib'] },
-            { sourceTag: 'scope:platform', onlyDependOnLibsWithTags: ['scope:platform'] },
-            { sourceTag: 'scope:messaging', onlyDependOnLibsWithTags: ['scope:platform', 'scope:messaging'] },
-            {
-              sourceTag: 'scope:tasks',
-              onlyDependOnLibsWithTags: ['scope:platform', 'scope:messaging', 'scope:tasks'],
-            },
-            // Checks of the repository itself (tools/repo-checks) read the product's files as text and
-            // import none of its projects, so they never need building to run.
-            { sourceTag: 'type:tooling', onlyDependOnLibsWithTags: ['type:tooling'] },
-          ],
-        },
-      ],
+      '@nx/enforce-module-boundaries': moduleBoundaries(
+        DEP_CONSTRAINTS.map((c) => ({ ...c, onlyDependOnLibsWithTags: [...c.onlyDependOnLibsWithTags, 'type:testing'] })),
+      ),
     },
   },
   {

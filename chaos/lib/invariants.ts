@@ -7,7 +7,7 @@
  * succeeded task must have a result; after the settle deadline no task may be non-terminal (lost).
  */
 import type { Pool } from 'pg';
-import { waitFor } from './processes';
+import { waitFor } from '@tasksys/testing';
 
 export const TERMINAL = ['succeeded', 'failed', 'cancelled'];
 

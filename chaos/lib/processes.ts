@@ -4,11 +4,11 @@
  * Everything started here is recorded in a state file so a crashed run can be cleaned up by the next.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, chownSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, chownSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
+import { AppProcess, type AppName, type Exit, freePort, GiveUp, isPortFree, waitFor } from '@tasksys/testing';
 
 const run = promisify(execFile);
 
@@ -21,50 +21,11 @@ const RABBIT_HOME = '/var/lib/rabbitmq'; // holds the Erlang cookie rabbitmqctl 
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** Thrown from a `waitFor` check to give up at once (e.g. the process being waited for died). */
-export class Fatal extends Error {}
-
-/** Polls `check` until it returns a truthy value or the deadline passes; a `Fatal` error ends it at once. */
-export async function waitFor<T>(what: string, check: () => Promise<T> | T, timeoutMs = 30_000, everyMs = 200): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v) return v as NonNullable<T>;
-    } catch (err) {
-      if (err instanceof Fatal) throw err;
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`);
-    await sleep(everyMs);
-  }
-}
-
-export function portFree(port: number): Promise<boolean> {
-  return new Promise((ok) => {
-    const srv = createServer();
-    srv.once('error', () => ok(false));
-    srv.listen(port, '127.0.0.1', () => srv.close(() => ok(true)));
-  });
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((ok, fail) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => ok(port));
-    });
-    srv.on('error', fail);
-  });
-}
-
 /** A port p in [30000, 45000) with p and p + 20000 free (AMQP + Erlang distribution). */
 async function freePortPair(): Promise<number> {
   for (let i = 0; i < 100; i++) {
     const p = 30000 + Math.floor(Math.random() * 15000);
-    if ((await portFree(p)) && (await portFree(p + 20000))) return p;
+    if ((await isPortFree(p)) && (await isPortFree(p + 20000))) return p;
   }
   throw new Error('no free port pair for the private RabbitMQ node');
 }
@@ -240,7 +201,7 @@ export class PrivateRabbit {
     this.server.stdout?.pipe(out);
     this.server.stderr?.pipe(out);
     await waitFor(`RabbitMQ node ${this.node}`, async () => {
-      if (this.server?.exitCode !== null) throw new Fatal(`rabbitmq-server exited; see ${LOG_DIR}/rabbitmq.out.log`);
+      if (this.server?.exitCode !== null) throw new GiveUp(`rabbitmq-server exited; see ${LOG_DIR}/rabbitmq.out.log`);
       await rabbitctl(this.node, ['await_startup', '-t', '5'], 15_000);
       return true;
     }, 120_000, 1000);
@@ -271,72 +232,38 @@ export class PrivateRabbit {
 
 // ---------------------------------------------------------------- api / worker processes
 
-export interface Exit {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-}
-
-export class AppProcess {
-  child!: ChildProcess;
-  exited!: Promise<Exit>;
+/**
+ * An api or worker of the stack: the test helpers' AppProcess (log in tmp/chaos-logs, restartable
+ * under the same name and port) plus what the supervisor and the clean-up of a crashed run need.
+ */
+export class ChaosProcess extends AppProcess {
   /** Set when the harness itself stops the process (kill -9 on purpose). */
   expectedExit = false;
   /** The supervisor leaves it down while set (a scenario keeps it stopped on purpose). */
   keepDown = false;
 
-  constructor(
-    readonly name: string,
-    readonly kind: 'api' | 'worker',
-    readonly port: number,
-    private readonly env: Record<string, string>,
-  ) {}
-
-  get main(): string {
-    return join(ROOT, `dist/apps/${this.kind}/main.js`);
-  }
-  get pid(): number {
-    return this.child.pid ?? -1;
-  }
-  get alive(): boolean {
-    return this.child.exitCode === null && this.child.signalCode === null;
-  }
-  get healthUrl(): string {
-    return `http://127.0.0.1:${this.port}/health/ready`;
+  constructor(name: string, app: AppName, port: number, env: Record<string, string>) {
+    super({ name, app, port, env, logDir: LOG_DIR });
   }
 
-  spawn(): void {
-    if (!existsSync(this.main)) throw new Error(`${this.main} is missing: run \`npm run build\` first`);
-    mkdirSync(LOG_DIR, { recursive: true });
-    const log = createWriteStream(join(LOG_DIR, `${this.name}.log`), { flags: 'a' });
+  override spawn(): void {
     this.expectedExit = false;
-    this.child = spawn(process.execPath, [this.main], { env: { ...process.env, ...this.env }, stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT });
-    this.child.stdout?.pipe(log);
-    this.child.stderr?.pipe(log);
-    this.exited = new Promise<Exit>((ok) => this.child.once('exit', (code, signal) => ok({ code, signal })));
+    super.spawn();
     const pid = this.pid;
     updateState((s) => (s.pids = [...(s.pids ?? []).filter((p) => p !== pid), pid]));
   }
 
-  async ready(timeoutMs = 90_000): Promise<void> {
-    await waitFor(`${this.name} ready`, async () => {
-      if (!this.alive) throw new Fatal(`${this.name} exited (${this.child.exitCode ?? this.child.signalCode}); see tmp/chaos-logs/${this.name}.log`);
-      const res = await fetch(this.healthUrl, { signal: AbortSignal.timeout(2000) });
-      return res.ok;
-    }, timeoutMs, 250);
+  /** A loaded stack starts slowly: 90 s. */
+  override ready(timeoutMs = 90_000): Promise<void> {
+    return super.ready(timeoutMs);
   }
 
-  async start(timeoutMs?: number): Promise<void> {
-    this.spawn();
-    await this.ready(timeoutMs);
-  }
-
-  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<Exit> {
+  override async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<Exit> {
     this.expectedExit = true;
-    if (this.alive) this.child.kill(signal);
-    const e = await this.exited;
+    const exit = await super.kill(signal);
     const pid = this.pid;
     updateState((s) => (s.pids = (s.pids ?? []).filter((p) => p !== pid)));
-    return e;
+    return exit;
   }
 
   /** Resident set size in MiB from /proc/<pid>/status (VmRSS). */

@@ -5,7 +5,8 @@
 import { type Channel, type ChannelModel, connect } from 'amqplib';
 import { mkdirSync, rmSync } from 'node:fs';
 import { Pool } from 'pg';
-import { AppProcess, type Exit, LOG_DIR, PrivatePostgres, PrivateRabbit, cleanStale, forgetPids, freePort, sleep, waitFor } from './processes';
+import { type Exit, freePort, waitFor } from '@tasksys/testing';
+import { ChaosProcess, LOG_DIR, PrivatePostgres, PrivateRabbit, cleanStale, forgetPids, sleep } from './processes';
 
 export const NAMESPACE = 'chaos';
 export const ADMIN_KEY = 'chaos-admin-key-0123456789abcdef';
@@ -20,8 +21,8 @@ export interface ExitRecord {
 export class Stack {
   readonly pg = new PrivatePostgres();
   readonly rabbit = new PrivateRabbit();
-  api!: AppProcess;
-  readonly workers: AppProcess[] = [];
+  api!: ChaosProcess;
+  readonly workers: ChaosProcess[] = [];
   db!: Pool;
   readonly exits: ExitRecord[] = [];
   private seq = 0;
@@ -71,14 +72,14 @@ export class Stack {
     this.db = new Pool({ connectionString: this.pg.url, max: 5 });
     this.db.on('error', () => undefined); // the PostgreSQL scenario kills these connections on purpose
     const port = await freePort();
-    this.api = new AppProcess('api', 'api', port, { ...this.env, PORT: String(port) });
+    this.api = new ChaosProcess('api', 'api', port, this.env); // it sets PORT
     await this.startApi(); // runs the migrations before the workers need the tables
     await Promise.all(Array.from({ length: this.workerCount }, () => this.addWorker()));
     this.log(`api and ${this.workerCount} workers ready`);
     this.superviseAll();
   }
 
-  private watch(p: AppProcess): void {
+  private watch(p: ChaosProcess): void {
     void p.exited.then((exit) => {
       this.exits.push({ name: p.name, at: Date.now(), exit, expected: p.expectedExit });
       if (!p.expectedExit)
@@ -93,10 +94,10 @@ export class Stack {
     await this.api.ready();
   }
 
-  async addWorker(): Promise<AppProcess> {
+  async addWorker(): Promise<ChaosProcess> {
     const port = await freePort();
     const name = `worker-${++this.seq}`;
-    const w = new AppProcess(name, 'worker', port, { ...this.env, WORKER_ID: name, WORKER_HEALTH_PORT: String(port) });
+    const w = new ChaosProcess(name, 'worker', port, this.env); // it sets WORKER_ID and WORKER_HEALTH_PORT
     this.workers.push(w);
     w.spawn();
     this.watch(w);
@@ -104,12 +105,12 @@ export class Stack {
     return w;
   }
 
-  aliveWorkers(): AppProcess[] {
+  aliveWorkers(): ChaosProcess[] {
     return this.workers.filter((w) => w.alive);
   }
 
   /** Restarts a worker (a fresh process, same name and port). */
-  async restartWorker(w: AppProcess): Promise<void> {
+  async restartWorker(w: ChaosProcess): Promise<void> {
     if (w.alive) await w.kill('SIGKILL');
     w.keepDown = false;
     w.spawn();
@@ -124,7 +125,7 @@ export class Stack {
   superviseAll(): void {
     if (this.supervising) return;
     this.supervising = true;
-    const restarting = new Set<AppProcess>();
+    const restarting = new Set<ChaosProcess>();
     this.supervisor = (async () => {
       while (this.supervising) {
         for (const p of [this.api, ...this.workers]) {
@@ -175,7 +176,7 @@ export class Stack {
   async allReady(timeoutMs = 60_000): Promise<void> {
     await waitFor('api and workers ready', async () => {
       for (const p of [this.api, ...this.workers]) {
-        const r = await fetch(p.healthUrl, { signal: AbortSignal.timeout(2000) });
+        const r = await fetch(`${p.url}/health/ready`, { signal: AbortSignal.timeout(2000) });
         if (!r.ok) return false;
       }
       return true;

@@ -10,8 +10,9 @@
  * Checked over every task row of the scenario's owners (also those whose answer was lost).
  */
 import { randomUUID } from 'node:crypto';
+import { waitFor } from '@tasksys/testing';
 import { sleepSpec } from '../lib/client';
-import { sleep, waitFor } from '../lib/processes';
+import { sleep } from '../lib/processes';
 import { type Scenario, check, noCrashes, settleAndCheck } from '../lib/scenario';
 
 export const apiKill: Scenario = {

@@ -3,9 +3,10 @@
  * (every queue, exchange and message gone) with tasks queued, running and waiting in retry tiers.
  * PostgreSQL is the source of truth: the sweeper re-enqueues what the broker lost, without an operator.
  */
+import { waitFor } from '@tasksys/testing';
 import { sleepSpec } from '../lib/client';
 import { checkTasks } from '../lib/invariants';
-import { sleep, waitFor } from '../lib/processes';
+import { sleep } from '../lib/processes';
 import { type Scenario, check, fleetBack, noCrashes, settleAndCheck } from '../lib/scenario';
 import { NAMESPACE } from '../lib/stack';
 

@@ -2,8 +2,9 @@
  * 6. Duplicates: every task message is published again (twice more) straight to the work exchange,
  * half racing the original, half after the task has finished: no outcome may be recorded twice.
  */
+import { waitFor } from '@tasksys/testing';
 import { sleepSpec } from '../lib/client';
-import { sleep, waitFor } from '../lib/processes';
+import { sleep } from '../lib/processes';
 import { type Scenario, check, noCrashes, settleAndCheck } from '../lib/scenario';
 import { NAMESPACE } from '../lib/stack';
 

@@ -5,8 +5,8 @@
  * exchange under served types all land in the dead-letter queue, the others in unrouted.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
+import { waitFor } from '@tasksys/testing';
 import type { ApiClient } from '../lib/client';
-import { waitFor } from '../lib/processes';
 import { type Scenario, check, noCrashes, settleAndCheck } from '../lib/scenario';
 import { ADMIN_KEY, NAMESPACE } from '../lib/stack';
 

@@ -3,96 +3,27 @@
  * behind no proxy, over one PostgreSQL database of their own (so its transaction counter counts
  * nothing but them) and a broker namespace of their own.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, existsSync, mkdirSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { join, resolve } from 'node:path';
 import { Client } from 'pg';
 import { DataSource } from 'typeorm';
 import { buildTopology } from '@tasksys/messaging';
 import { deleteTopology, testMessagingConfig } from '@tasksys/messaging/testing';
 import { dataSourceOptions, runMigrations } from '@tasksys/tasks';
+import {
+  type AppProcess,
+  createScratchDatabase,
+  ProcessFleet,
+  type ScratchDatabase,
+  testDatabaseUrl,
+  uniqueName,
+  waitFor,
+} from '@tasksys/testing';
 
-const ROOT = resolve(__dirname, '../../..');
-const API_MAIN = join(ROOT, 'dist/apps/api/main.js');
-const LOGS = join(ROOT, 'tmp/test-logs');
 const ADMIN_KEY = 'rate-limit-admin-key-0123456789abcdef';
-const BASE_URL =
-  process.env['TEST_DATABASE_URL'] ?? process.env['DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/tasks';
 
-function freePort(): Promise<number> {
-  return new Promise((ok, fail) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => ok(port));
-    });
-    srv.on('error', fail);
-  });
-}
-
-async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-/** One api process on a free port. */
+/** One api process, called over HTTP. */
 class Replica {
-  child?: ChildProcess;
-  exited?: Promise<void>;
-  url = '';
-
-  constructor(
-    readonly name: string,
-    private readonly env: Record<string, string>,
-  ) {}
-
-  async start(): Promise<void> {
-    const port = await freePort();
-    this.url = `http://127.0.0.1:${port}`;
-    mkdirSync(LOGS, { recursive: true });
-    const log = createWriteStream(join(LOGS, `rate-limit-${this.name}.log`));
-    const child = spawn(process.execPath, [API_MAIN], {
-      env: { ...process.env, ...this.env, PORT: String(port) },
-      stdio: ['ignore', 'pipe', 'pipe'],
-      cwd: ROOT,
-    });
-    this.child = child;
-    child.stdout?.pipe(log);
-    child.stderr?.pipe(log);
-    this.exited = new Promise((ok) => child.once('exit', () => ok()));
-    await eventually(
-      `${this.name} to be ready`,
-      async () => {
-        if (child.exitCode !== null)
-          throw new Error(`${this.name} exited with ${child.exitCode}; see tmp/test-logs/rate-limit-${this.name}.log`);
-        return (await fetch(`${this.url}/health/ready`)).ok || undefined;
-      },
-      60_000,
-    );
-  }
-
-  /** SIGTERM, then SIGKILL if it has not exited after 15 s. */
-  async stop(): Promise<void> {
-    const child = this.child;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-    await this.exited;
-    clearTimeout(timer);
-  }
+  constructor(readonly app: AppProcess) {}
 
   async call(
     path: string,
@@ -101,7 +32,7 @@ class Replica {
   ): Promise<{ status: number; body: unknown; retryAfter: string | null }> {
     const headers: Record<string, string> = { ...(init.headers as Record<string, string>) };
     if (key !== null) headers['authorization'] = `Bearer ${key}`;
-    const res = await fetch(`${this.url}${path}`, { ...init, headers });
+    const res = await fetch(`${this.app.url}${path}`, { ...init, headers });
     const text = await res.text();
     return { status: res.status, body: text ? JSON.parse(text) : null, retryAfter: res.headers.get('retry-after') };
   }
@@ -130,21 +61,16 @@ async function spread<T>(count: number, concurrency: number, send: (i: number) =
 }
 
 describe('rate limits across two api processes (one database, real PostgreSQL and RabbitMQ)', () => {
-  const database = `rate_limit_${randomBytes(5).toString('hex')}`;
-  const schema = `test_${randomBytes(6).toString('hex')}`;
+  const schema = uniqueName('test_');
   const messaging = testMessagingConfig();
+  // SIGTERM, then SIGKILL if one has not exited after 15 s; logs in tmp/test-logs/rate-limit-api<n>.log.
+  const fleet = new ProcessFleet({ app: 'api', names: 'rate-limit-api' });
+  let scratch: ScratchDatabase;
   let admin: Client;
-  const replicas: Replica[] = [];
-
-  const dbUrl = (() => {
-    const u = new URL(BASE_URL);
-    u.pathname = `/${database}`;
-    return u.toString();
-  })();
 
   const startPair = async (env: Record<string, string>): Promise<[Replica, Replica]> => {
     const common = {
-      DATABASE_URL: dbUrl,
+      DATABASE_URL: scratch.url,
       DATABASE_SCHEMA: schema,
       DATABASE_POOL_SIZE: '10',
       ADMIN_API_KEY: ADMIN_KEY,
@@ -157,25 +83,20 @@ describe('rate limits across two api processes (one database, real PostgreSQL an
       OUTBOX_POLL_MS: '60000',
       ...env,
     };
-    const pair: [Replica, Replica] = [
-      new Replica(`a${replicas.length}`, common),
-      new Replica(`b${replicas.length}`, common),
-    ];
-    replicas.push(...pair);
-    await Promise.all(pair.map((r) => r.start()));
-    return pair;
+    const [a, b] = await Promise.all([fleet.start(common), fleet.start(common)]);
+    return [new Replica(a), new Replica(b)];
   };
 
   const stopAll = async () => {
-    await Promise.all(replicas.map((r) => r.stop()));
+    await fleet.stopAll(15_000);
     // A backend writes its statistics when it exits, before it leaves pg_stat_activity.
-    await eventually(
+    await waitFor(
       'the replicas’ database sessions to end',
       async () => {
         const { rows } = await admin.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1`, [
-          database,
+          scratch.name,
         ]);
-        return rows[0].n === 0 ? true : undefined;
+        return rows[0].n === 0;
       },
       30_000,
     );
@@ -183,14 +104,14 @@ describe('rate limits across two api processes (one database, real PostgreSQL an
 
   const committed = async (): Promise<number> => {
     const { rows } = await admin.query(`SELECT xact_commit::bigint AS n FROM pg_stat_database WHERE datname = $1`, [
-      database,
+      scratch.name,
     ]);
     return Number(rows[0].n);
   };
 
   /** Runs `work` in a short session of the replicas' database (in their schema). */
   const inDatabase = async <T>(work: (c: Client) => Promise<T>): Promise<T> => {
-    const c = new Client({ connectionString: dbUrl, options: `-c search_path=${schema}` });
+    const c = new Client({ connectionString: scratch.url, options: `-c search_path=${schema}` });
     await c.connect();
     try {
       return await work(c);
@@ -211,16 +132,17 @@ describe('rate limits across two api processes (one database, real PostgreSQL an
   };
 
   beforeAll(async () => {
-    if (!existsSync(API_MAIN)) throw new Error(`${API_MAIN} is missing: run \`npx nx build api\` first`);
-    admin = new Client({ connectionString: BASE_URL });
+    scratch = await createScratchDatabase('rate_limit_');
+    // On the server's own database: it watches the scratch one's sessions and statistics.
+    admin = new Client({ connectionString: testDatabaseUrl() });
     await admin.connect();
-    await admin.query(`CREATE DATABASE "${database}"`);
     const db = new DataSource(
       dataSourceOptions({
-        DATABASE_URL: dbUrl,
+        DATABASE_URL: scratch.url,
         DATABASE_SCHEMA: schema,
         DATABASE_POOL_SIZE: 2,
         DATABASE_MIGRATE: true,
+        DATABASE_QUERY_TIMEOUT_MS: 60_000,
       }),
     );
     await db.initialize();
@@ -229,9 +151,9 @@ describe('rate limits across two api processes (one database, real PostgreSQL an
   }, 60_000);
 
   afterAll(async () => {
-    await Promise.all(replicas.map((r) => r.stop()));
-    await admin?.query(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`);
+    await fleet.stopAll(15_000);
     await admin?.end();
+    await scratch?.drop();
     await deleteTopology(buildTopology(messaging)).catch(() => undefined);
   }, 60_000);
 

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { TaskStateMachine } from '@tasksys/tasks';
-import { TEST_RABBITMQ_URL } from '@tasksys/messaging/testing';
+import { testRabbitmqUrl, waitFor } from '@tasksys/testing';
 import { connect } from 'amqplib';
-import { type ApiHarness, eventually, startApi } from './testing/api-harness';
+import { type ApiHarness, startApi } from './testing/api-harness';
 
 const TASK_KEYS = [
   'attempt', 'createdAt', 'error', 'finishedAt', 'id', 'maxAttempts', 'owner', 'payload', 'priority',
@@ -155,22 +155,22 @@ describe('task HTTP API (real api over HTTP, real PostgreSQL and RabbitMQ)', () 
       const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
       const { body: t } = await create(alice, sleep(1), { traceparent });
       // The relay publishes the work message (and deletes the outbox row once confirmed).
-      await eventually(async () => {
+      await waitFor('the work message to be relayed', async () => {
         const [r] = await h.t.db.query(`SELECT count(*)::int AS n FROM outbox WHERE correlation_id = $1`, [t.id]);
-        return r.n === 0 ? true : undefined;
-      }, 15_000, 'the work message to be relayed');
+        return r.n === 0;
+      }, 15_000);
       expect((await h.call('POST', `/v1/tasks/${t.id}/cancel`, { key: alice })).status).toBe(202);
       // The message is still in the work queue; a worker taking it claims first, and the claim is refused.
-      const conn = await connect(TEST_RABBITMQ_URL);
+      const conn = await connect(testRabbitmqUrl());
       try {
         const ch = await conn.createChannel();
-        const found = await eventually(async () => {
+        const found = await waitFor('the work message in the queue', async () => {
           for (;;) {
             const m = await ch.get(topology.workQueue('demo.sleep'), { noAck: true });
             if (!m) return undefined;
             if (JSON.parse(m.content.toString()).taskId === t.id) return m;
           }
-        }, 10_000, 'the work message in the queue');
+        }, 10_000);
         expect(found.properties.correlationId).toBe(t.id);
         // W3C trace context: same trace, a new span for the task.
         expect(found.properties.headers?.['traceparent']).toMatch(/^00-4bf92f3577b34da6a3ce929d0e0e4736-(?!00f067aa0ba902b7)[0-9a-f]{16}-01$/);
@@ -355,10 +355,10 @@ describe('task HTTP API (real api over HTTP, real PostgreSQL and RabbitMQ)', () 
   describe('operations', () => {
     it('health: live at once, ready once the database and the broker are', async () => {
       expect((await h.call('GET', '/health/live', { key: null })).status).toBe(200);
-      const ready = await eventually(async () => {
+      const ready = await waitFor('readiness', async () => {
         const r = await h.call('GET', '/health/ready', { key: null });
         return r.status === 200 ? r : undefined;
-      }, 15_000, 'readiness');
+      }, 15_000);
       expect(ready.body.details).toEqual({ database: { status: 'up' }, broker: { status: 'up' } });
     });
 

@@ -2,10 +2,8 @@ import { buildTopology } from '@tasksys/messaging';
 import { deleteTopology, testMessagingConfig } from '@tasksys/messaging/testing';
 import { BUILTIN_TASK_TYPES, TaskStateMachine } from '@tasksys/tasks';
 import { createTestDatabase, type TestDatabase } from '@tasksys/tasks/testing';
-import { execFileSync, spawn } from 'node:child_process';
-import { createWriteStream, mkdirSync } from 'node:fs';
-import { resolve } from 'node:path';
-import { freePort, waitFor } from '../test/worker-fleet';
+import { AppProcess, freePort, waitFor } from '@tasksys/testing';
+import { execFileSync } from 'node:child_process';
 
 /**
  * Broker down at start-up: the worker starts, answers live but not ready, and connects,
@@ -27,35 +25,30 @@ describe('worker started while the broker is down', () => {
   });
 
   it('starts not ready, then connects, declares and runs a task when the broker comes up', async () => {
-    const port = await freePort();
-    const root = resolve(__dirname, '../../..');
-    mkdirSync(resolve(root, 'tmp/test-logs'), { recursive: true });
-    const log = createWriteStream(resolve(root, 'tmp/test-logs/broker-down-at-start.log'));
-    rabbitmqctl('stop_app');
-    const child = spawn(process.execPath, [resolve(root, 'dist/apps/worker/main.js')], {
+    const worker = new AppProcess({
+      name: 'broker-down-at-start',
+      app: 'worker',
+      port: await freePort(),
       env: {
-        ...process.env,
         DATABASE_URL: t.config.DATABASE_URL,
         DATABASE_SCHEMA: t.config.DATABASE_SCHEMA,
         TASKS_NAMESPACE: messaging.TASKS_NAMESPACE,
-        WORKER_HEALTH_PORT: String(port),
         WORKER_ID: `${messaging.TASKS_NAMESPACE}-w`,
       },
-      stdio: ['ignore', 'pipe', 'pipe'],
     });
-    child.stdout?.pipe(log);
-    child.stderr?.pipe(log);
+    rabbitmqctl('stop_app');
+    worker.spawn();
     try {
-      const health = async (path: string) => (await fetch(`http://127.0.0.1:${port}${path}`)).status;
+      const health = async (path: string) => (await fetch(`${worker.url}${path}`)).status;
       await waitFor('live while the broker is down', async () => (await health('/health/live')) === 200, 60_000, 200);
       expect(await health('/health/ready')).toBe(503);
-      expect(child.exitCode).toBeNull();
+      expect(worker.alive).toBe(true);
     } finally {
       rabbitmqctl('start_app');
       rabbitmqctl('await_startup', '--timeout', '60');
     }
     try {
-      await waitFor('ready after the broker came back', async () => (await fetch(`http://127.0.0.1:${port}/health/ready`)).ok, 60_000, 250);
+      await worker.ready(60_000); // once the broker is back
       const sm = new TaskStateMachine(t.db);
       const { task } = await sm.create({ owner: 'test', type: 'demo.sleep', payload: { ms: 1 }, maxAttempts: 3, timeoutMs: 10_000 }, { start: true, actor: 'owner:test' });
       await waitFor('the task to succeed', async () => {
@@ -63,7 +56,7 @@ describe('worker started while the broker is down', () => {
         return row.status === 'succeeded';
       }, 30_000, 200);
     } finally {
-      child.kill('SIGKILL');
+      await worker.kill();
     }
   }, 180_000);
 });

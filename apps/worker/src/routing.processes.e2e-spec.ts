@@ -3,7 +3,8 @@ import { deleteTopology, testMessagingConfig } from '@tasksys/messaging/testing'
 import { BUILTIN_TASK_TYPES, TaskStateMachine, WorkerFleetQuery } from '@tasksys/tasks';
 import { createTestDatabase, type TestDatabase } from '@tasksys/tasks/testing';
 import { type ChannelModel, type ConfirmChannel, connect } from 'amqplib';
-import { waitFor, WorkerFleet } from '../test/worker-fleet';
+import { waitFor } from '@tasksys/testing';
+import { WorkerFleet } from '../test/worker-fleet';
 
 const SQL_TARGET_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
 const MANAGEMENT = 'http://127.0.0.1:15672';
@@ -29,12 +30,8 @@ describe('routing by task type (processes)', () => {
     sm = new TaskStateMachine(t.db);
     messaging = testMessagingConfig({ RETRY_TIERS_MS: '500,2000' });
     fleet = new WorkerFleet(
+      { database: t.config, messaging },
       {
-        DATABASE_URL: t.config.DATABASE_URL,
-        DATABASE_SCHEMA: t.config.DATABASE_SCHEMA,
-        RABBITMQ_URL: messaging.RABBITMQ_URL,
-        TASKS_NAMESPACE: messaging.TASKS_NAMESPACE,
-        RETRY_TIERS_MS: '500,2000',
         WORKER_LEASE_MS: '3000',
         WORKER_SHUTDOWN_GRACE_MS: '0',
         OUTBOX_POLL_MS: '100',

@@ -3,7 +3,8 @@ import { buildTopology, type MessagingConfig } from '@tasksys/messaging';
 import { deleteTopology, testMessagingConfig } from '@tasksys/messaging/testing';
 import { BUILTIN_TASK_TYPES, TaskStateMachine } from '@tasksys/tasks';
 import { createTestDatabase, type TestDatabase } from '@tasksys/tasks/testing';
-import { waitFor, WorkerFleet, type WorkerProcess } from '../test/worker-fleet';
+import { type AppProcess, waitFor } from '@tasksys/testing';
+import { WorkerFleet } from '../test/worker-fleet';
 
 const MiB = 1024 * 1024;
 
@@ -23,23 +24,19 @@ describe('sql.query in worker processes', () => {
   let messaging: MessagingConfig;
   let fleet: WorkerFleet;
   let sm: TaskStateMachine;
-  let worker: WorkerProcess;
+  let worker: AppProcess;
 
   beforeAll(async () => {
     t = await createTestDatabase();
     sm = new TaskStateMachine(t.db);
     messaging = testMessagingConfig();
     fleet = new WorkerFleet(
+      { database: t.config, messaging },
       {
-        DATABASE_URL: t.config.DATABASE_URL,
-        DATABASE_SCHEMA: t.config.DATABASE_SCHEMA,
-        RABBITMQ_URL: messaging.RABBITMQ_URL,
-        TASKS_NAMESPACE: messaging.TASKS_NAMESPACE,
         WORKER_CONCURRENCY: '10',
         SQL_TARGET_URL: 'postgres://postgres@127.0.0.1:5432/postgres',
         LOG_LEVEL: 'info',
       },
-      messaging.TASKS_NAMESPACE,
     );
     worker = await fleet.start(); // one worker: every task below runs in the same process
   }, 90_000);

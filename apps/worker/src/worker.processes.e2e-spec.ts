@@ -3,7 +3,8 @@ import { deleteTopology, testMessagingConfig } from '@tasksys/messaging/testing'
 import { BUILTIN_TASK_TYPES, TaskStateMachine } from '@tasksys/tasks';
 import { createTestDatabase, type TestDatabase } from '@tasksys/tasks/testing';
 import { type Channel, type ChannelModel, connect } from 'amqplib';
-import { waitFor, WorkerFleet } from '../test/worker-fleet';
+import { waitFor } from '@tasksys/testing';
+import { WorkerFleet } from '../test/worker-fleet';
 
 /**
  * The worker as real processes against real PostgreSQL and RabbitMQ: runs, retries, dead
@@ -24,12 +25,8 @@ describe('worker processes', () => {
     sm = new TaskStateMachine(t.db);
     messaging = { ...testMessagingConfig(), RETRY_TIERS_MS: [200, 1000, 5000] };
     fleet = new WorkerFleet(
+      { database: t.config, messaging },
       {
-        DATABASE_URL: t.config.DATABASE_URL,
-        DATABASE_SCHEMA: t.config.DATABASE_SCHEMA,
-        RABBITMQ_URL: messaging.RABBITMQ_URL,
-        TASKS_NAMESPACE: messaging.TASKS_NAMESPACE,
-        RETRY_TIERS_MS: messaging.RETRY_TIERS_MS.join(','),
         WORKER_CONCURRENCY: '50',
         WORKER_LEASE_MS: '3000',
         WORKER_SHUTDOWN_GRACE_MS: '3000',
@@ -37,7 +34,6 @@ describe('worker processes', () => {
         DEMO_ALLOW_CRASH: '1',
         LOG_LEVEL: 'info',
       },
-      messaging.TASKS_NAMESPACE,
     );
     amqp = await connect(messaging.RABBITMQ_URL);
     ch = await amqp.createChannel();

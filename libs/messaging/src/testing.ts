@@ -1,7 +1,7 @@
 import { AmqpConnection } from '@golevelup/nestjs-rabbitmq';
 import { Test, type TestingModule } from '@nestjs/testing';
 import { connect } from 'amqplib';
-import { randomBytes } from 'node:crypto';
+import { testRabbitmqUrl, uniqueName, waitFor } from '@tasksys/testing';
 import { BrokerStatus } from './lib/broker-status';
 import { ConsumerFactory } from './lib/consuming/consumer.factory';
 import { messagingConfigSchema, type MessagingConfig } from './lib/messaging.config';
@@ -9,13 +9,11 @@ import { MessagingModule } from './lib/messaging.module';
 import { TaskPublisher } from './lib/publishing/task.publisher';
 import { Topology } from './lib/topology/topology';
 
-export const TEST_RABBITMQ_URL = process.env['TEST_RABBITMQ_URL'] ?? 'amqp://guest:guest@127.0.0.1:5672';
-
 /** Config with a namespace of its own (`test-<random>`), short publish timeout, 300 ms / 1 s retry tiers. */
 export function testMessagingConfig(overrides: Partial<Record<keyof MessagingConfig, string>> = {}): MessagingConfig {
   return messagingConfigSchema.parse({
-    RABBITMQ_URL: TEST_RABBITMQ_URL,
-    TASKS_NAMESPACE: `test-${randomBytes(5).toString('hex')}`,
+    RABBITMQ_URL: testRabbitmqUrl(),
+    TASKS_NAMESPACE: uniqueName('test-', 5),
     RABBITMQ_PUBLISH_TIMEOUT_MS: '3000',
     RETRY_TIERS_MS: '300,1000',
     OUTBOX_POLL_MS: '200',
@@ -27,7 +25,7 @@ export function testMessagingConfig(overrides: Partial<Record<keyof MessagingCon
 export async function deleteTopology(
   topology: Topology,
   extra: { queues?: string[]; exchanges?: string[] } = {},
-  url = TEST_RABBITMQ_URL,
+  url = testRabbitmqUrl(),
 ): Promise<void> {
   const conn = await connect(url);
   try {
@@ -38,17 +36,6 @@ export async function deleteTopology(
     await ch.close();
   } finally {
     await conn.close();
-  }
-}
-
-/** Polls `check` until it returns a truthy value; fails with `what` after `timeoutMs`. */
-export async function pollUntil<T>(check: () => T | Promise<T>, what: string, timeoutMs = 10_000, everyMs = 25): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value as NonNullable<T>;
-    if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
   }
 }
 
@@ -80,7 +67,7 @@ export async function createTestMessaging(
   module.enableShutdownHooks();
   await module.init();
   const status = module.get(BrokerStatus);
-  if (waitReady) await pollUntil(() => status.isReady(), 'the broker to be ready');
+  if (waitReady) await waitFor('the broker to be ready', () => status.isReady(), 10_000, 25);
   const topology = module.get(Topology);
   return {
     module,

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { Logger } from '@nestjs/common';
 import { Client } from 'pg';
 import type { SqlQueryPayload, TaskContext } from '@tasksys/tasks';
+import { testDatabaseUrl, waitFor } from '@tasksys/testing';
 import { SqlQueryHandler, type SqlQueryResult } from './sql-query.handler';
 
 /**
@@ -13,7 +14,7 @@ import { SqlQueryHandler, type SqlQueryResult } from './sql-query.handler';
  * worst case, so what stops them is the handler and not the role; the least-privilege part runs the
  * README's role recipe verbatim and shows what only the role can forbid.
  */
-const SERVER_URL = process.env['TEST_DATABASE_URL'] ?? process.env['DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const SERVER_URL = testDatabaseUrl('postgres');
 const MiB = 1024 * 1024;
 
 function urlFor(database: string, user = 'postgres', port?: number): string {
@@ -22,16 +23,6 @@ function urlFor(database: string, user = 'postgres', port?: number): string {
   url.username = user;
   if (port) url.port = String(port);
   return url.toString();
-}
-
-/** Polls `check` until it returns true or the deadline passes. */
-async function waitUntil(what: string, check: () => Promise<boolean>, timeoutMs = 5000, everyMs = 25): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
 }
 
 /** Samples this process's RSS every few ms while `work` runs; growth is the peak minus the start. */
@@ -258,7 +249,7 @@ describe('sql.query handler against a real PostgreSQL', () => {
       const probe = new Client({ connectionString: urlFor(database) });
       await probe.connect();
       try {
-        await waitUntil('the advisory lock released', async () => (await probe.query('SELECT pg_try_advisory_lock($1) AS ok', [key])).rows[0].ok);
+        await waitFor('the advisory lock released', async () => (await probe.query('SELECT pg_try_advisory_lock($1) AS ok', [key])).rows[0].ok, 5000);
         await probe.query('SELECT pg_advisory_unlock($1)', [key]);
       } finally {
         await probe.end();
@@ -276,7 +267,7 @@ describe('sql.query handler against a real PostgreSQL', () => {
         await run(`SELECT pg_notify('${channel}', 'from-the-task')`);
         // Notifications arrive in commit order: once the barrier is heard, the task's would have been too.
         await admin.query(`SELECT pg_notify('${channel}', 'barrier')`);
-        await waitUntil('the barrier notification', async () => heard.includes('barrier'));
+        await waitFor('the barrier notification', async () => heard.includes('barrier'), 5000);
         expect(heard).toEqual(['barrier']);
       } finally {
         await listener.end();
@@ -303,7 +294,7 @@ describe('sql.query handler against a real PostgreSQL', () => {
       const started = Date.now();
       await expect(handler.run(context({ sql, timeoutMs: 500, maxRows: 10_000 }, undefined, taskId))).rejects.toMatchObject({ code: 'SQL.TIMEOUT' });
       expect(Date.now() - started).toBeLessThan(4000);
-      await waitUntil('the backend query gone', async () => (await backendsOf(taskId)) === 0);
+      await waitFor('the backend query gone', async () => (await backendsOf(taskId)) === 0, 5000);
     });
 
     it('timeoutMs bounds the whole run, not each fetch', async () => {
@@ -330,7 +321,7 @@ describe('sql.query handler against a real PostgreSQL', () => {
       expect(err.message).toMatch(/16777216 bytes/);
       expect(err.message).toMatch(/SQL_MAX_RESULT_BYTES/);
       expect(growthBytes).toBeLessThan(64 * MiB); // one row alone is 200 MB
-      await waitUntil('the backend query gone', async () => (await backendsOf(taskId)) === 0);
+      await waitFor('the backend query gone', async () => (await backendsOf(taskId)) === 0, 5000);
     }, 60_000);
 
     it('counts the bytes of many small rows together', async () => {
@@ -358,11 +349,11 @@ describe('sql.query handler against a real PostgreSQL', () => {
       const taskId = randomUUID();
       const controller = new AbortController();
       const running = handler.run(context({ sql: 'SELECT pg_sleep(60)' }, controller.signal, taskId));
-      await waitUntil('the query running', async () => (await backendsOf(taskId)) === 1);
+      await waitFor('the query running', async () => (await backendsOf(taskId)) === 1, 5000);
       const started = Date.now();
       controller.abort(new Error('cancelled by the test'));
       await expect(running).rejects.toThrow('cancelled by the test');
-      await waitUntil('the backend gone', async () => (await backendsOf(taskId)) === 0, 2000);
+      await waitFor('the backend gone', async () => (await backendsOf(taskId)) === 0, 2000);
       expect(Date.now() - started).toBeLessThan(2000);
     });
 
@@ -387,12 +378,12 @@ describe('sql.query handler against a real PostgreSQL', () => {
         const controller = new AbortController();
         const running = h.run(context({ sql: 'SELECT 1' }, controller.signal));
         running.catch(() => undefined);
-        await waitUntil('the connection accepted', async () => silent.sockets.length === 1);
+        await waitFor('the connection accepted', async () => silent.sockets.length === 1, 5000);
         const started = Date.now();
         controller.abort(new Error('cancelled while connecting'));
         await expect(running).rejects.toThrow('cancelled while connecting');
         expect(Date.now() - started).toBeLessThan(500);
-        await waitUntil('the socket closed', async () => silent.closed() === 1, 2000);
+        await waitFor('the socket closed', async () => silent.closed() === 1, 2000);
       } finally {
         silent.server.close();
       }
@@ -408,7 +399,7 @@ describe('sql.query handler against a real PostgreSQL', () => {
         console.log(`silent target: unreachable after ${ms} ms`);
         expect(ms).toBeGreaterThanOrEqual(9_000);
         expect(ms).toBeLessThan(13_000);
-        await waitUntil('the socket closed', async () => silent.closed() === 1, 2000);
+        await waitFor('the socket closed', async () => silent.closed() === 1, 2000);
       } finally {
         silent.server.close();
       }
@@ -483,7 +474,7 @@ describe('sql.query handler against a real PostgreSQL', () => {
       const controller = new AbortController();
       const victim = readerHandler.run(context({ sql: 'SELECT pg_sleep(60)' }, controller.signal, victimId));
       victim.catch(() => undefined);
-      await waitUntil('the victim running', async () => (await backendsOf(victimId)) === 1);
+      await waitFor('the victim running', async () => (await backendsOf(victimId)) === 1, 5000);
       const attack = `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'tasksys:${victimId}'`;
       await expect(runAs(attack)).rejects.toMatchObject({ message: expect.stringMatching(/permission denied for function pg_terminate_backend/) });
       await expect(runAs(attack.replace('pg_terminate_backend', 'pg_cancel_backend'))).rejects.toMatchObject({
@@ -492,7 +483,7 @@ describe('sql.query handler against a real PostgreSQL', () => {
       expect(await backendsOf(victimId)).toBe(1);
       controller.abort(new Error('cancelled by its owner'));
       await expect(victim).rejects.toThrow('cancelled by its owner');
-      await waitUntil('the victim backend gone', async () => (await backendsOf(victimId)) === 0, 2000);
+      await waitFor('the victim backend gone', async () => (await backendsOf(victimId)) === 0, 2000);
     });
 
     it("cancels at the role's CONNECTION LIMIT (the cancel request needs no login)", async () => {
@@ -502,11 +493,11 @@ describe('sql.query handler against a real PostgreSQL', () => {
         const controller = new AbortController();
         const running = readerHandler.run(context({ sql: 'SELECT pg_sleep(60)' }, controller.signal, taskId));
         running.catch(() => undefined);
-        await waitUntil('the query running', async () => (await backendsOf(taskId)) === 1);
+        await waitFor('the query running', async () => (await backendsOf(taskId)) === 1, 5000);
         await expect(runAs('SELECT 1')).rejects.toMatchObject({ code: 'SQL.UNREACHABLE', message: expect.stringMatching(/too many connections/) });
         controller.abort(new Error('cancelled at the limit'));
         await expect(running).rejects.toThrow('cancelled at the limit');
-        await waitUntil('the backend gone', async () => (await backendsOf(taskId)) === 0, 2000);
+        await waitFor('the backend gone', async () => (await backendsOf(taskId)) === 0, 2000);
       } finally {
         await admin.query(`ALTER ROLE ${reader} CONNECTION LIMIT 20`);
       }

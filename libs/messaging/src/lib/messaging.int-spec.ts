@@ -1,6 +1,7 @@
 import { connect, type Channel, type ChannelModel, type ConsumeMessage, type XDeath } from 'amqplib';
 import { randomUUID } from 'node:crypto';
-import { createTestMessaging, pollUntil, testMessagingConfig, type TestMessaging } from '../testing';
+import { GiveUp, waitFor } from '@tasksys/testing';
+import { createTestMessaging, testMessagingConfig, type TestMessaging } from '../testing';
 import type { Delivery } from './consuming/consumer.factory';
 import { HEADERS } from './messaging.constants';
 import { PublishError, TopologyMismatchError } from './messaging.errors';
@@ -54,7 +55,7 @@ describe('messaging against the local RabbitMQ', () => {
       },
     });
     try {
-      await pollUntil(() => got.length >= count, `${count} deliveries on ${queue}`, timeoutMs);
+      await waitFor(`${count} deliveries on ${queue}`, () => got.length >= count, timeoutMs);
       return got;
     } finally {
       await consumer.close();
@@ -265,13 +266,13 @@ describe('messaging against the local RabbitMQ', () => {
       const second = task('demo.ab');
       await m.publisher.publishTask(first, { attempt: 1 });
       await m.publisher.publishTask(second, { attempt: 1 });
-      await pollUntil(() => got.length === 1, 'the first delivery');
+      await waitFor('the first delivery', () => got.length === 1, 10_000);
       await consumer.stop();
       got[0].ack();
       got[0].ack(); // ignored with a warning instead of closing the channel
       const ch = await raw.createChannel();
       // The second message stays in the queue: nobody consumes it any more.
-      await pollUntil(async () => (await ch.checkQueue(queueOf('demo.ab'))).messageCount === 1, 'one message left');
+      await waitFor('one message left', async () => (await ch.checkQueue(queueOf('demo.ab'))).messageCount === 1, 10_000);
       expect(got).toHaveLength(1);
       await consumer.close();
       got[0].reject(); // on a closed channel: no-op, no unhandled rejection
@@ -291,7 +292,7 @@ describe('messaging against the local RabbitMQ', () => {
         },
       });
       await m.publisher.publishTask(task('demo.poison'), { attempt: 1 });
-      await pollUntil(() => seen.length === 2, 'a redelivery');
+      await waitFor('a redelivery', () => seen.length === 2, 10_000);
       expect(seen[1].message.fields.redelivered).toBe(true);
       await consumer.close();
       const [{ msg }] = await receive(m.topology.queues.dead, 1);
@@ -304,14 +305,14 @@ describe('messaging against the local RabbitMQ', () => {
       const taskId = randomUUID();
       // The queue is bound asynchronously: publish until the first one arrives (before the
       // binding exists, the mandatory publish is returned).
-      await pollUntil(
+      await waitFor(
+        'a control message',
         async () => {
           await m.publisher.publish(m.topology.exchanges.control, '', { v: 1, kind: 'cancel', taskId }).catch((err: PublishError) => {
-            if (err.reason !== 'returned') throw err;
+            if (err.reason !== 'returned') throw new GiveUp(`publishing failed (${err.reason}): ${err.message}`);
           });
           return got.length > 0;
         },
-        'a control message',
         5000,
         100,
       );

@@ -1,8 +1,8 @@
 import { AmqpConnection, QueueStatsReader, TaskPublisher, Topology } from '@tasksys/messaging';
-import { TEST_RABBITMQ_URL } from '@tasksys/messaging/testing';
 import { BUILTIN_TASK_TYPES, TaskStateMachine } from '@tasksys/tasks';
+import { testRabbitmqUrl, waitFor } from '@tasksys/testing';
 import { type Channel, type ChannelModel, connect, type MessageProperties } from 'amqplib';
-import { type ApiHarness, eventually, startApi } from '../../testing/api-harness';
+import { type ApiHarness, startApi } from '../../testing/api-harness';
 
 const sleepTask = (ms = 10) => ({ type: 'demo.sleep', payload: { ms } });
 const ADMIN_ROUTES: [string, string, unknown?][] = [
@@ -31,7 +31,7 @@ describe('admin API (real api over HTTP, real PostgreSQL and RabbitMQ with its m
     publisher = h.app.get(TaskPublisher);
     // The work queue of demo.sleep, as a worker serving it would declare it (the api declares none).
     topology = await h.serveTypes(['demo.sleep']);
-    conn = await connect(TEST_RABBITMQ_URL);
+    conn = await connect(testRabbitmqUrl());
     ch = await conn.createChannel();
   });
   afterAll(async () => {
@@ -89,16 +89,16 @@ describe('admin API (real api over HTTP, real PostgreSQL and RabbitMQ with its m
       ['demo.crash', false],
       ['sql.query', false],
     ]);
-    const work = await eventually(async () => {
+    const work = await waitFor('the management API to show 3 ready messages in the work queue', async () => {
       const q = (await h.call('GET', '/v1/admin/queues')).body.items[0];
       // A queue the management API has not sampled yet is answered by AMQP (unacked null) meanwhile.
       return q.ready === 3 && q.unacked !== null ? q : undefined;
-    }, 20_000, 'the management API to show 3 ready messages in the work queue');
+    }, 20_000);
     expect(work).toMatchObject({ messages: 3, ready: 3, unacked: 0, consumers: 0 });
-    const metrics = await eventually(async () => {
+    const metrics = await waitFor('tasksys_queue_messages to show 3', async () => {
       const text = (await h.call('GET', '/metrics', { key: null })).text;
       return text.includes(`tasksys_queue_messages{queue="${topology.workQueue('demo.sleep')}"} 3`) ? text : undefined;
-    }, 10_000, 'tasksys_queue_messages to show 3');
+    }, 10_000);
     expect(metrics).toContain(`tasksys_queue_consumers{queue="${topology.workQueue('demo.sleep')}"} 0`);
     expect(metrics).toContain(`tasksys_queue_messages{queue="${topology.queues.dead}"} 0`);
     await ch.purgeQueue(topology.workQueue('demo.sleep'));
@@ -108,7 +108,7 @@ describe('admin API (real api over HTTP, real PostgreSQL and RabbitMQ with its m
     const reader = new QueueStatsReader(
       h.app.get(AmqpConnection),
       topology,
-      { RABBITMQ_URL: TEST_RABBITMQ_URL },
+      { RABBITMQ_URL: testRabbitmqUrl() },
       { RABBITMQ_MANAGEMENT_URL: 'http://guest:guest@127.0.0.1:1', RABBITMQ_MANAGEMENT_TIMEOUT_MS: 500 },
     );
     await ch.purgeQueue(topology.workQueue('demo.sleep'));
@@ -148,7 +148,7 @@ describe('admin API (real api over HTTP, real PostgreSQL and RabbitMQ with its m
     const alsoFailed = await failedTask();
     // Still queued: its dead letter may be the last copy of its work (dead-lettered by the broker).
     const queued = await createTask();
-    await eventually(async () => ((await h.t.db.query(`SELECT count(*)::int AS n FROM outbox WHERE correlation_id = $1`, [queued]))[0].n === 0 ? true : undefined));
+    await waitFor('the queued task’s work message relayed', async () => (await h.t.db.query(`SELECT count(*)::int AS n FROM outbox WHERE correlation_id = $1`, [queued]))[0].n === 0, 10_000);
     await ch.purgeQueue(topology.workQueue('demo.sleep'));
     await deadLetter(taskMessage(failed), failed);
     await deadLetter(taskMessage(alsoFailed), alsoFailed);
@@ -178,17 +178,17 @@ describe('admin API (real api over HTTP, real PostgreSQL and RabbitMQ with its m
     const events = (await h.call('GET', `/v1/tasks/${failed}/events`)).body.items;
     expect(events.at(-1)).toMatchObject({ from: 'failed', to: 'queued', actor: 'admin:admin' });
     // The work message went through the outbox and the relay: the outbox row is gone once confirmed.
-    await eventually(async () => ((await h.t.db.query(`SELECT count(*)::int AS n FROM outbox WHERE correlation_id = $1`, [failed]))[0].n === 0 ? true : undefined));
+    await waitFor('the redriven task’s work message relayed', async () => (await h.t.db.query(`SELECT count(*)::int AS n FROM outbox WHERE correlation_id = $1`, [failed]))[0].n === 0, 10_000);
 
     const all = await h.call('POST', '/v1/admin/dead-letters/redrive', { body: {} });
     expect(all.body).toEqual({ redriven: 1, requeued: 1, stale: 0, skipped: 1, purged: 0 });
     expect(await status(alsoFailed)).toBe('queued');
     expect(await status(queued)).toBe('queued');
     // The queued task's work is in the work queue again, not gone with its dead letter.
-    await eventually(async () => {
+    await waitFor('the queued task’s work message in the work queue', async () => {
       const got = await ch.get(topology.workQueue('demo.sleep'), { noAck: true });
-      return got && JSON.parse(got.content.toString()).taskId === queued ? true : undefined;
-    });
+      return got && JSON.parse(got.content.toString()).taskId === queued;
+    }, 10_000);
     const left = await h.call('GET', '/v1/admin/dead-letters');
     expect(left.body.items.map((m: { malformed: boolean }) => m.malformed)).toEqual([true]);
 
@@ -217,13 +217,13 @@ describe('admin API (real api over HTTP, real PostgreSQL and RabbitMQ with its m
 
     const chosen = await h.call('POST', '/v1/admin/unrouted/redrive', { body: { taskIds: [id] } });
     expect([chosen.status, chosen.body]).toEqual([200, { redriven: 1, skipped: 1, error: null }]);
-    const moved = await eventually(async () => (await ch.get(topology.workQueue('demo.sleep'), { noAck: true })) || undefined, 5000, 'the redriven message in the work queue');
+    const moved = await waitFor('the redriven message in the work queue', () => ch.get(topology.workQueue('demo.sleep'), { noAck: true }), 5000);
     expect([moved.properties.messageId, moved.fields.routingKey, JSON.parse(moved.content.toString()).taskId]).toEqual(['unrouted-1', 'demo.sleep', id]);
     expect((await h.call('GET', '/v1/admin/unrouted')).body.items.map((m: { messageId: string }) => m.messageId)).toEqual(['unrouted-2']);
 
     expect((await h.call('POST', '/v1/admin/unrouted/redrive', { body: {} })).body).toEqual({ redriven: 1, skipped: 0, error: null });
     // No worker serves report.build: republished, it comes back through the alternate exchange.
-    const back = await eventually(async () => (await ch.get(topology.queues.unrouted, { noAck: true })) || undefined, 5000, 'report.build back in unrouted');
+    const back = await waitFor('report.build back in unrouted', () => ch.get(topology.queues.unrouted, { noAck: true }), 5000);
     expect([back.properties.messageId, back.fields.routingKey]).toEqual(['unrouted-2', 'report.build']);
     await ch.purgeQueue(topology.workQueue('demo.sleep'));
   });
@@ -262,7 +262,7 @@ describe('admin API (real api over HTTP, real PostgreSQL and RabbitMQ with its m
     const freshQueued = await createTask();
     const leased = await createTask();
     await sm.claim(leased, 'live-worker', 60_000);
-    await eventually(async () => ((await h.t.db.query(`SELECT count(*)::int AS n FROM outbox`))[0].n === 0 ? true : undefined));
+    await waitFor('the outbox relayed', async () => (await h.t.db.query(`SELECT count(*)::int AS n FROM outbox`))[0].n === 0, 10_000);
     const written = (await h.counts()).outbox;
 
     const r = await h.call('POST', '/v1/admin/reconcile', { body: { olderThanMs: 120_000 } });

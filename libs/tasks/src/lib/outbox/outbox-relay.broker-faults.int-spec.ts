@@ -6,7 +6,8 @@ import { writeOutboxRows } from '../testing/outbox-rows';
  * `finally`/`afterAll`.
  */
 import { OutboxRelayService, PublishError, TASK_MESSAGE_SCHEMA_VERSION } from '@tasksys/messaging';
-import { createTestMessaging, pollUntil, type TestMessaging } from '@tasksys/messaging/testing';
+import { createTestMessaging, type TestMessaging } from '@tasksys/messaging/testing';
+import { waitFor } from '@tasksys/testing';
 import { createTestDatabase, type TestDatabase } from '../testing/test-database';
 import { connect, type ChannelModel } from 'amqplib';
 import { execFileSync } from 'node:child_process';
@@ -38,7 +39,7 @@ function stopBroker(): void {
 async function startBroker(): Promise<void> {
   rabbitmqctl('start_app');
   rabbitmqctl('await_startup', '--timeout', '60');
-  await pollUntil(() => amqpPortOpen(), 'the AMQP port to accept connections', 30_000, 100);
+  await waitFor('the AMQP port to accept connections', () => amqpPortOpen(), 30_000, 100);
 }
 
 /** Reads the whole queue (noAck) and counts copies per message id. */
@@ -54,8 +55,8 @@ async function countInQueue(queue: string, url: string, atLeast: number): Promis
       const id = String(msg.properties.messageId);
       counts.set(id, (counts.get(id) ?? 0) + 1);
     }, { noAck: true });
-    await pollUntil(() => total >= atLeast, `${atLeast} messages in ${queue}`, 30_000);
-    await pollUntil(async () => (await ch.checkQueue(queue)).messageCount === 0, `${queue} to be empty`, 5000);
+    await waitFor(`${atLeast} messages in ${queue}`, () => total >= atLeast, 30_000);
+    await waitFor(`${queue} to be empty`, async () => (await ch.checkQueue(queue)).messageCount === 0, 5000);
     await ch.close();
     return counts;
   } finally {
@@ -104,7 +105,7 @@ describe('broker faults (stops and restarts the local RabbitMQ)', () => {
   it('delivers 5,000 rows written while the broker is stopped once it starts again; publishes time out meanwhile', async () => {
     try {
       stopBroker();
-      await pollUntil(() => !m.status.isReady(), 'not ready after stop_app', 10_000);
+      await waitFor('not ready after stop_app', () => !m.status.isReady(), 10_000);
       const ids = await writeOutboxRows(t, 5000);
       const r = newRelay();
       await r.start();
@@ -122,7 +123,7 @@ describe('broker faults (stops and restarts the local RabbitMQ)', () => {
 
       const restarted = Date.now();
       await startBroker();
-      await pollUntil(() => m.status.isReady(), 'ready after start_app', 30_000, 100);
+      await waitFor('ready after start_app', () => m.status.isReady(), 30_000, 100);
       const readyMs = Date.now() - restarted;
       await r.drain(45_000);
       const drainedMs = Date.now() - restarted;
@@ -142,10 +143,10 @@ describe('broker faults (stops and restarts the local RabbitMQ)', () => {
       const r = newRelay();
       const started = Date.now();
       await r.start();
-      await pollUntil(() => r.stats().sent >= 1000, 'the relay to be under way', 20_000, 5);
+      await waitFor('the relay to be under way', () => r.stats().sent >= 1000, 20_000, 5);
       const sentBefore = r.stats().sent;
       stopBroker();
-      await pollUntil(() => !m.status.isReady(), 'not ready after stop_app', 10_000);
+      await waitFor('not ready after stop_app', () => !m.status.isReady(), 10_000);
       await startBroker();
       await r.drain(45_000);
       const ms = Date.now() - started;
@@ -172,16 +173,16 @@ describe('broker faults (stops and restarts the local RabbitMQ)', () => {
     try {
       const first = randomUUID();
       await m.publisher.publishTask({ v: TASK_MESSAGE_SCHEMA_VERSION, taskId: first, type: 'demo.x' }, { attempt: 1 });
-      await pollUntil(() => got.includes(first), 'the first delivery');
+      await waitFor('the first delivery', () => got.includes(first), 10_000);
 
       let connects = 0;
       m.amqp.managedConnection.on('connect', () => connects++);
       const closedAt = Date.now();
       rabbitmqctl('close_all_connections', 'test');
-      await pollUntil(() => connects >= 1 && m.status.isReady(), 'a reconnect with the topology declared', 20_000);
+      await waitFor('a reconnect with the topology declared', () => connects >= 1 && m.status.isReady(), 20_000);
       const second = randomUUID();
       await m.publisher.publishTask({ v: TASK_MESSAGE_SCHEMA_VERSION, taskId: second, type: 'demo.x' }, { attempt: 1 });
-      await pollUntil(() => got.includes(second), 'a delivery after the reconnect', 10_000);
+      await waitFor('a delivery after the reconnect', () => got.includes(second), 10_000);
       console.log(`close_all_connections: publish + consume again after ${Date.now() - closedAt} ms`);
     } finally {
       await consumer.close();

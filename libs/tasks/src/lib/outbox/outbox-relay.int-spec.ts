@@ -1,6 +1,7 @@
 import { writeOutboxRows } from '../testing/outbox-rows';
 import { OutboxRelayService } from '@tasksys/messaging';
-import { createTestMessaging, pollUntil, type TestMessaging } from '@tasksys/messaging/testing';
+import { createTestMessaging, type TestMessaging } from '@tasksys/messaging/testing';
+import { waitFor } from '@tasksys/testing';
 import { createTestDatabase, type TestDatabase } from '../testing/test-database';
 import { connect, type ChannelModel } from 'amqplib';
 import { pgPool } from '../prepared-query';
@@ -21,9 +22,9 @@ async function countInQueue(conn: ChannelModel, queue: string, expected: number)
     },
     { noAck: true },
   );
-  await pollUntil(() => total >= expected, `${expected} messages in ${queue}`, 20_000);
+  await waitFor(`${expected} messages in ${queue}`, () => total >= expected, 20_000);
   // Anything beyond `expected` (duplicates) has arrived too once the queue reads empty.
-  await pollUntil(async () => (await ch.checkQueue(queue)).messageCount === 0, `${queue} to be empty`, 5000);
+  await waitFor(`${queue} to be empty`, async () => (await ch.checkQueue(queue)).messageCount === 0, 5000);
   await ch.close();
   return counts;
 }
@@ -79,7 +80,7 @@ describe('outbox relay (PostgreSQL + RabbitMQ)', () => {
     const round = store.relayBatch(10, async () => {
       // PostgreSQL restarting looks like this to the relay's connection: terminated mid-transaction.
       await t.db.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE state = 'idle in transaction' AND query LIKE 'BEGIN; SELECT * FROM outbox%'`);
-      await pollUntil(async () => (await t.db.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE 'BEGIN; SELECT * FROM outbox%'`))[0].n === 0, 'the relay connection gone', 5000);
+      await waitFor('the relay connection gone', async () => (await t.db.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE 'BEGIN; SELECT * FROM outbox%'`))[0].n === 0, 5000);
       return { confirmed: [] };
     });
     await expect(round).rejects.toThrow();

@@ -1,5 +1,5 @@
-import { randomBytes } from 'node:crypto';
 import { DataSource } from 'typeorm';
+import { testDatabaseUrl, uniqueName } from '@tasksys/testing';
 import type { DatabaseConfig } from '../database.config';
 import { dataSourceOptions } from '../data-source.options';
 import { runMigrations } from '../migrate';
@@ -17,8 +17,8 @@ export interface TestDatabase {
  */
 export async function createTestDatabase(opts: { migrate?: boolean; poolSize?: number } = {}): Promise<TestDatabase> {
   const config: DatabaseConfig = {
-    DATABASE_URL: process.env['TEST_DATABASE_URL'] ?? process.env['DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/tasks',
-    DATABASE_SCHEMA: `test_${randomBytes(6).toString('hex')}`,
+    DATABASE_URL: testDatabaseUrl(),
+    DATABASE_SCHEMA: uniqueName('test_'),
     DATABASE_POOL_SIZE: opts.poolSize ?? 30,
     DATABASE_MIGRATE: true,
     DATABASE_QUERY_TIMEOUT_MS: 60_000,

@@ -3,43 +3,28 @@
  * the real api (harness) and one real worker process from dist/ (`npm run build` first). Saves a
  * screenshot of each page under tmp/screenshots/ (or SCREENSHOTS_DIR).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { TaskPublisher, Topology } from '@tasksys/messaging';
 import { BUILTIN_TASK_TYPES, TaskStateMachine } from '@tasksys/tasks';
+import { AppProcess, freePort, testRabbitmqUrl, waitFor, WORKSPACE_ROOT } from '@tasksys/testing';
 import type { MessageProperties } from 'amqplib';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
-import { type ApiHarness, eventually, startApi, TEST_ADMIN_KEY } from '../../../testing/api-harness';
+import { type ApiHarness, startApi, TEST_ADMIN_KEY } from '../../../testing/api-harness';
 import { findConsoleDir } from './console-static';
 
-const ROOT = resolve(__dirname, '../../../../../..');
 const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
-const WORKER_MAIN = join(ROOT, 'dist/apps/worker/main.js');
 // Each run saves its screenshots under tmp/; `SCREENSHOTS_DIR=docs/screenshots` refreshes the README's.
-const SHOTS = join(ROOT, process.env['SCREENSHOTS_DIR'] ?? 'tmp/screenshots');
-const LOGS = join(ROOT, 'tmp/test-logs');
+const SHOTS = join(WORKSPACE_ROOT, process.env['SCREENSHOTS_DIR'] ?? 'tmp/screenshots');
 const CHROMIUM_ARGS = [
   '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
   '--disable-component-update', '--disable-sync',
 ];
 
-function freePort(): Promise<number> {
-  return new Promise((ok, fail) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => ok(port));
-    });
-    srv.on('error', fail);
-  });
-}
-
 describe('web console in headless Chromium (real api, one real worker, real PostgreSQL and RabbitMQ)', () => {
   let h: ApiHarness;
-  let worker: ChildProcess | undefined;
+  let worker: AppProcess | undefined;
   let context: BrowserContext | undefined;
   let page: Page;
   let profile: string;
@@ -53,7 +38,6 @@ describe('web console in headless Chromium (real api, one real worker, real Post
     if (!existsSync(CHROMIUM)) {
       throw new Error(`Chromium not found at ${CHROMIUM}. Install it: apt-get update && apt-get install -y chromium (or set CHROMIUM_PATH).`);
     }
-    if (!existsSync(WORKER_MAIN)) throw new Error(`${WORKER_MAIN} is missing: run \`npm run build\` first`);
     const consoleDir = findConsoleDir();
     if (!consoleDir) throw new Error('The console is not built (no dist/apps/api/console or dist/apps/console): run `npm run build` first');
 
@@ -64,29 +48,20 @@ describe('web console in headless Chromium (real api, one real worker, real Post
     topology = await h.serveTypes(['demo.sleep']);
     alice = await h.newKey('alice');
 
-    mkdirSync(LOGS, { recursive: true });
-    const port = await freePort();
-    const log = createWriteStream(join(LOGS, 'console-worker.log'));
-    worker = spawn(process.execPath, [WORKER_MAIN], {
+    worker = new AppProcess({
+      name: 'console-w1',
+      app: 'worker',
+      port: await freePort(),
       env: {
-        ...process.env,
         DATABASE_URL: h.t.config.DATABASE_URL,
         DATABASE_SCHEMA: h.t.config.DATABASE_SCHEMA,
-        RABBITMQ_URL: process.env['TEST_RABBITMQ_URL'] ?? 'amqp://guest:guest@127.0.0.1:5672',
+        RABBITMQ_URL: testRabbitmqUrl(),
         TASKS_NAMESPACE: topology.namespace,
         RETRY_TIERS_MS: topology.queues.retry.map((t) => t.delayMs).join(','),
-        WORKER_ID: 'console-w1',
-        WORKER_HEALTH_PORT: String(port),
         LOG_LEVEL: 'warn',
       },
-      stdio: ['ignore', 'pipe', 'pipe'],
     });
-    worker.stdout?.pipe(log);
-    worker.stderr?.pipe(log);
-    await eventually(async () => {
-      if (worker!.exitCode !== null) throw new Error(`worker exited with ${worker!.exitCode}; see tmp/test-logs/console-worker.log`);
-      return (await fetch(`http://127.0.0.1:${port}/health/ready`)).ok || undefined;
-    }, 60_000, 'the worker to be ready');
+    await worker.start();
 
     mkdirSync(SHOTS, { recursive: true });
     profile = mkdtempSync(join(tmpdir(), 'tasksys-chromium-'));
@@ -101,11 +76,7 @@ describe('web console in headless Chromium (real api, one real worker, real Post
 
   afterAll(async () => {
     await context?.close().catch(() => undefined);
-    if (worker && worker.exitCode === null) {
-      const exited = new Promise((ok) => worker!.once('exit', ok));
-      worker.kill('SIGKILL');
-      await exited;
-    }
+    await worker?.stop();
     await h?.close();
     if (profile) rmSync(profile, { recursive: true, force: true });
   }, 60_000);
@@ -150,7 +121,7 @@ describe('web console in headless Chromium (real api, one real worker, real Post
     await page.waitForSelector(row);
     const seen = new Set<number>();
     let shotTaken = false;
-    await eventually(async () => {
+    await waitFor('the task to succeed in the console', async () => {
       const state = await page.$eval(row, (tr) => ({
         status: tr.getAttribute('data-status'),
         percent: Number(tr.querySelector('[role="progressbar"]')?.getAttribute('aria-valuenow')),
@@ -161,7 +132,7 @@ describe('web console in headless Chromium (real api, one real worker, real Post
         await shot('tasks');
       }
       return state.status === 'succeeded' ? state : undefined;
-    }, 20_000, 'the task to succeed in the console');
+    }, 20_000);
     const between = [...seen].filter((p) => p > 0 && p < 100);
     expect(between.length).toBeGreaterThanOrEqual(2); // it moved through intermediate steps, not just 0 -> 100
     expect(await page.$eval(`${row} [role="progressbar"]`, (b) => b.getAttribute('aria-valuenow'))).toBe('100');
@@ -207,7 +178,7 @@ describe('web console in headless Chromium (real api, one real worker, real Post
 
   it('redrives a dead letter: its task runs again and succeeds', async () => {
     const id = await createTask({ ms: 10 });
-    await eventually(async () => ((await statusOf(id)) === 'succeeded' ? true : undefined), 15_000, 'the task to succeed first');
+    await waitFor('the task to succeed first', async () => (await statusOf(id)) === 'succeeded', 15_000);
     // Make it a failed task with a dead letter, as a worker would after its last attempt.
     await h.t.db.query(`UPDATE tasks SET status = 'failed', error = '{"code":"TASK.MAX_ATTEMPTS","message":"gave up"}'::jsonb WHERE id = $1`, [id]);
     const reason = { code: 'TASK.MAX_ATTEMPTS', message: 'attempts exhausted: boom', queue: topology.workQueue('demo.sleep'), routingKey: 'demo.sleep' };
@@ -223,7 +194,7 @@ describe('web console in headless Chromium (real api, one real worker, real Post
     await page.waitForSelector('[data-testid="redrive-outcome"]');
     expect(await page.textContent('[data-testid="redrive-outcome"]')).toContain('redriven 1');
     await page.waitForSelector(row, { state: 'detached' });
-    await eventually(async () => ((await statusOf(id)) === 'succeeded' ? true : undefined), 15_000, 'the redriven task to succeed');
+    await waitFor('the redriven task to succeed', async () => (await statusOf(id)) === 'succeeded', 15_000);
     expect((await h.call('GET', '/v1/admin/dead-letters')).body.items.map((m: { malformed: boolean }) => m.malformed)).toEqual([true]);
   }, 40_000);
 
@@ -238,16 +209,16 @@ describe('web console in headless Chromium (real api, one real worker, real Post
     // A queued demo.sleep task whose message reached unrouted (as before its worker first bound):
     // the worker serving demo.sleep redrives it within seconds, and the task runs.
     const id = await createTask({ ms: 10 });
-    await eventually(async () => ((await statusOf(id)) === 'succeeded' ? true : undefined), 15_000, 'the task to succeed');
+    await waitFor('the task to succeed', async () => (await statusOf(id)) === 'succeeded', 15_000);
     await h.t.db.query(`UPDATE tasks SET status = 'queued', finished_at = NULL WHERE id = $1`, [id]);
     await publisher.publish(topology.exchanges.unrouted, 'demo.sleep', { v: 1, taskId: id, type: 'demo.sleep' }, { correlationId: id });
-    await eventually(async () => ((await statusOf(id)) === 'succeeded' ? true : undefined), 15_000, 'the unrouted task to be redriven and run');
+    await waitFor('the unrouted task to be redriven and run', async () => (await statusOf(id)) === 'succeeded', 15_000);
     await page.waitForSelector(`[data-testid="unrouted-table"] tr[data-task-id="${id}"]`, { state: 'detached', timeout: 10_000 });
     // What stays can still be redriven by hand; still unserved, it comes back through the alternate exchange.
     await page.click('[data-testid="redrive-all"]');
     await page.waitForSelector('[data-testid="redrive-outcome"]');
     expect(await page.textContent('[data-testid="redrive-outcome"]')).toContain('redriven 1');
-    await eventually(async () => ((await h.call('GET', '/v1/admin/unrouted')).body.total === 1 ? true : undefined), 5000, 'the unserved message back in unrouted');
+    await waitFor('the unserved message back in unrouted', async () => (await h.call('GET', '/v1/admin/unrouted')).body.total === 1, 5000);
   }, 45_000);
 
   it('shows workers alive against expected, with a warning below it', async () => {
