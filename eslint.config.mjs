@@ -68,7 +68,10 @@ export default [
     files: TEST_FILES,
     rules: {
       '@nx/enforce-module-boundaries': moduleBoundaries(
-        DEP_CONSTRAINTS.map((c) => ({ ...c, onlyDependOnLibsWithTags: [...c.onlyDependOnLibsWithTags, 'type:testing'] })),
+        DEP_CONSTRAINTS.map((c) => ({
+          ...c,
+          onlyDependOnLibsWithTags: [...c.onlyDependOnLibsWithTags, 'type:testing'],
+        })),
       ),
     },
   },

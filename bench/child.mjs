@@ -41,7 +41,8 @@ async function paced(p, { n, rate }) {
 if (role === 'producer') {
   const p = await sys.producer(cfg);
   process.on('message', (m) => {
-    if (m.cmd === 'produce') (m.rate ? paced(p, m) : bulk(p, m)).then((r) => process.send({ cmd: 'produced', ...r }), fail);
+    if (m.cmd === 'produce')
+      (m.rate ? paced(p, m) : bulk(p, m)).then((r) => process.send({ cmd: 'produced', ...r }), fail);
     if (m.cmd === 'close') p.close().finally(() => process.exit(0));
   });
 } else {

@@ -51,15 +51,18 @@ if (unknown.length) throw new Error(`unknown system(s) ${unknown}; choose from $
 const scaleArg = args.scale ?? (quick ? 'none' : 'all');
 const scenarios = scaleArg === 'all' ? SCENARIOS : scaleArg === 'none' ? [] : scaleArg.split(',').map((s) => s.trim());
 const badScenarios = scenarios.filter((s) => !SCENARIOS.includes(s));
-if (badScenarios.length) throw new Error(`unknown scale scenario(s) ${badScenarios}; choose all, none or from ${SCENARIOS}`);
+if (badScenarios.length)
+  throw new Error(`unknown scale scenario(s) ${badScenarios}; choose all, none or from ${SCENARIOS}`);
 const sizes = Object.fromEntries(SCENARIOS.map((s) => [s, Number(args[s])]));
-for (const s of scenarios) if (!(Number.isInteger(sizes[s]) && sizes[s] > 0)) throw new Error(`--${s} must be a positive integer`);
+for (const s of scenarios)
+  if (!(Number.isInteger(sizes[s]) && sizes[s] > 0)) throw new Error(`--${s} must be a positive integer`);
 
 /** The next IPC message `cmd` from a child; rejects on its `error` message, its exit or the timeout. */
 function reply(child, cmd, timeoutMs = 600_000) {
   return new Promise((resolve, reject) => {
     const t = setTimeout(() => done(reject, new Error(`${child.name}: no '${cmd}' within ${timeoutMs} ms`)), timeoutMs);
-    const onMsg = (m) => (m.cmd === cmd ? done(resolve, m) : m.cmd === 'error' && done(reject, new Error(`${child.name}: ${m.message}`)));
+    const onMsg = (m) =>
+      m.cmd === cmd ? done(resolve, m) : m.cmd === 'error' && done(reject, new Error(`${child.name}: ${m.message}`));
     const onExit = (code) => done(reject, new Error(`${child.name} exited (${code}); see its log`));
     const done = (f, v) => {
       clearTimeout(t);
@@ -132,7 +135,8 @@ async function runOnce(name) {
     const lp = await phase(RATE * LATENCY_SECONDS, { rate: RATE, failures: true });
     const fromDb = mod.latencies ? await mod.latencies(cfg, lp.produced.sent) : {};
     const submitErrors = Object.values(lp.produced.errors ?? {}).reduce((a, b) => a + b, 0);
-    if (submitErrors) console.error(`${name}: ${submitErrors} submits failed in the latency phase:`, lp.produced.errors);
+    if (submitErrors)
+      console.error(`${name}: ${submitErrors} submits failed in the latency phase:`, lp.produced.errors);
     const rss = meter.stop();
     return {
       tput: JOBS / seconds,
@@ -189,7 +193,9 @@ function versions() {
   };
   const sh = (cmd, a) => {
     try {
-      return execFileSync(cmd, a, { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+      return execFileSync(cmd, a, { stdio: ['ignore', 'pipe', 'ignore'] })
+        .toString()
+        .trim();
     } catch {
       return '?';
     }
@@ -203,12 +209,25 @@ function versions() {
     redis: sh('redis-server', ['--version']).match(/v=(\S+)/)?.[1] ?? '?',
     rabbitmq: sh('dpkg-query', ['-W', '-f=${Version}', 'rabbitmq-server']),
     autovacuum: sh('psql', ['-h', '127.0.0.1', '-U', 'postgres', '-d', 'tasks', '-Atc', 'SHOW autovacuum']),
-    git: sh('git', ['rev-parse', '--short', 'HEAD']) + (sh('git', ['status', '--porcelain', 'apps', 'libs']) ? ' (+ uncommitted changes in apps/libs)' : ''),
+    git:
+      sh('git', ['rev-parse', '--short', 'HEAD']) +
+      (sh('git', ['status', '--porcelain', 'apps', 'libs']) ? ' (+ uncommitted changes in apps/libs)' : ''),
   };
 }
 
 function report(results, meta) {
-  const order = ['api', 'client', 'worker-1', 'worker-2', 'producer', 'consumer', 'postgres', 'rabbitmq', 'redis', 'other'];
+  const order = [
+    'api',
+    'client',
+    'worker-1',
+    'worker-2',
+    'producer',
+    'consumer',
+    'postgres',
+    'rabbitmq',
+    'redis',
+    'other',
+  ];
   const failures = [];
   const byOrder = (o) => Object.keys(o).sort((a, b) => order.indexOf(a) - order.indexOf(b));
   const lines = [];
@@ -216,12 +235,18 @@ function report(results, meta) {
   lines.push(`- date: ${meta.date}`);
   lines.push(`- machine: ${meta.v.nproc} cores (\`nproc\`), ${meta.v.cpu}; load average at start ${meta.load}`);
   lines.push(`- node ${meta.v.node}; ${meta.v.packages}`);
-  lines.push(`- services (all on this machine): PostgreSQL ${meta.v.postgres}, RabbitMQ ${meta.v.rabbitmq}, Redis ${meta.v.redis} (no persistence)`);
+  lines.push(
+    `- services (all on this machine): PostgreSQL ${meta.v.postgres}, RabbitMQ ${meta.v.rabbitmq}, Redis ${meta.v.redis} (no persistence)`,
+  );
   lines.push(`- product: built from commit ${meta.v.git}`);
   lines.push(`- command: \`${meta.command}\``);
-  lines.push(`- workload: ${JOBS.toLocaleString('en-US')} no-op jobs end to end (after a ${WARMUP.toLocaleString('en-US')}-job warm-up), then single submits for ${LATENCY_SECONDS} s at ${LOW_RATE}/s and ${LATENCY_SECONDS} s at ${RATE}/s for latency; median of ${RUNS} run(s)${meta.runsNote}`);
+  lines.push(
+    `- workload: ${JOBS.toLocaleString('en-US')} no-op jobs end to end (after a ${WARMUP.toLocaleString('en-US')}-job warm-up), then single submits for ${LATENCY_SECONDS} s at ${LOW_RATE}/s and ${LATENCY_SECONDS} s at ${RATE}/s for latency; median of ${RUNS} run(s)${meta.runsNote}`,
+  );
   lines.push(``);
-  lines.push(`| system | tasks/s end to end | submit-to-start p50 / p95 / p99 ms at ${LOW_RATE}/s: from the client call | same at ${RATE}/s | same at ${RATE}/s, in the database: created → started | CPU s per 1k tasks by process (cores busy) | peak RSS MB by process |`);
+  lines.push(
+    `| system | tasks/s end to end | submit-to-start p50 / p95 / p99 ms at ${LOW_RATE}/s: from the client call | same at ${RATE}/s | same at ${RATE}/s, in the database: created → started | CPU s per 1k tasks by process (cores busy) | peak RSS MB by process |`,
+  );
   lines.push(`| --- | ---: | --- | --- | --- | --- | --- |`);
   for (const [name, r] of Object.entries(results)) {
     if (r.error) {
@@ -230,33 +255,61 @@ function report(results, meta) {
     }
     const tput = `**${fmt(r.tput)}**` + (r.tputs.length > 1 ? ` (${r.tputs.map((x) => fmt(x)).join(', ')})` : '');
     const p3 = (l) => (l ? `${fmt(l.p50, 1)} / ${fmt(l.p95, 1)} / ${fmt(l.p99, 1)}` : '-');
-    const cpu = byOrder(r.cpuPer1k).map((k) => `${k} ${fmt(r.cpuPer1k[k], 3)} (${fmt(r.cores[k], 2)})`).join(', ');
-    const rss = byOrder(r.rss).map((k) => `${k} ${fmt(r.rss[k])}`).join(', ');
-    const errs = r.submitErrors ? ` (**${r.submitErrors} of ${RATE * LATENCY_SECONDS * r.tputs.length} submits failed**, see notes)` : '';
-    lines.push(`| ${SYSTEMS[name].label} | ${tput} | ${p3(r.lowLat)} | ${p3(r.lat)}${errs} | ${p3(r.dbLat)} | ${cpu} | ${rss} |`);
-    if (r.submitErrors) failures.push(`- ${SYSTEMS[name].label}: failed submits at ${RATE}/s: ${Object.entries(r.submitErrorKinds).map(([k, n]) => `${n} x \`${k}\``).join('; ')}`);
+    const cpu = byOrder(r.cpuPer1k)
+      .map((k) => `${k} ${fmt(r.cpuPer1k[k], 3)} (${fmt(r.cores[k], 2)})`)
+      .join(', ');
+    const rss = byOrder(r.rss)
+      .map((k) => `${k} ${fmt(r.rss[k])}`)
+      .join(', ');
+    const errs = r.submitErrors
+      ? ` (**${r.submitErrors} of ${RATE * LATENCY_SECONDS * r.tputs.length} submits failed**, see notes)`
+      : '';
+    lines.push(
+      `| ${SYSTEMS[name].label} | ${tput} | ${p3(r.lowLat)} | ${p3(r.lat)}${errs} | ${p3(r.dbLat)} | ${cpu} | ${rss} |`,
+    );
+    if (r.submitErrors)
+      failures.push(
+        `- ${SYSTEMS[name].label}: failed submits at ${RATE}/s: ${Object.entries(r.submitErrorKinds)
+          .map(([k, n]) => `${n} x \`${k}\``)
+          .join('; ')}`,
+      );
   }
   if (failures.length) lines.push(``, ...failures);
   const ours = results.ours;
   if (ours && !ours.error) {
     lines.push(``, `## Ours against each peer (same run)`, ``);
-    lines.push(`| peer | throughput ours/peer | p99 latency (client) at ${LOW_RATE}/s ours/peer | same at ${RATE}/s | total CPU per task ours/peer |`);
+    lines.push(
+      `| peer | throughput ours/peer | p99 latency (client) at ${LOW_RATE}/s ours/peer | same at ${RATE}/s | total CPU per task ours/peer |`,
+    );
     lines.push(`| --- | ---: | ---: | ---: | ---: |`);
-    const cpuTotal = (r) => Object.entries(r.cpuPer1k).filter(([k]) => k !== 'other').reduce((s, [, v]) => s + v, 0);
+    const cpuTotal = (r) =>
+      Object.entries(r.cpuPer1k)
+        .filter(([k]) => k !== 'other')
+        .reduce((s, [, v]) => s + v, 0);
     for (const [name, r] of Object.entries(results)) {
       if (name === 'ours' || r.error) continue;
-      lines.push(`| ${SYSTEMS[name].label} | ${fmt(ours.tput / r.tput, 2)}x | ${fmt(ours.lowLat.p99 / r.lowLat.p99, 2)}x | ${fmt(ours.lat.p99 / r.lat.p99, 2)}x | ${fmt(cpuTotal(ours) / cpuTotal(r), 2)}x |`);
+      lines.push(
+        `| ${SYSTEMS[name].label} | ${fmt(ours.tput / r.tput, 2)}x | ${fmt(ours.lowLat.p99 / r.lowLat.p99, 2)}x | ${fmt(ours.lat.p99 / r.lat.p99, 2)}x | ${fmt(cpuTotal(ours) / cpuTotal(r), 2)}x |`,
+      );
     }
   }
   lines.push(``, `## Where the CPU went during the throughput phase (computed)`, ``);
   for (const [name, r] of Object.entries(results)) {
     if (r.error) continue;
-    const mine = Object.entries(r.cores).filter(([k]) => k !== 'other').sort((a, b) => b[1] - a[1]);
+    const mine = Object.entries(r.cores)
+      .filter(([k]) => k !== 'other')
+      .sort((a, b) => b[1] - a[1]);
     const sum = mine.reduce((s, [, c]) => s + c, 0);
     const [top, topCores] = mine[0];
     const verdict =
-      topCores > 0.85 ? `${top[0].toUpperCase()}${top.slice(1)} is close to a full core: CPU-bound there` : sum + (r.cores.other ?? 0) > Number(meta.v.nproc) * 0.9 ? 'The machine was saturated (see `other`): CPU-starved' : 'No process near a full core: bound by waits (commits/fsync, locks, round trips), not CPU';
-    lines.push(`- ${SYSTEMS[name].label}: busiest ${top} ${fmt(topCores, 2)} cores; its processes together ${fmt(sum, 2)} of ${meta.v.nproc} cores; rest of the machine ${fmt(r.cores.other, 2)} cores. ${verdict}.`);
+      topCores > 0.85
+        ? `${top[0].toUpperCase()}${top.slice(1)} is close to a full core: CPU-bound there`
+        : sum + (r.cores.other ?? 0) > Number(meta.v.nproc) * 0.9
+          ? 'The machine was saturated (see `other`): CPU-starved'
+          : 'No process near a full core: bound by waits (commits/fsync, locks, round trips), not CPU';
+    lines.push(
+      `- ${SYSTEMS[name].label}: busiest ${top} ${fmt(topCores, 2)} cores; its processes together ${fmt(sum, 2)} of ${meta.v.nproc} cores; rest of the machine ${fmt(r.cores.other, 2)} cores. ${verdict}.`,
+    );
   }
   lines.push(``, `## How each was run`, ``);
   for (const name of Object.keys(results)) lines.push(`- ${SYSTEMS[name].label}: ${meta.describe[name]}`);
@@ -272,9 +325,13 @@ function report(results, meta) {
 }
 
 const date = new Date().toISOString();
-const load = loadavg().map((x) => x.toFixed(2)).join(' ');
+const load = loadavg()
+  .map((x) => x.toFixed(2))
+  .join(' ');
 const v = versions();
-console.log(`bench: ${selected.join(', ')}; ${JOBS} jobs, ${RUNS} run(s); scale: ${scenarios.map((s) => `${s} ${sizes[s]}`).join(', ') || 'none'}; ${v.nproc} cores, load ${load}`);
+console.log(
+  `bench: ${selected.join(', ')}; ${JOBS} jobs, ${RUNS} run(s); scale: ${scenarios.map((s) => `${s} ${sizes[s]}`).join(', ') || 'none'}; ${v.nproc} cores, load ${load}`,
+);
 const raw = Object.fromEntries(selected.map((n) => [n, []]));
 const errors = {};
 for (let run = 1; run <= RUNS; run++) {
@@ -282,7 +339,9 @@ for (let run = 1; run <= RUNS; run++) {
     try {
       const r = await runOnce(name);
       raw[name].push(r);
-      console.log(`run ${run} ${name}: ${fmt(r.tput)}/s, p50/p95/p99 ${fmt(r.lat.p50, 1)}/${fmt(r.lat.p95, 1)}/${fmt(r.lat.p99, 1)} ms, cpu/1k ${JSON.stringify(Object.fromEntries(Object.entries(r.cpuPer1k).map(([k, x]) => [k, +x.toFixed(3)])))} (logs ${r.logDir})`);
+      console.log(
+        `run ${run} ${name}: ${fmt(r.tput)}/s, p50/p95/p99 ${fmt(r.lat.p50, 1)}/${fmt(r.lat.p95, 1)}/${fmt(r.lat.p99, 1)} ms, cpu/1k ${JSON.stringify(Object.fromEntries(Object.entries(r.cpuPer1k).map(([k, x]) => [k, +x.toFixed(3)])))} (logs ${r.logDir})`,
+      );
     } catch (e) {
       errors[name] = e.message;
       console.error(`run ${run} ${name}: FAILED ${e.stack}`);
@@ -291,11 +350,30 @@ for (let run = 1; run <= RUNS; run++) {
 }
 const results = Object.fromEntries(selected.map((n) => [n, raw[n].length ? summarize(raw[n]) : { error: errors[n] }]));
 // the backlog drain is held against ours' throughput phase of this run, when there is one
-const emptyRate = results.ours && !results.ours.error && { tput: results.ours.tput, source: `ours' throughput phase in the table above (${fmt(JOBS)} tasks, median of ${RUNS} run(s))` };
-const scale = await runScale({ scenarios, sizes, runningWindowS: Number(args['running-window']), drainWindowS: Number(args['drain-window']), emptyRate });
-const describe = Object.fromEntries(await Promise.all(selected.map(async (n) => [n, (await import(SYSTEMS[n].file)).describe(SYSTEMS[n].opts ?? {})])));
+const emptyRate = results.ours &&
+  !results.ours.error && {
+    tput: results.ours.tput,
+    source: `ours' throughput phase in the table above (${fmt(JOBS)} tasks, median of ${RUNS} run(s))`,
+  };
+const scale = await runScale({
+  scenarios,
+  sizes,
+  runningWindowS: Number(args['running-window']),
+  drainWindowS: Number(args['drain-window']),
+  emptyRate,
+});
+const describe = Object.fromEntries(
+  await Promise.all(selected.map(async (n) => [n, (await import(SYSTEMS[n].file)).describe(SYSTEMS[n].opts ?? {})])),
+);
 const command = `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim().replace(/ --$/, '');
-let md = report(results, { date, load, v, command, describe, runsNote: quick ? ' (--quick smoke run: small counts, not comparable)' : '' });
+let md = report(results, {
+  date,
+  load,
+  v,
+  command,
+  describe,
+  runsNote: quick ? ' (--quick smoke run: small counts, not comparable)' : '',
+});
 if (scenarios.length) md += scaleReport(scale, { command, sizes, autovacuum: v.autovacuum });
 writeFileSync(args.out, md);
 console.log(`\n${md}`);

@@ -73,9 +73,15 @@ async function pgCounters(db, schema) {
   );
   return { ...rows[0], t: now() };
 }
-const perSecond = (a, b) => Object.fromEntries(Object.keys(a).filter((k) => typeof a[k] === 'number' && k !== 't').map((k) => [k, ((b[k] - a[k]) * 1000) / (b.t - a.t)]));
+const perSecond = (a, b) =>
+  Object.fromEntries(
+    Object.keys(a)
+      .filter((k) => typeof a[k] === 'number' && k !== 't')
+      .map((k) => [k, ((b[k] - a[k]) * 1000) / (b.t - a.t)]),
+  );
 // the planner's row estimates for the tasks table come from ANALYZE; with autovacuum off nothing runs it
-const analyzed = (c) => `tasks table statistics: ${c.analyzed ? `last ANALYZE ${c.analyzed.toISOString()}` : 'never analyzed'}`;
+const analyzed = (c) =>
+  `tasks table statistics: ${c.analyzed ? `last ANALYZE ${c.analyzed.toISOString()}` : 'never analyzed'}`;
 const cores = (meter, c0, names) => {
   const d = ProcessMeter.diff(c0.cpu, meter.cpu());
   const s = (now() - c0.t) / 1000;
@@ -83,12 +89,22 @@ const cores = (meter, c0, names) => {
 };
 const cpuMark = (meter) => ({ cpu: meter.cpu(), t: now() });
 
-const outboxEmpty = (db) => waitUntil('an empty outbox', async () => (await db.query(`SELECT NOT EXISTS (SELECT FROM outbox) AS e`)).rows[0].e, 120_000, 500);
+const outboxEmpty = (db) =>
+  waitUntil(
+    'an empty outbox',
+    async () => (await db.query(`SELECT NOT EXISTS (SELECT FROM outbox) AS e`)).rows[0].e,
+    120_000,
+    500,
+  );
 
 /** Tasks running now, in total and per worker (by lease owner). */
 async function runningBy(db, cfg) {
-  const { rows } = await db.query(`SELECT lease_owner, count(*)::int AS n FROM tasks WHERE status = 'running' GROUP BY 1`);
-  const by = Object.fromEntries(WORKER_NAMES.map((w) => [w, rows.find((r) => r.lease_owner === `${cfg.ns}-${w}`)?.n ?? 0]));
+  const { rows } = await db.query(
+    `SELECT lease_owner, count(*)::int AS n FROM tasks WHERE status = 'running' GROUP BY 1`,
+  );
+  const by = Object.fromEntries(
+    WORKER_NAMES.map((w) => [w, rows.find((r) => r.lease_owner === `${cfg.ns}-${w}`)?.n ?? 0]),
+  );
   return { total: rows.reduce((s, r) => s + r.n, 0), by };
 }
 
@@ -121,21 +137,30 @@ async function running({ d, db, meter }, { size, windowS }) {
   const busy = cores(meter, c0, ['postgres', 'rabbitmq', ...WORKER_NAMES, 'api']);
   const s1 = await pgCounters(db, d.cfg.schema);
   const rate = perSecond(s0, s1);
-  const { rows: [end] } = await db.query(
+  const {
+    rows: [end],
+  } = await db.query(
     `SELECT count(*) FILTER (WHERE status = 'running')::int AS running, count(*) FILTER (WHERE attempt > 1)::int AS reclaimed FROM tasks`,
   );
   const byWorker = (await runningBy(db, d.cfg)).by;
   p.close();
 
-  const pointFigs = WORKER_NAMES.map((w) => `${w} ${mb(memOf(pointMem, w).max)} at ${fmt(atPoint.by[w])} in flight`).join(', ');
+  const pointFigs = WORKER_NAMES.map(
+    (w) => `${w} ${mb(memOf(pointMem, w).max)} at ${fmt(atPoint.by[w])} in flight`,
+  ).join(', ');
   const pointMet = pointPer < POINT ? null : WORKER_NAMES.every((w) => memOf(pointMem, w).max < RSS_TARGET_MB);
   const perTask = WORKER_NAMES.map((w) => {
     const [i, pt, l] = [memOf(idle, w), memOf(pointMem, w), memOf(loaded, w)];
     // between two loaded points when there are two: both have garbage collection going on, idle has not
-    const [base, baseN, against] = byWorker[w] > atPoint.by[w] ? [pt.median, atPoint.by[w], `from ${fmt(atPoint.by[w])}`] : [i.median, 0, 'against idle'];
+    const [base, baseN, against] =
+      byWorker[w] > atPoint.by[w]
+        ? [pt.median, atPoint.by[w], `from ${fmt(atPoint.by[w])}`]
+        : [i.median, 0, 'against idle'];
     return `${w} idle ${mb(i.median)}, ${fmt(atPoint.by[w])} in flight ${mb(pt.median)}, ${fmt(byWorker[w])} in flight ${mb(l.median)} (max ${mb(l.max)}): ${fmt(((l.median - base) * 1024) / (byWorker[w] - baseN), 1)} KB per task (${against})`;
   });
-  const lease = process.env.WORKER_LEASE_MS ? `WORKER_LEASE_MS ${process.env.WORKER_LEASE_MS}` : 'WORKER_LEASE_MS at its default';
+  const lease = process.env.WORKER_LEASE_MS
+    ? `WORKER_LEASE_MS ${process.env.WORKER_LEASE_MS}`
+    : 'WORKER_LEASE_MS at its default';
   return {
     title: `(a) ${fmt(size)} long tasks running at once`,
     measured: `${fmt(size)} demo.sleep tasks of ${LONG_TASK_MS / 60_000} min submitted in batches to the api and 2 workers (WORKER_CONCURRENCY ${fmt(perWorker)} each, ${lease}, everything else default); once all were running, ${windowS} s of heartbeat load; first a point at ${fmt(pointPer)} per worker (RSS max over 15 s)`,
@@ -148,7 +173,9 @@ async function running({ d, db, meter }, { size, windowS }) {
     ],
     figures: [
       `ramp-up: ${fmt(atPoint.total)} running ${fmt(atPoint.seconds, 1)} s after their first submit` +
-        (size > atPoint.total ? `, the other ${fmt(size - atPoint.total)} ${fmt(atFull.seconds, 1)} s after theirs` : ''),
+        (size > atPoint.total
+          ? `, the other ${fmt(size - atPoint.total)} ${fmt(atFull.seconds, 1)} s after theirs`
+          : ''),
       `tasks rows updated ${fmt(rate.upd)}/s (HOT ${fmt((100 * rate.hot) / rate.upd)}%; dead rows ${fmt(s0.dead)} → ${fmt(s1.dead)}), i.e. each task's lease extended every ${fmt(size / rate.upd, 1)} s`,
       `${fmt(rate.xact)} commits/s (whole database)`,
       `WAL ${fmt(rate.wal / 2 ** 20, 2)} MB/s (whole server)`,
@@ -181,12 +208,21 @@ async function drain({ d, db, meter }, { p, ready, n, windowS }) {
   const t0 = now(); // the window starts with both workers consuming; what finished before is start-up
   const c0 = cpuMark(meter);
   let drained = false;
-  const active = async () => (await db.query(`SELECT count(*)::int AS n FROM tasks WHERE status IN ('new','queued','running','retrying')`)).rows[0].n;
-  const samples = await watchMemory(meter, WORKER_NAMES, windowS * 1000, async () => (drained = (await ready()) === 0 && (await active()) === 0));
+  const active = async () =>
+    (await db.query(`SELECT count(*)::int AS n FROM tasks WHERE status IN ('new','queued','running','retrying')`))
+      .rows[0].n;
+  const samples = await watchMemory(
+    meter,
+    WORKER_NAMES,
+    windowS * 1000,
+    async () => (drained = (await ready()) === 0 && (await active()) === 0),
+  );
   const busy = cores(meter, c0, ['postgres', 'rabbitmq', ...WORKER_NAMES, 'api']);
   const s1 = await pgCounters(db, d.cfg.schema);
   await d.stop(0, WORKER_NAMES); // a drain not finished in the window ends here; its rest goes with the queue
-  const { rows: [last] } = await db.query(`SELECT extract(epoch FROM max(finished_at)) * 1000 AS at FROM tasks WHERE status = 'succeeded'`);
+  const {
+    rows: [last],
+  } = await db.query(`SELECT extract(epoch FROM max(finished_at)) * 1000 AS at FROM tasks WHERE status = 'succeeded'`);
   const t1 = Math.max(t0 + 1000, drained ? Number(last.at) : now());
   // succeeded per slice by finished_at (the database's clock is this machine's): no polling load during the window
   const { rows } = await db.query(
@@ -200,7 +236,12 @@ async function drain({ d, db, meter }, { p, ready, n, windowS }) {
     const from = t0 + k * SLICE_S * 1000;
     const to = Math.min(t1, from + SLICE_S * 1000);
     const mem = samples.filter((x) => x.t >= from && x.t <= to);
-    slices.push({ k, seconds: (to - from) / 1000, n: rows.find((r) => r.slice === k)?.n ?? 0, mem: Object.fromEntries(WORKER_NAMES.map((w) => [w, mem.length ? memOf(mem, w) : undefined])) });
+    slices.push({
+      k,
+      seconds: (to - from) / 1000,
+      n: rows.find((r) => r.slice === k)?.n ?? 0,
+      mem: Object.fromEntries(WORKER_NAMES.map((w) => [w, mem.length ? memOf(mem, w) : undefined])),
+    });
   }
   const done = rows.filter((r) => r.slice >= 0).reduce((x, r) => x + r.n, 0);
   return {
@@ -210,9 +251,14 @@ async function drain({ d, db, meter }, { p, ready, n, windowS }) {
     figures: [
       `submitted at ${fmt((n * 1000) / (sub.endAt - sub.startAt))}/s accepted; all ${fmt(queued)} in the work queue ${fmt(relayedS, 1)} s after the first submit; api RSS then ${mb(apiRss)}`,
       `workers ready ${fmt((t0 - spawnAt) / 1000, 1)} s after their start (${fmt(rows.filter((r) => r.slice < 0).reduce((x, r) => x + r.n, 0))} tasks done by then, not counted); ` +
-        (drained ? `drained: all ${fmt(n)} succeeded ${fmt((t1 - t0) / 1000, 1)} s after both were ready` : `${fmt(done)} of ${fmt(n)} succeeded in the ${windowS}-s window (the rest went with the queue)`),
+        (drained
+          ? `drained: all ${fmt(n)} succeeded ${fmt((t1 - t0) / 1000, 1)} s after both were ready`
+          : `${fmt(done)} of ${fmt(n)} succeeded in the ${windowS}-s window (the rest went with the queue)`),
       `cores busy while draining: ${busy}`,
-      ((r) => `tasks table while draining: ${fmt(r.upd)} row updates/s, ${fmt(r.seqScan, 2)} sequential scans/s reading ${fmt(r.seqRead)} rows/s; ${fmt(s1.dead)} dead rows at the end; ${analyzed(s1).replace('tasks table ', '')}`)(perSecond(s0, s1)),
+      ((r) =>
+        `tasks table while draining: ${fmt(r.upd)} row updates/s, ${fmt(r.seqScan, 2)} sequential scans/s reading ${fmt(r.seqRead)} rows/s; ${fmt(s1.dead)} dead rows at the end; ${analyzed(s1).replace('tasks table ', '')}`)(
+        perSecond(s0, s1),
+      ),
     ],
   };
 }
@@ -233,12 +279,17 @@ async function backlog(ctx, { size, windowS, emptyRate }) {
       await ours.finishedAt(d.cfg, WARMUP, 300_000);
       const r = await bulk(p, { n: REFERENCE_RUN, batch: BATCH, inflight: INFLIGHT });
       const at = await ours.finishedAt(d.cfg, WARMUP + REFERENCE_RUN, 600_000);
-      empty = { tput: (REFERENCE_RUN * 1000) / (at - r.startAt), source: `measured in this scenario first like ours' throughput phase: ${fmt(REFERENCE_RUN)} tasks end to end through the empty queue after a ${fmt(WARMUP)}-task warm-up` };
+      empty = {
+        tput: (REFERENCE_RUN * 1000) / (at - r.startAt),
+        source: `measured in this scenario first like ours' throughput phase: ${fmt(REFERENCE_RUN)} tasks end to end through the empty queue after a ${fmt(WARMUP)}-task warm-up`,
+      };
       await d.stop(15_000, WORKER_NAMES);
     }
     // like for like: the same drain from a small backlog (the empty-queue rate includes submitting, a drain does not)
     const small = await drain(ctx, { p, ready, n: Math.min(SMALL_DRAIN, size), windowS: 600 });
-    console.log(`scale backlog: empty-queue rate ${fmt(empty.tput)}/s, ${fmt(small.n)}-task drain ${fmt(small.rate)}/s; now ${size}`);
+    console.log(
+      `scale backlog: empty-queue rate ${fmt(empty.tput)}/s, ${fmt(small.n)}-task drain ${fmt(small.rate)}/s; now ${size}`,
+    );
     const big = await drain(ctx, { p, ready, n: size, windowS });
 
     const { slices } = big;
@@ -248,12 +299,22 @@ async function backlog(ctx, { size, windowS, emptyRate }) {
       title: `(b) a backlog of ${fmt(size)} queued tasks`,
       measured: `${fmt(size)} demo.sleep {ms: 0} tasks submitted (${BATCH} per request, ${INFLIGHT} in flight) to the api with no worker running, relayed into the work queue; then 2 workers (WORKER_CONCURRENCY ${ours.WORKER_CONCURRENCY} each; the main bench runs ${ours.WORKERS}) started and the drain measured for ${windowS} s or until drained: succeeded per ${SLICE_S}-s slice (by finished_at), worker RSS every second. The same done first with a ${fmt(Math.min(SMALL_DRAIN, size))}-task backlog, in the same schema`,
       targets: [
-        target(`drain rate ≥ ${RATIO_TARGET * 100}% of the empty-queue rate`, big.rate >= RATIO_TARGET * empty.tput, `${ratio(big.rate, empty.tput)}; empty-queue rate: ${empty.source}`),
-        target(`the same against the drain of a ${fmt(small.n)}-task backlog (like for like)`, big.rate >= RATIO_TARGET * small.rate, ratio(big.rate, small.rate)),
+        target(
+          `drain rate ≥ ${RATIO_TARGET * 100}% of the empty-queue rate`,
+          big.rate >= RATIO_TARGET * empty.tput,
+          `${ratio(big.rate, empty.tput)}; empty-queue rate: ${empty.source}`,
+        ),
+        target(
+          `the same against the drain of a ${fmt(small.n)}-task backlog (like for like)`,
+          big.rate >= RATIO_TARGET * small.rate,
+          ratio(big.rate, small.rate),
+        ),
         target(
           `worker memory flat (last slice's peak within ${fmt((FLAT - 1) * 100)}% of the first's)`,
           slices.length < 2 ? null : flat.every((f) => f.last <= f.first * FLAT),
-          slices.length < 2 ? `one slice only, ${fmt(slices[0].seconds, 1)} s` : flat.map((f) => `${f.w} ${mb(f.first)} → ${mb(f.last)}`).join(', '),
+          slices.length < 2
+            ? `one slice only, ${fmt(slices[0].seconds, 1)} s`
+            : flat.map((f) => `${f.w} ${mb(f.first)} → ${mb(f.last)}`).join(', '),
         ),
       ],
       figures: big.figures,
@@ -283,14 +344,21 @@ async function submitRate(p, meter) {
   }
   const cpu = ProcessMeter.diff(c0, meter.cpu());
   const per1k = (k) => (cpu[k] * 1000) / (REFERENCE_RUN * SUBMIT_RUNS);
-  return { rate: median(runs), runs, cpu: `CPU s per 1,000: api ${fmt(per1k('api'), 3)}, postgres ${fmt(per1k('postgres'), 3)}` };
+  return {
+    rate: median(runs),
+    runs,
+    cpu: `CPU s per 1,000: api ${fmt(per1k('api'), 3)}, postgres ${fmt(per1k('postgres'), 3)}`,
+  };
 }
 const rates = (r) => `${fmt(r.rate)}/s (${r.runs.map((x) => fmt(x)).join(', ')}; ${r.cpu})`;
 
 /** Sequential GETs over one keep-alive connection: random ids of `owner`, then the first page of the list. */
 async function reads(db, cfg, key, owner) {
   await outboxEmpty(db); // not while the relay still publishes the submits
-  const { rows } = await db.query(`SELECT id FROM tasks WHERE owner = $1 ORDER BY random() LIMIT $2`, [owner, READS_BY_ID + READS_WARMUP]);
+  const { rows } = await db.query(`SELECT id FROM tasks WHERE owner = $1 ORDER BY random() LIMIT $2`, [
+    owner,
+    READS_BY_ID + READS_WARMUP,
+  ]);
   const c = ours.client(cfg, key);
   const time = async (path) => {
     const t = now();
@@ -348,11 +416,15 @@ async function finished({ d, db, meter }, { size }) {
     await bulk(p, { n: REFERENCE_RUN, batch: BATCH, inflight: INFLIGHT }); // warm-up
     const empty = await submitRate(p, meter);
     const before = await reads(db, d.cfg, submitKey, 'bench-submit');
-    const { rows: [{ n: emptyRows }] } = await db.query(`SELECT count(*)::int AS n FROM tasks`);
+    const {
+      rows: [{ n: emptyRows }],
+    } = await db.query(`SELECT count(*)::int AS n FROM tasks`);
     console.log(`scale finished: empty-table submit ${rates(empty)}; filling ${size} rows`);
 
     const f0 = now();
-    const { rows: [{ end }] } = await db.query(`SELECT now() AS end`);
+    const {
+      rows: [{ end }],
+    } = await db.query(`SELECT now() AS end`);
     for (let from = 0; from < size; from += FILL_CHUNK) {
       await db.query(FILL_SQL, [from, Math.min(size, from + FILL_CHUNK), size, end, BENCH_EVERY, OWNERS]);
       console.log(`scale finished: ${Math.min(size, from + FILL_CHUNK)} rows after ${fmt((now() - f0) / 1000)} s`);
@@ -361,7 +433,9 @@ async function finished({ d, db, meter }, { size }) {
     const v0 = now();
     await db.query(`VACUUM (ANALYZE) tasks`);
     const vacuumS = (now() - v0) / 1000;
-    const { rows: [t] } = await db.query(
+    const {
+      rows: [t],
+    } = await db.query(
       `SELECT count(*) FILTER (WHERE owner = 'bench')::int AS bench, count(DISTINCT owner)::int AS owners,
               pg_table_size('tasks') / 1048576.0::float8 AS heap, pg_indexes_size('tasks') / 1048576.0::float8 AS idx FROM tasks`,
     );
@@ -372,8 +446,16 @@ async function finished({ d, db, meter }, { size }) {
       title: `(c) a tasks table holding ${fmt(size)} finished tasks`,
       measured: `api only (no workers). Batch submit rate on the empty table (tasks accepted/s submitting ${fmt(REFERENCE_RUN)} demo.sleep tasks, ${BATCH} per request, ${INFLIGHT} in flight; median of ${SUBMIT_RUNS} runs after one run of warm-up; owner bench-submit); ${fmt(size)} finished rows inserted in SQL (chunks of ${fmt(FILL_CHUNK)}; 90% succeeded, 6% failed, 4% cancelled; ${fmt(t.bench)} the bench owner's, the rest over ${fmt(OWNERS)} owners; created over 30 days; no task_events rows for them), then VACUUM ANALYZE; then sequential GETs over keep-alive: ${fmt(after.n)} GET /v1/tasks/:id of random bench-owner ids and ${READS_LIST} GET /v1/tasks (first page, default limit), and the submit rate again`,
       targets: [
-        target(`GET /v1/tasks/:id and first page of GET /v1/tasks p99 < ${P99_TARGET_MS} ms`, p99Met, `by id ${p3(after.byId)}; list ${p3(after.list)}`),
-        target(`submit rate ≥ ${RATIO_TARGET * 100}% of the empty table's`, full.rate >= RATIO_TARGET * empty.rate, `${rates(full)} against ${rates(empty)} = ${fmt((100 * full.rate) / empty.rate)}%`),
+        target(
+          `GET /v1/tasks/:id and first page of GET /v1/tasks p99 < ${P99_TARGET_MS} ms`,
+          p99Met,
+          `by id ${p3(after.byId)}; list ${p3(after.list)}`,
+        ),
+        target(
+          `submit rate ≥ ${RATIO_TARGET * 100}% of the empty table's`,
+          full.rate >= RATIO_TARGET * empty.rate,
+          `${rates(full)} against ${rates(empty)} = ${fmt((100 * full.rate) / empty.rate)}%`,
+        ),
       ],
       figures: [
         `fill ${fmt(fillS, 1)} s (${fmt(size / fillS)} rows/s), VACUUM ANALYZE ${fmt(vacuumS, 1)} s; table ${mb(t.heap)} + indexes ${mb(t.idx)}; ${fmt(t.owners)} owners`,
@@ -390,7 +472,10 @@ const RUNNERS = { running, backlog, finished };
 
 /** One scenario on its own deployment; everything it started is stopped and removed in the end. */
 async function scenario(name, opts) {
-  const d = new ours.Deployment(`${name}${randomBytes(3).toString('hex')}`, mkdtempSync(join(tmpdir(), `bench-scale-${name}-`)));
+  const d = new ours.Deployment(
+    `${name}${randomBytes(3).toString('hex')}`,
+    mkdtempSync(join(tmpdir(), `bench-scale-${name}-`)),
+  );
   const meter = new ProcessMeter();
   meter.addServices(ours.services());
   for (const n of ['api', ...WORKER_NAMES]) meter.add(n, () => (d.processes[n] ? [d.processes[n].pid] : []));
@@ -432,14 +517,29 @@ export function scaleReport(results, { command, sizes, autovacuum }) {
   const smaller = Object.keys(results).filter((n) => sizes[n] < ISSUE_SIZES[n]);
   const lines = [``, `## Scale`, ``];
   lines.push(`- command: \`${command}\``);
-  lines.push(`- sizes: ${Object.keys(results).map((n) => `${n} ${fmt(sizes[n])}${sizes[n] < ISSUE_SIZES[n] ? ` (the issue asks for ${fmt(ISSUE_SIZES[n])})` : ''}`).join(', ')}`);
-  if (smaller.length) lines.push(`- **${smaller.join(', ')}: smaller than the issue's sizes; ${smaller.length > 1 ? 'these rows are' : 'this row is'} not the issue's measurement.**`);
-  lines.push(`- our system only: the built api and workers, each scenario on its own schema and namespace, removed afterwards; PostgreSQL autovacuum on this server: ${autovacuum}`);
+  lines.push(
+    `- sizes: ${Object.keys(results)
+      .map(
+        (n) =>
+          `${n} ${fmt(sizes[n])}${sizes[n] < ISSUE_SIZES[n] ? ` (the issue asks for ${fmt(ISSUE_SIZES[n])})` : ''}`,
+      )
+      .join(', ')}`,
+  );
+  if (smaller.length)
+    lines.push(
+      `- **${smaller.join(', ')}: smaller than the issue's sizes; ${smaller.length > 1 ? 'these rows are' : 'this row is'} not the issue's measurement.**`,
+    );
+  lines.push(
+    `- our system only: the built api and workers, each scenario on its own schema and namespace, removed afterwards; PostgreSQL autovacuum on this server: ${autovacuum}`,
+  );
   lines.push(``, `| scenario | what was measured | targets | figures |`, `| --- | --- | --- | --- |`);
   const cell = (s) => s.replaceAll('|', '\\|');
   for (const [name, r] of Object.entries(results)) {
     if (r.error) lines.push(`| ${name} ${fmt(sizes[name])} | failed: ${cell(r.error.split('\n')[0])} | | |`);
-    else lines.push(`| ${cell(r.title)} | ${cell(r.measured)} | ${r.targets.map(cell).join('<br>')} | ${r.figures.map(cell).join('<br>')} |`);
+    else
+      lines.push(
+        `| ${cell(r.title)} | ${cell(r.measured)} | ${r.targets.map(cell).join('<br>')} | ${r.figures.map(cell).join('<br>')} |`,
+      );
   }
   for (const r of Object.values(results)) if (r.detail) lines.push(``, ...r.detail);
   lines.push(

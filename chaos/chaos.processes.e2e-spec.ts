@@ -22,13 +22,23 @@ describe('chaos (short profile)', () => {
 
   afterAll(async () => {
     await chaos.stop();
-    writeReport(join(ROOT, 'tmp/chaos-report.md'), chaos.results, PROFILES.short, 'jest chaos/chaos.processes.e2e-spec.ts', Date.now() - t0);
+    writeReport(
+      join(ROOT, 'tmp/chaos-report.md'),
+      chaos.results,
+      PROFILES.short,
+      'jest chaos/chaos.processes.e2e-spec.ts',
+      Date.now() - t0,
+    );
   }, 120_000);
 
   for (const scenario of SCENARIOS) {
     it(`${scenario.id}: ${scenario.title}: nothing lost, nothing committed twice`, async () => {
       const r = await chaos.run(scenario);
-      expect({ scenario: r.id, lost: r.tasks.lost, committedTwice: r.tasks.committedTwice }).toEqual({ scenario: r.id, lost: 0, committedTwice: 0 });
+      expect({ scenario: r.id, lost: r.tasks.lost, committedTwice: r.tasks.committedTwice }).toEqual({
+        scenario: r.id,
+        lost: 0,
+        committedTwice: 0,
+      });
       expect(r.tasks.violations).toEqual([]);
       expect(r.extra.filter((c) => !c.ok)).toEqual([]);
       expect(r.recoverMs).not.toBeNull();

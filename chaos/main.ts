@@ -19,7 +19,8 @@ async function main(): Promise<number> {
   if (!profile) throw new Error(`unknown profile ${profileName} (short | long)`);
   const only = arg('only')?.split(',');
   const scenarios = only ? SCENARIOS.filter((s) => only.includes(s.id)) : SCENARIOS;
-  if (scenarios.length === 0) throw new Error(`no scenario matches --only ${only?.join(',')}; ids: ${SCENARIOS.map((s) => s.id).join(', ')}`);
+  if (scenarios.length === 0)
+    throw new Error(`no scenario matches --only ${only?.join(',')}; ids: ${SCENARIOS.map((s) => s.id).join(', ')}`);
   const report = arg('report') ?? join(ROOT, 'docs/RELIABILITY.md');
   const command = `npm run chaos${process.argv.length > 2 ? ' -- ' + process.argv.slice(2).join(' ') : ''}`;
 

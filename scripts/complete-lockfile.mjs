@@ -44,7 +44,10 @@ for (const [path, meta] of Object.entries(packages)) {
   }
 }
 if (check) {
-  if (added > 0) console.error(`complete-lockfile: ${file} lacks ${added} optional platform entries; run node scripts/complete-lockfile.mjs`);
+  if (added > 0)
+    console.error(
+      `complete-lockfile: ${file} lacks ${added} optional platform entries; run node scripts/complete-lockfile.mjs`,
+    );
   process.exit(added > 0 ? 1 : 0);
 }
 writeFileSync(file, `${JSON.stringify(lock, null, 2)}\n`);

@@ -13,10 +13,17 @@ mkdirSync('tmp', { recursive: true });
 function phase(name, args) {
   const out = `tmp/jest-${name}.json`;
   rmSync(out, { force: true });
-  const r = spawnSync('npx', ['jest', '--ci', '--json', `--outputFile=${out}`, ...args, ...extra], { stdio: 'inherit' });
+  const r = spawnSync('npx', ['jest', '--ci', '--json', `--outputFile=${out}`, ...args, ...extra], {
+    stdio: 'inherit',
+  });
   try {
     const j = JSON.parse(readFileSync(out, 'utf8'));
-    return { passed: j.numPassedTests, failed: j.numFailedTests, brokenSuites: j.numRuntimeErrorTestSuites, ok: r.status === 0 };
+    return {
+      passed: j.numPassedTests,
+      failed: j.numFailedTests,
+      brokenSuites: j.numRuntimeErrorTestSuites,
+      ok: r.status === 0,
+    };
   } catch {
     return { passed: 0, failed: 0, brokenSuites: 1, ok: false };
   }

@@ -51,10 +51,13 @@ export async function producer(cfg) {
   const pool = cfg.schema ? new pg.Pool({ connectionString: PG, max: 20 }) : undefined;
   const publish = async (item) => {
     const body = { ...item };
-    if (pool) body.id = (await pool.query(`INSERT INTO ${cfg.schema}.jobs (status) VALUES ('queued') RETURNING id`)).rows[0].id;
+    if (pool)
+      body.id = (await pool.query(`INSERT INTO ${cfg.schema}.jobs (status) VALUES ('queued') RETURNING id`)).rows[0].id;
     let ok = false;
     const confirmed = new Promise((res, rej) => {
-      ok = ch.sendToQueue(cfg.queue, Buffer.from(JSON.stringify(body)), { persistent: true }, (err) => (err ? rej(err) : res()));
+      ok = ch.sendToQueue(cfg.queue, Buffer.from(JSON.stringify(body)), { persistent: true }, (err) =>
+        err ? rej(err) : res(),
+      );
     });
     if (!ok) await once(ch, 'drain');
     await confirmed;

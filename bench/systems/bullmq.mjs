@@ -7,7 +7,8 @@ const connection = { host: process.env.REDIS_HOST ?? '127.0.0.1', port: Number(p
 const CONCURRENCY = 100;
 
 export const services = () => ['redis'];
-export const describe = () => `BullMQ: Queue.addBulk (1,000 per call, 4 calls in flight), one Worker process, concurrency ${CONCURRENCY}, no-op processor`;
+export const describe = () =>
+  `BullMQ: Queue.addBulk (1,000 per call, 4 calls in flight), one Worker process, concurrency ${CONCURRENCY}, no-op processor`;
 
 export async function prepare({ id }) {
   return { cfg: { prefix: `bench-${id}`, queue: 'bench' } };

@@ -59,10 +59,21 @@ export class Deployment {
     this.cfg.base = `http://127.0.0.1:${port}`;
     const api = (this.processes.api = startProcess('api', ['dist/apps/api/main.js'], {
       logDir: this.logDir,
-      env: { ...this.env, PORT: String(port), ADMIN_API_KEY: this.adminKey, RATE_LIMIT_PER_MINUTE: '1000000', BODY_LIMIT: '1mb', ...env },
+      env: {
+        ...this.env,
+        PORT: String(port),
+        ADMIN_API_KEY: this.adminKey,
+        RATE_LIMIT_PER_MINUTE: '1000000',
+        BODY_LIMIT: '1mb',
+        ...env,
+      },
     }));
     try {
-      await waitUntil('api /health/ready', () => (api.exitCode === null ? ready(`${this.cfg.base}/health/ready`) : Promise.reject()), 60_000);
+      await waitUntil(
+        'api /health/ready',
+        () => (api.exitCode === null ? ready(`${this.cfg.base}/health/ready`) : Promise.reject()),
+        60_000,
+      );
     } catch (e) {
       if (api.exitCode !== null) e.message += ` (api exited ${api.exitCode}; see its log)`;
       throw e;
@@ -78,9 +89,19 @@ export class Deployment {
         const hp = await freePort();
         const w = (this.processes[name] = startProcess(name, ['dist/apps/worker/main.js'], {
           logDir: this.logDir,
-          env: { ...this.env, WORKER_ID: `${this.cfg.ns}-${name}`, WORKER_HEALTH_PORT: String(hp), WORKER_SHUTDOWN_GRACE_MS: '2000', ...env },
+          env: {
+            ...this.env,
+            WORKER_ID: `${this.cfg.ns}-${name}`,
+            WORKER_HEALTH_PORT: String(hp),
+            WORKER_SHUTDOWN_GRACE_MS: '2000',
+            ...env,
+          },
         }));
-        await waitUntil(`${name} /health/ready`, () => (w.exitCode === null ? ready(`http://127.0.0.1:${hp}/health/ready`) : Promise.reject()), 60_000);
+        await waitUntil(
+          `${name} /health/ready`,
+          () => (w.exitCode === null ? ready(`http://127.0.0.1:${hp}/health/ready`) : Promise.reject()),
+          60_000,
+        );
         return w;
       }),
     );
@@ -126,7 +147,8 @@ export async function cleanup(cfg) {
   const conn = await amqp.connect(AMQP);
   const ch = await conn.createChannel();
   const labels = RETRY_TIERS_MS.map((ms) => (ms % 60000 === 0 ? `${ms / 60000}m` : `${ms / 1000}s`));
-  for (const q of ['work', 'unrouted', 'dead', ...labels.map((l) => `retry.${l}`)]) await ch.deleteQueue(`${cfg.ns}.${q}`);
+  for (const q of ['work', 'unrouted', 'dead', ...labels.map((l) => `retry.${l}`)])
+    await ch.deleteQueue(`${cfg.ns}.${q}`);
   for (const x of ['', '.unrouted', '.retry', '.dlx', '.control']) await ch.deleteExchange(`${cfg.ns}${x}`);
   await conn.close();
 }
@@ -140,7 +162,10 @@ export function client(cfg, key = cfg.key) {
       const req = http.request(`${cfg.base}${path}`, {
         method,
         agent,
-        headers: { authorization: `Bearer ${key}`, ...(data && { 'content-type': 'application/json', 'content-length': data.length }) },
+        headers: {
+          authorization: `Bearer ${key}`,
+          ...(data && { 'content-type': 'application/json', 'content-length': data.length }),
+        },
       });
       req.on('error', (e) => reject(new Error(`${method} ${path}: ${e.code ?? ''} ${e.message}`)));
       req.on('response', (res) => {
@@ -183,7 +208,9 @@ export async function finishedAt(cfg, total, timeoutMs = Infinity) {
       if ((by.succeeded ?? 0) >= total) break;
       await new Promise((r) => setTimeout(r, 100));
     }
-    const { rows } = await c.query(`SELECT extract(epoch FROM max(finished_at)) * 1000 AS at FROM "${cfg.schema}".tasks`);
+    const { rows } = await c.query(
+      `SELECT extract(epoch FROM max(finished_at)) * 1000 AS at FROM "${cfg.schema}".tasks`,
+    );
     return Number(rows[0].at);
   } finally {
     await c.end();

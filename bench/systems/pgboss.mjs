@@ -23,7 +23,10 @@ export async function prepare({ id, jobs }) {
   await b.createQueue(cfg.queue, { notify: true });
   for (let i = 0; i < jobs; i += 1000) {
     const n = Math.min(1000, jobs - i);
-    await b.insert(cfg.queue, Array.from({ length: n }, (_, k) => ({ data: { i: i + k, t: 0 } })));
+    await b.insert(
+      cfg.queue,
+      Array.from({ length: n }, (_, k) => ({ data: { i: i + k, t: 0 } })),
+    );
   }
   await b.stop({ graceful: false });
   const c = new pg.Client(PG);
@@ -46,7 +49,11 @@ export async function producer(cfg) {
   b.on('error', (e) => console.error(e));
   await b.start();
   return {
-    sendBatch: (items) => b.insert(cfg.queue, items.map((data) => ({ data }))),
+    sendBatch: (items) =>
+      b.insert(
+        cfg.queue,
+        items.map((data) => ({ data })),
+      ),
     sendOne: (item) => b.send(cfg.queue, item),
     close: () => b.stop({ graceful: false }),
   };
@@ -58,7 +65,13 @@ export async function consumer(cfg, onStart, onDone) {
   await b.start();
   await b.work(
     cfg.queue,
-    { batchSize: BATCH, localConcurrency: LOCAL_CONCURRENCY, pollingIntervalSeconds: 0.5, notifyPollingIntervalSeconds: 0.5, burstWhenBatchFull: true },
+    {
+      batchSize: BATCH,
+      localConcurrency: LOCAL_CONCURRENCY,
+      pollingIntervalSeconds: 0.5,
+      notifyPollingIntervalSeconds: 0.5,
+      burstWhenBatchFull: true,
+    },
     async (jobs) => {
       for (const j of jobs) onStart(j.data);
       onDone(jobs.length); // pg-boss completes the batch after this returns; finishedAt() waits for that

@@ -37,10 +37,19 @@ export class ApiClient {
     return this.baseUrl();
   }
 
-  async request(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: unknown }> {
+  async request(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ): Promise<{ status: number; json: unknown }> {
     const res = await fetch(`${this.baseUrl()}${path}`, {
       method,
-      headers: { authorization: `Bearer ${this.key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+      headers: {
+        authorization: `Bearer ${this.key}`,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        ...headers,
+      },
       body: body === undefined ? undefined : JSON.stringify(body),
       signal: AbortSignal.timeout(15_000),
     });
@@ -98,5 +107,9 @@ export class ApiClient {
 
 export function sleepSpec(msMin: number, msMax: number, extra: Record<string, unknown> = {}): TaskSpec {
   const ms = Math.floor(msMin + Math.random() * (msMax - msMin));
-  return { type: 'demo.sleep', payload: { ms, steps: Math.max(1, Math.min(5, Math.floor(ms / 200))), ...extra }, maxAttempts: 5 };
+  return {
+    type: 'demo.sleep',
+    payload: { ms, steps: Math.max(1, Math.min(5, Math.floor(ms / 200))), ...extra },
+    maxAttempts: 5,
+  };
 }

@@ -16,7 +16,18 @@ import type { Profile } from './profile';
 import { type Scenario, type ScenarioResult, makeContext } from './scenario';
 import { Stack } from './stack';
 
-export const SCENARIOS: Scenario[] = [workerKill, broker, brokerLost, postgres, apiKill, crashLoop, duplicates, cancelStorm, fuzz, load];
+export const SCENARIOS: Scenario[] = [
+  workerKill,
+  broker,
+  brokerLost,
+  postgres,
+  apiKill,
+  crashLoop,
+  duplicates,
+  cancelStorm,
+  fuzz,
+  load,
+];
 
 export function assertBuilt(): void {
   for (const app of ['api', 'worker']) {
@@ -47,15 +58,35 @@ export class ChaosRun {
     let result: ScenarioResult;
     try {
       const r = await s.run(makeContext(this.stack, this.profile, this.log));
-      const ok = r.tasks.lost === 0 && r.tasks.committedTwice === 0 && r.tasks.violations.length === 0 && r.recoverMs !== null && r.extra.every((c) => c.ok);
+      const ok =
+        r.tasks.lost === 0 &&
+        r.tasks.committedTwice === 0 &&
+        r.tasks.violations.length === 0 &&
+        r.recoverMs !== null &&
+        r.extra.every((c) => c.ok);
       result = { id: s.id, title: s.title, ...r, durationMs: Date.now() - t0, ok };
     } catch (err) {
       result = {
         id: s.id,
         title: s.title,
-        tasks: { submitted: 0, terminal: 0, lost: 0, committedTwice: 0, repeatedExecutions: 0, byStatus: {}, violations: [], checks: [] },
+        tasks: {
+          submitted: 0,
+          terminal: 0,
+          lost: 0,
+          committedTwice: 0,
+          repeatedExecutions: 0,
+          byStatus: {},
+          violations: [],
+          checks: [],
+        },
         recoverMs: null,
-        extra: [{ name: 'scenario ran to the end', ok: false, detail: (err as Error).stack?.split('\n').slice(0, 3).join(' ') ?? String(err) }],
+        extra: [
+          {
+            name: 'scenario ran to the end',
+            ok: false,
+            detail: (err as Error).stack?.split('\n').slice(0, 3).join(' ') ?? String(err),
+          },
+        ],
         notes: [],
         durationMs: Date.now() - t0,
         ok: false,
@@ -64,7 +95,9 @@ export class ChaosRun {
     await this.heal();
     this.results.push(result);
     const t = result.tasks;
-    this.log(`scenario ${s.id}: ${result.ok ? 'PASS' : 'FAIL'} in ${(result.durationMs / 1000).toFixed(1)} s; submitted ${t.submitted}, terminal ${t.terminal}, lost ${t.lost}, committed twice ${t.committedTwice}, repeated ${t.repeatedExecutions}, ${JSON.stringify(t.byStatus)}`);
+    this.log(
+      `scenario ${s.id}: ${result.ok ? 'PASS' : 'FAIL'} in ${(result.durationMs / 1000).toFixed(1)} s; submitted ${t.submitted}, terminal ${t.terminal}, lost ${t.lost}, committed twice ${t.committedTwice}, repeated ${t.repeatedExecutions}, ${JSON.stringify(t.byStatus)}`,
+    );
     for (const c of result.extra) this.log(`  ${c.ok ? 'ok ' : 'BAD'} ${c.name}: ${c.detail}`);
     for (const v of t.violations) this.log(`  VIOLATION ${v}`);
     return result;

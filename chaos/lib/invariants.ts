@@ -36,7 +36,10 @@ interface EventRow {
 }
 
 export async function countNonTerminal(db: Pool, ids: string[]): Promise<number> {
-  const r = await db.query(`SELECT count(*)::int AS n FROM tasks WHERE id = ANY($1::uuid[]) AND status NOT IN ('succeeded','failed','cancelled')`, [ids]);
+  const r = await db.query(
+    `SELECT count(*)::int AS n FROM tasks WHERE id = ANY($1::uuid[]) AND status NOT IN ('succeeded','failed','cancelled')`,
+    [ids],
+  );
   return r.rows[0].n as number;
 }
 
@@ -53,8 +56,14 @@ export async function settle(db: Pool, ids: string[], timeoutMs: number): Promis
 
 export async function checkTasks(db: Pool, ids: string[]): Promise<TaskCheck> {
   const violations: string[] = [];
-  const tasks = (await db.query(`SELECT id, status, result FROM tasks WHERE id = ANY($1::uuid[])`, [ids])).rows as Row[];
-  const events = (await db.query(`SELECT task_id, from_status, to_status, attempt, actor FROM task_events WHERE task_id = ANY($1::uuid[]) ORDER BY id`, [ids])).rows as EventRow[];
+  const tasks = (await db.query(`SELECT id, status, result FROM tasks WHERE id = ANY($1::uuid[])`, [ids]))
+    .rows as Row[];
+  const events = (
+    await db.query(
+      `SELECT task_id, from_status, to_status, attempt, actor FROM task_events WHERE task_id = ANY($1::uuid[]) ORDER BY id`,
+      [ids],
+    )
+  ).rows as EventRow[];
   const byTask = new Map<string, EventRow[]>();
   for (const e of events) (byTask.get(e.task_id) ?? byTask.set(e.task_id, []).get(e.task_id))?.push(e);
   const rowById = new Map(tasks.map((t) => [t.id, t]));
@@ -91,21 +100,34 @@ export async function checkTasks(db: Pool, ids: string[]): Promise<TaskCheck> {
       const terms = c.filter((e) => TERMINAL.includes(e.to_status));
       if (terms.length > 1) {
         twice = true;
-        v(id, `cycle ${i}: ${terms.length} terminal events (${terms.map((e) => `${e.to_status}@${e.attempt} by ${e.actor}`).join(', ')})`);
+        v(
+          id,
+          `cycle ${i}: ${terms.length} terminal events (${terms.map((e) => `${e.to_status}@${e.attempt} by ${e.actor}`).join(', ')})`,
+        );
       }
       const lastTerm = c.findIndex((e) => TERMINAL.includes(e.to_status));
       if (lastTerm >= 0 && c.length - 1 > c.lastIndexOf(terms[terms.length - 1])) {
         const after = c.slice(c.lastIndexOf(terms[terms.length - 1]) + 1);
-        v(id, `cycle ${i}: events after the terminal one: ${after.map((e) => `${e.from_status}->${e.to_status}@${e.attempt}`).join(', ')}`);
+        v(
+          id,
+          `cycle ${i}: events after the terminal one: ${after.map((e) => `${e.from_status}->${e.to_status}@${e.attempt}`).join(', ')}`,
+        );
       }
       const cancelledAt = c.findIndex((e) => e.to_status === 'cancelled');
-      if (cancelledAt >= 0 && c.slice(cancelledAt + 1).some((e) => e.to_status === 'succeeded')) v(id, `cycle ${i}: succeeded after cancelled`);
+      if (cancelledAt >= 0 && c.slice(cancelledAt + 1).some((e) => e.to_status === 'succeeded'))
+        v(id, `cycle ${i}: succeeded after cancelled`);
     });
     if (twice) committedTwice++;
     const lastTerminal = [...evs].reverse().find((e) => TERMINAL.includes(e.to_status));
-    if (TERMINAL.includes(row.status) && lastTerminal?.to_status !== row.status) v(id, `row status ${row.status} but last terminal event ${lastTerminal?.to_status ?? 'none'}`);
-    if (TERMINAL.includes(row.status) && (cycles[cycles.length - 1].filter((e) => TERMINAL.includes(e.to_status)).length === 0)) v(id, `row is ${row.status} but its last cycle has no terminal event`);
-    if (row.status === 'succeeded' && (row.result === null || row.result === undefined)) v(id, 'succeeded without a result');
+    if (TERMINAL.includes(row.status) && lastTerminal?.to_status !== row.status)
+      v(id, `row status ${row.status} but last terminal event ${lastTerminal?.to_status ?? 'none'}`);
+    if (
+      TERMINAL.includes(row.status) &&
+      cycles[cycles.length - 1].filter((e) => TERMINAL.includes(e.to_status)).length === 0
+    )
+      v(id, `row is ${row.status} but its last cycle has no terminal event`);
+    if (row.status === 'succeeded' && (row.result === null || row.result === undefined))
+      v(id, 'succeeded without a result');
     const runs = evs.filter((e) => e.to_status === 'running').length;
     if (runs > 1) repeated++;
   }
@@ -118,7 +140,14 @@ export async function checkTasks(db: Pool, ids: string[]): Promise<TaskCheck> {
     repeatedExecutions: repeated,
     byStatus,
     violations,
-    checks: ['one terminal event per task', 'row status = last terminal event', 'nothing after terminal', 'no success after cancel', 'succeeded has result', 'none non-terminal after settle'],
+    checks: [
+      'one terminal event per task',
+      'row status = last terminal event',
+      'nothing after terminal',
+      'no success after cancel',
+      'succeeded has result',
+      'none non-terminal after settle',
+    ],
   };
 }
 
@@ -137,5 +166,11 @@ export async function diagnoseStuck(db: Pool, ids: string[], limit = 8): Promise
     )
   ).rows;
   const outbox = (await db.query(`SELECT count(*)::int AS n FROM outbox`)).rows[0].n;
-  return [`outbox rows: ${outbox}`, ...rows.map((r) => `${r.id} ${r.status} attempt ${r.attempt} lease ${r.lease_owner ?? '-'} (${r.lease_left_s ?? '-'} s left), idle ${r.idle_s} s; events: ${r.events}`)];
+  return [
+    `outbox rows: ${outbox}`,
+    ...rows.map(
+      (r) =>
+        `${r.id} ${r.status} attempt ${r.attempt} lease ${r.lease_owner ?? '-'} (${r.lease_left_s ?? '-'} s left), idle ${r.idle_s} s; events: ${r.events}`,
+    ),
+  ];
 }

@@ -71,11 +71,26 @@ export async function cleanStale(log: (m: string) => void): Promise<void> {
     }
   }
   if (s.rabbit) {
-    await rabbitctl(s.rabbit.node, ['stop'], 30_000).then(() => log(`stopped stale node ${s.rabbit?.node}`)).catch(() => undefined);
+    await rabbitctl(s.rabbit.node, ['stop'], 30_000)
+      .then(() => log(`stopped stale node ${s.rabbit?.node}`))
+      .catch(() => undefined);
     rmSync(s.rabbit.dir, { recursive: true, force: true });
   }
   if (s.pg) {
-    await run('runuser', ['-u', 'postgres', '--', `${PG_BIN}/pg_ctl`, '-D', join(s.pg.dir, 'data'), '-m', 'immediate', '-w', 'stop']).then(() => log(`stopped stale PostgreSQL in ${s.pg?.dir}`)).catch(() => undefined);
+    await run('runuser', [
+      '-u',
+      'postgres',
+      '--',
+      `${PG_BIN}/pg_ctl`,
+      '-D',
+      join(s.pg.dir, 'data'),
+      '-m',
+      'immediate',
+      '-w',
+      'stop',
+    ])
+      .then(() => log(`stopped stale PostgreSQL in ${s.pg?.dir}`))
+      .catch(() => undefined);
     rmSync(s.pg.dir, { recursive: true, force: true });
   }
   writeState({});
@@ -89,7 +104,9 @@ export function forgetPids(): void {
 // ---------------------------------------------------------------- PostgreSQL
 
 function asUser(user: string, cmd: string, args: string[], timeout = 60_000) {
-  return process.getuid?.() === 0 ? run('runuser', ['-u', user, '--', cmd, ...args], { timeout }) : run(cmd, args, { timeout });
+  return process.getuid?.() === 0
+    ? run('runuser', ['-u', user, '--', cmd, ...args], { timeout })
+    : run(cmd, args, { timeout });
 }
 
 export class PrivatePostgres {
@@ -105,20 +122,49 @@ export class PrivatePostgres {
   }
 
   private opts(): string[] {
-    return ['-o', `-p ${this.port} -k ${this.dir} -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off`, '-l', join(this.dir, 'pg.log')];
+    return [
+      '-o',
+      `-p ${this.port} -k ${this.dir} -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off`,
+      '-l',
+      join(this.dir, 'pg.log'),
+    ];
   }
 
   async start(): Promise<void> {
     this.port = await freePort();
     if (process.getuid?.() === 0) chownSync(this.dir, uidOf('postgres'), gidOf('postgres'));
     updateState((s) => (s.pg = { dir: this.dir, port: this.port }));
-    await asUser('postgres', `${PG_BIN}/initdb`, ['-D', join(this.dir, 'data'), '-U', 'postgres', '--auth=trust', '-N']);
+    await asUser('postgres', `${PG_BIN}/initdb`, [
+      '-D',
+      join(this.dir, 'data'),
+      '-U',
+      'postgres',
+      '--auth=trust',
+      '-N',
+    ]);
     await this.ctl(['start']);
-    await asUser('postgres', `${PG_BIN}/psql`, ['-h', '127.0.0.1', '-p', String(this.port), '-U', 'postgres', '-c', 'CREATE DATABASE tasks']);
+    await asUser('postgres', `${PG_BIN}/psql`, [
+      '-h',
+      '127.0.0.1',
+      '-p',
+      String(this.port),
+      '-U',
+      'postgres',
+      '-c',
+      'CREATE DATABASE tasks',
+    ]);
   }
 
   private ctl(args: string[]) {
-    return asUser('postgres', `${PG_BIN}/pg_ctl`, ['-D', join(this.dir, 'data'), '-w', '-t', '60', ...args, ...(args[0] === 'stop' ? [] : this.opts())]);
+    return asUser('postgres', `${PG_BIN}/pg_ctl`, [
+      '-D',
+      join(this.dir, 'data'),
+      '-w',
+      '-t',
+      '60',
+      ...args,
+      ...(args[0] === 'stop' ? [] : this.opts()),
+    ]);
   }
 
   /** `immediate` is a crash: no checkpoint, connections cut; recovery replays the WAL. */
@@ -137,12 +183,16 @@ export class PrivatePostgres {
 }
 
 function uidOf(user: string): number {
-  const line = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith(`${user}:`));
+  const line = readFileSync('/etc/passwd', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith(`${user}:`));
   if (!line) throw new Error(`no user ${user}`);
   return Number(line.split(':')[2]);
 }
 function gidOf(user: string): number {
-  const line = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith(`${user}:`));
+  const line = readFileSync('/etc/passwd', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith(`${user}:`));
   if (!line) throw new Error(`no user ${user}`);
   return Number(line.split(':')[3]);
 }
@@ -154,7 +204,10 @@ function rabbitctl(node: string, args: string[], timeout = 60_000) {
   const cmd = `${RABBIT_BIN}/rabbitmqctl`;
   const full = ['-n', node, ...args];
   return process.getuid?.() === 0
-    ? run('runuser', ['-u', 'rabbitmq', '--', 'env', `HOME=${RABBIT_HOME}`, cmd, ...full], { timeout, cwd: RABBIT_HOME })
+    ? run('runuser', ['-u', 'rabbitmq', '--', 'env', `HOME=${RABBIT_HOME}`, cmd, ...full], {
+        timeout,
+        cwd: RABBIT_HOME,
+      })
     : run(cmd, full, { timeout, env });
 }
 
@@ -196,15 +249,26 @@ export class PrivateRabbit {
     const out = createWriteStream(join(LOG_DIR, 'rabbitmq.out.log'));
     this.server =
       process.getuid?.() === 0
-        ? spawn('runuser', ['-u', 'rabbitmq', '--', 'env', ...envArgs, `${RABBIT_BIN}/rabbitmq-server`], { cwd: RABBIT_HOME, stdio: ['ignore', 'pipe', 'pipe'] })
-        : spawn(`${RABBIT_BIN}/rabbitmq-server`, [], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+        ? spawn('runuser', ['-u', 'rabbitmq', '--', 'env', ...envArgs, `${RABBIT_BIN}/rabbitmq-server`], {
+            cwd: RABBIT_HOME,
+            stdio: ['ignore', 'pipe', 'pipe'],
+          })
+        : spawn(`${RABBIT_BIN}/rabbitmq-server`, [], {
+            env: { ...process.env, ...env },
+            stdio: ['ignore', 'pipe', 'pipe'],
+          });
     this.server.stdout?.pipe(out);
     this.server.stderr?.pipe(out);
-    await waitFor(`RabbitMQ node ${this.node}`, async () => {
-      if (this.server?.exitCode !== null) throw new GiveUp(`rabbitmq-server exited; see ${LOG_DIR}/rabbitmq.out.log`);
-      await rabbitctl(this.node, ['await_startup', '-t', '5'], 15_000);
-      return true;
-    }, 120_000, 1000);
+    await waitFor(
+      `RabbitMQ node ${this.node}`,
+      async () => {
+        if (this.server?.exitCode !== null) throw new GiveUp(`rabbitmq-server exited; see ${LOG_DIR}/rabbitmq.out.log`);
+        await rabbitctl(this.node, ['await_startup', '-t', '5'], 15_000);
+        return true;
+      },
+      120_000,
+      1000,
+    );
   }
 
   ctl(...args: string[]) {
@@ -223,7 +287,9 @@ export class PrivateRabbit {
   async destroy(): Promise<void> {
     await this.ctl('stop').catch(() => undefined);
     if (this.server && this.server.exitCode === null) {
-      await waitFor('rabbitmq-server exit', () => this.server?.exitCode !== null, 20_000).catch(() => this.server?.kill('SIGKILL'));
+      await waitFor('rabbitmq-server exit', () => this.server?.exitCode !== null, 20_000).catch(() =>
+        this.server?.kill('SIGKILL'),
+      );
     }
     rmSync(this.dir, { recursive: true, force: true });
     updateState((s) => delete s.rabbit);

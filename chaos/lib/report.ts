@@ -25,19 +25,21 @@ export function renderReport(results: ScenarioResult[], profile: Profile, comman
     '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |',
     ...results.map((r, i) => {
       const t = r.tasks;
-      const byStatus = Object.entries(t.byStatus).map(([k, v]) => `${k} ${v}`).join(', ');
+      const byStatus = Object.entries(t.byStatus)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ');
       return `| ${i + 1} | ${r.id}: ${r.title} | ${t.submitted} | ${t.terminal} | ${t.lost} | ${t.committedTwice} | ${t.repeatedExecutions} | ${s(r.recoverMs)} | ${byStatus} | ${r.ok ? 'pass' : '**FAIL**'} |`;
     }),
     '',
-    '**Columns.** *submitted*: tasks the api accepted (for `api-kill`, every task row of the scenario\'s owners, also those whose',
+    "**Columns.** *submitted*: tasks the api accepted (for `api-kill`, every task row of the scenario's owners, also those whose",
     'answer was lost in the crash). *terminal*: in `succeeded`, `failed` or `cancelled` at the end. *lost*: accepted but not terminal',
     'after the settle deadline, or without a row. *committed twice*: tasks with more than one terminal event in the event log (per',
     'cycle between manual retries). *executions repeated*: tasks with more than one `running` event (a handler ran again after a',
     'crash, a lease takeover or a retry: allowed, at-least-once). *time to recover*: from the end of the last fault until every task',
     'was terminal.',
     '',
-    '**Invariants checked over every task of every scenario**: exactly one terminal event (per manual-retry cycle); the row\'s status',
-    'equals the last terminal event\'s `to_status`; no event after the terminal one except a manual retry\'s; no `succeeded` after',
+    "**Invariants checked over every task of every scenario**: exactly one terminal event (per manual-retry cycle); the row's status",
+    "equals the last terminal event's `to_status`; no event after the terminal one except a manual retry's; no `succeeded` after",
     '`cancelled`; a succeeded task has a result; no task left non-terminal after the settle deadline',
     `(${profile.settleMs / 1000} s).`,
     '',
@@ -45,9 +47,15 @@ export function renderReport(results: ScenarioResult[], profile: Profile, comman
     '',
   ];
   results.forEach((r, i) => {
-    lines.push(`### ${i + 1}. ${r.id} — ${r.ok ? 'pass' : 'FAIL'} (${(r.durationMs / 1000).toFixed(0)} s)`, '', r.title + '.', '');
+    lines.push(
+      `### ${i + 1}. ${r.id} — ${r.ok ? 'pass' : 'FAIL'} (${(r.durationMs / 1000).toFixed(0)} s)`,
+      '',
+      r.title + '.',
+      '',
+    );
     for (const n of r.notes) lines.push(`- ${n}`);
-    for (const c of r.extra) lines.push(`- ${c.ok ? 'ok' : '**FAILED**'}: ${c.name} — ${c.detail.replace(/\|/g, '\\|')}`);
+    for (const c of r.extra)
+      lines.push(`- ${c.ok ? 'ok' : '**FAILED**'}: ${c.name} — ${c.detail.replace(/\|/g, '\\|')}`);
     for (const v of r.tasks.violations) lines.push(`- **violation**: ${v}`);
     lines.push('');
   });
@@ -69,6 +77,12 @@ export function renderReport(results: ScenarioResult[], profile: Profile, comman
   return lines.join('\n');
 }
 
-export function writeReport(path: string, results: ScenarioResult[], profile: Profile, command: string, totalMs: number): void {
+export function writeReport(
+  path: string,
+  results: ScenarioResult[],
+  profile: Profile,
+  command: string,
+  totalMs: number,
+): void {
   writeFileSync(path, renderReport(results, profile, command, totalMs));
 }

@@ -2,8 +2,8 @@
  * The system under test: private PostgreSQL + RabbitMQ, the api and N workers as real processes,
  * plus a database pool and an AMQP connection the harness uses to observe and to inject faults.
  */
-import { type Channel, type ChannelModel, connect } from 'amqplib';
 import { mkdirSync, rmSync } from 'node:fs';
+import { type Channel, type ChannelModel, connect } from 'amqplib';
 import { Pool } from 'pg';
 import { type Exit, freePort, waitFor } from '@tasksys/testing';
 import { ChaosProcess, LOG_DIR, PrivatePostgres, PrivateRabbit, cleanStale, forgetPids, sleep } from './processes';
@@ -68,7 +68,9 @@ export class Stack {
     await cleanStale(this.log);
     const t0 = Date.now();
     await Promise.all([this.pg.start(), this.rabbit.start()]);
-    this.log(`private PostgreSQL on ${this.pg.port}, RabbitMQ node ${this.rabbit.node} on ${this.rabbit.port} (${Date.now() - t0} ms)`);
+    this.log(
+      `private PostgreSQL on ${this.pg.port}, RabbitMQ node ${this.rabbit.node} on ${this.rabbit.port} (${Date.now() - t0} ms)`,
+    );
     this.db = new Pool({ connectionString: this.pg.url, max: 5 });
     this.db.on('error', () => undefined); // the PostgreSQL scenario kills these connections on purpose
     const port = await freePort();
@@ -83,7 +85,9 @@ export class Stack {
     void p.exited.then((exit) => {
       this.exits.push({ name: p.name, at: Date.now(), exit, expected: p.expectedExit });
       if (!p.expectedExit)
-        this.log(`${p.name} exited on its own: ${JSON.stringify(exit)}${exit.code === 0 ? ' (a graceful stop: SIGTERM/SIGINT from outside the harness)' : ''}`);
+        this.log(
+          `${p.name} exited on its own: ${JSON.stringify(exit)}${exit.code === 0 ? ' (a graceful stop: SIGTERM/SIGINT from outside the harness)' : ''}`,
+        );
     });
   }
 
@@ -133,7 +137,9 @@ export class Stack {
           restarting.add(p);
           this.log(`supervisor: restarting ${p.name}`);
           const again = p === this.api ? this.startApi() : this.restartWorker(p);
-          void again.catch((e) => this.log(`restart ${p.name}: ${(e as Error).message}`)).finally(() => restarting.delete(p));
+          void again
+            .catch((e) => this.log(`restart ${p.name}: ${(e as Error).message}`))
+            .finally(() => restarting.delete(p));
         }
         await sleep(200);
       }
@@ -174,13 +180,18 @@ export class Stack {
 
   /** Everything healthy again: api and every worker ready. */
   async allReady(timeoutMs = 60_000): Promise<void> {
-    await waitFor('api and workers ready', async () => {
-      for (const p of [this.api, ...this.workers]) {
-        const r = await fetch(`${p.url}/health/ready`, { signal: AbortSignal.timeout(2000) });
-        if (!r.ok) return false;
-      }
-      return true;
-    }, timeoutMs, 250);
+    await waitFor(
+      'api and workers ready',
+      async () => {
+        for (const p of [this.api, ...this.workers]) {
+          const r = await fetch(`${p.url}/health/ready`, { signal: AbortSignal.timeout(2000) });
+          if (!r.ok) return false;
+        }
+        return true;
+      },
+      timeoutMs,
+      250,
+    );
   }
 
   async stop(): Promise<void> {

@@ -45,7 +45,9 @@ export const apiKill: Scenario = {
     await Promise.all(
       Array.from({ length: 4 }, async () => {
         try {
-          const r = await a.request('POST', '/v1/tasks/batch', { tasks: Array.from({ length: chunk }, () => sleepSpec(100, 800)) });
+          const r = await a.request('POST', '/v1/tasks/batch', {
+            tasks: Array.from({ length: chunk }, () => sleepSpec(100, 800)),
+          });
           if (r.status === 201) answered.push(...(r.json as { items: { id: string }[] }).items.map((t) => t.id));
           await onFirst();
         } catch {
@@ -53,11 +55,19 @@ export const apiKill: Scenario = {
         }
       }),
     );
-    const rowsA = (await stack.db.query(`SELECT id FROM tasks WHERE owner = $1`, [a.owner])).rows.map((r) => r.id as string);
-    ctx.log(`api killed: ${answered.length} tasks answered, ${rowsA.length} rows written, ${outboxAtKill} outbox rows unrelayed`);
+    const rowsA = (await stack.db.query(`SELECT id FROM tasks WHERE owner = $1`, [a.owner])).rows.map(
+      (r) => r.id as string,
+    );
+    ctx.log(
+      `api killed: ${answered.length} tasks answered, ${rowsA.length} rows written, ${outboxAtKill} outbox rows unrelayed`,
+    );
     await stack.startApi();
     const tApi = Date.now();
-    await waitFor('outbox drained by the restarted api', async () => (await stack.db.query(`SELECT count(*)::int AS n FROM outbox`)).rows[0].n === 0, 60_000);
+    await waitFor(
+      'outbox drained by the restarted api',
+      async () => (await stack.db.query(`SELECT count(*)::int AS n FROM outbox`)).rows[0].n === 0,
+      60_000,
+    );
     const drainMs = Date.now() - tApi;
     const queued = await stack.queueDepth('chaos.work.demo.sleep');
 
@@ -100,7 +110,9 @@ export const apiKill: Scenario = {
     await stack.startApi();
     const tB = Date.now();
     const idsB = await burst;
-    const rowsB = (await stack.db.query(`SELECT id FROM tasks WHERE owner = $1`, [b.owner])).rows.map((r) => r.id as string);
+    const rowsB = (await stack.db.query(`SELECT id FROM tasks WHERE owner = $1`, [b.owner])).rows.map(
+      (r) => r.id as string,
+    );
 
     const all = [...rowsA, ...rowsB];
     const { tasks, recoverMs } = await settleAndCheck(ctx, all, tB);
@@ -110,8 +122,16 @@ export const apiKill: Scenario = {
       recoverMs,
       extra: [
         check('every answered task has a row', missing === 0, `${missing} missing`),
-        check('outbox rows left by the killed api were relayed by its successor', queued >= rowsA.length, `${outboxAtKill} rows pending at the kill; drained ${drainMs} ms after restart; ${queued} messages in the work queue for ${rowsA.length} rows`),
-        check('one task per Idempotency-Key across the api crash', rowsB.length === p.burst && new Set(idsB).size === p.burst, `${rowsB.length} rows for ${p.burst} keys (api killed: ${bKilled})`),
+        check(
+          'outbox rows left by the killed api were relayed by its successor',
+          queued >= rowsA.length,
+          `${outboxAtKill} rows pending at the kill; drained ${drainMs} ms after restart; ${queued} messages in the work queue for ${rowsA.length} rows`,
+        ),
+        check(
+          'one task per Idempotency-Key across the api crash',
+          rowsB.length === p.burst && new Set(idsB).size === p.burst,
+          `${rowsB.length} rows for ${p.burst} keys (api killed: ${bKilled})`,
+        ),
         noCrashes(ctx, since),
       ],
       notes: [

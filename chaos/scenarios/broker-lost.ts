@@ -23,8 +23,14 @@ export const brokerLost: Scenario = {
     // (a) No worker runs; the api publishes the tasks; then the broker drops them.
     for (const w of stack.workers) w.keepDown = true;
     await Promise.all(stack.aliveWorkers().map((w) => w.kill('SIGTERM')));
-    const purged = (await client.submitMany(Array.from({ length: p.purged }, () => sleepSpec(50, 300)))).map((t) => t.id);
-    await waitFor(`${p.purged} messages in ${workQueue}`, async () => (await stack.queueDepth(workQueue)) >= p.purged, 30_000);
+    const purged = (await client.submitMany(Array.from({ length: p.purged }, () => sleepSpec(50, 300)))).map(
+      (t) => t.id,
+    );
+    await waitFor(
+      `${p.purged} messages in ${workQueue}`,
+      async () => (await stack.queueDepth(workQueue)) >= p.purged,
+      30_000,
+    );
     const ch = await stack.channel();
     await ch.purgeQueue(workQueue);
     await ch.close();
@@ -38,12 +44,17 @@ export const brokerLost: Scenario = {
     // (b) Tasks running, retrying (failTimes 1) and queued behind them, then `rabbitmqctl reset`.
     const mixed = (
       await client.submitMany([
-        ...Array.from({ length: p.reset }, (_, i) => (i % 3 === 0 ? sleepSpec(100, 400, { failTimes: 1 }) : sleepSpec(1000, 3000))),
+        ...Array.from({ length: p.reset }, (_, i) =>
+          i % 3 === 0 ? sleepSpec(100, 400, { failTimes: 1 }) : sleepSpec(1000, 3000),
+        ),
       ])
     ).map((t) => t.id);
     await sleep(800);
     const at: { status: string; n: number }[] = (
-      await stack.db.query(`SELECT status, count(*)::int AS n FROM tasks WHERE id = ANY($1::uuid[]) GROUP BY status ORDER BY status`, [mixed])
+      await stack.db.query(
+        `SELECT status, count(*)::int AS n FROM tasks WHERE id = ANY($1::uuid[]) GROUP BY status ORDER BY status`,
+        [mixed],
+      )
     ).rows;
     const atReset = at.map((r) => `${r.status} ${r.n}`).join(', ');
     const tStop = Date.now();

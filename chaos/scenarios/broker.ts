@@ -12,7 +12,9 @@ export const broker: Scenario = {
     const since = Date.now();
     const client = await ctx.client('broker');
     const third = Math.ceil(p.tasks / 3);
-    const ids: string[] = (await client.submitMany(Array.from({ length: third }, () => sleepSpec(500, 3000)))).map((t) => t.id);
+    const ids: string[] = (await client.submitMany(Array.from({ length: third }, () => sleepSpec(500, 3000)))).map(
+      (t) => t.id,
+    );
     await sleep(1500); // tasks running
 
     const tStop = Date.now();
@@ -28,7 +30,11 @@ export const broker: Scenario = {
     await stack.allReady(90_000);
     const readyAfter = Date.now() - tStart;
 
-    ids.push(...(await client.submitMany(Array.from({ length: p.tasks - 2 * third }, () => sleepSpec(500, 2500)))).map((t) => t.id));
+    ids.push(
+      ...(await client.submitMany(Array.from({ length: p.tasks - 2 * third }, () => sleepSpec(500, 2500)))).map(
+        (t) => t.id,
+      ),
+    );
     await sleep(800);
     await stack.rabbit.closeAllConnections();
     const tClose = Date.now();
@@ -44,7 +50,9 @@ export const broker: Scenario = {
         check('api and workers ready after close_all_connections', true, `${readyAfterClose} ms`),
         noCrashes(ctx, since),
       ],
-      notes: [`broker app down ${tStart - tStop} ms with tasks running and ${third} submitted meanwhile; readiness back ${readyAfter} ms after start_app and ${readyAfterClose} ms after close_all_connections`],
+      notes: [
+        `broker app down ${tStart - tStop} ms with tasks running and ${third} submitted meanwhile; readiness back ${readyAfter} ms after start_app and ${readyAfterClose} ms after close_all_connections`,
+      ],
     };
   },
 };

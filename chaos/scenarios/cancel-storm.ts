@@ -21,7 +21,11 @@ export const cancelStorm: Scenario = {
     const submitting = (async () => {
       const chunk = Math.ceil(p.tasks / 10);
       for (let i = 0; i < p.tasks; i += chunk) {
-        ids.push(...(await client.submitMany(Array.from({ length: Math.min(chunk, p.tasks - i) }, () => sleepSpec(300, 4000)))).map((t) => t.id));
+        ids.push(
+          ...(
+            await client.submitMany(Array.from({ length: Math.min(chunk, p.tasks - i) }, () => sleepSpec(300, 4000)))
+          ).map((t) => t.id),
+        );
         await sleep(p.durationMs / 12);
       }
     })();
@@ -37,17 +41,27 @@ export const cancelStorm: Scenario = {
     })();
     await Promise.all([submitting, cancelling]);
     const { tasks, recoverMs } = await settleAndCheck(ctx, ids, Date.now());
-    const notCancelled = (await stack.db.query(`SELECT id, status FROM tasks WHERE id = ANY($1::uuid[]) AND status <> 'cancelled'`, [[...accepted]])).rows as { id: string; status: string }[];
+    const notCancelled = (
+      await stack.db.query(`SELECT id, status FROM tasks WHERE id = ANY($1::uuid[]) AND status <> 'cancelled'`, [
+        [...accepted],
+      ])
+    ).rows as { id: string; status: string }[];
     const unexpected = Object.keys(answers).filter((s) => !['202', '409'].includes(s));
     return {
       tasks,
       recoverMs,
       extra: [
-        check('every accepted cancel ends cancelled', notCancelled.length === 0, `${accepted.size} accepted; not cancelled: ${notCancelled.map((r) => `${r.id}=${r.status}`).join(', ') || 'none'}`),
+        check(
+          'every accepted cancel ends cancelled',
+          notCancelled.length === 0,
+          `${accepted.size} accepted; not cancelled: ${notCancelled.map((r) => `${r.id}=${r.status}`).join(', ') || 'none'}`,
+        ),
         check('cancel answers are 202 or 409 only', unexpected.length === 0, JSON.stringify(answers)),
         noCrashes(ctx, since),
       ],
-      notes: [`${Object.values(answers).reduce((a, b) => a + b, 0)} cancel requests (answers ${JSON.stringify(answers)}), ${accepted.size} distinct tasks cancelled`],
+      notes: [
+        `${Object.values(answers).reduce((a, b) => a + b, 0)} cancel requests (answers ${JSON.stringify(answers)}), ${accepted.size} distinct tasks cancelled`,
+      ],
     };
   },
 };

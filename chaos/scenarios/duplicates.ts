@@ -22,7 +22,12 @@ export const duplicates: Scenario = {
       for (const t of ts) {
         for (let c = 0; c < p.copies; c++) {
           const body = Buffer.from(JSON.stringify({ v: 1, taskId: t.id, type: 'demo.sleep' }));
-          ch.publish(NAMESPACE, 'demo.sleep', body, { persistent: true, contentType: 'application/json', correlationId: t.id, messageId: `dup-${t.id}-${c}` });
+          ch.publish(NAMESPACE, 'demo.sleep', body, {
+            persistent: true,
+            contentType: 'application/json',
+            correlationId: t.id,
+            messageId: `dup-${t.id}-${c}`,
+          });
         }
       }
     };
@@ -34,17 +39,25 @@ export const duplicates: Scenario = {
     const ids = tasks0.map((t) => t.id);
     await settleAndCheck(ctx, ids, faultEnd);
     // every copy consumed (work and retry queues empty; deferred copies come back through the tiers)
-    await waitFor('copies consumed', async () => {
-      for (const q of ['chaos.work.demo.sleep', 'chaos.retry.200ms', 'chaos.retry.1s', 'chaos.retry.5s']) if ((await stack.queueDepth(q)) > 0) return false;
-      return true;
-    }, 60_000, 250);
+    await waitFor(
+      'copies consumed',
+      async () => {
+        for (const q of ['chaos.work.demo.sleep', 'chaos.retry.200ms', 'chaos.retry.1s', 'chaos.retry.5s'])
+          if ((await stack.queueDepth(q)) > 0) return false;
+        return true;
+      },
+      60_000,
+      250,
+    );
     const { tasks, recoverMs } = await settleAndCheck(ctx, ids, faultEnd);
     await ch.close().catch(() => undefined);
     return {
       tasks,
       recoverMs,
       extra: [check('copies published', true, `${tasks0.length * p.copies} extra messages`), noCrashes(ctx, since)],
-      notes: [`${tasks0.length * p.copies} copies published with amqplib: half right after submit (racing the original), half later`],
+      notes: [
+        `${tasks0.length * p.copies} copies published with amqplib: half right after submit (racing the original), half later`,
+      ],
     };
   },
 };

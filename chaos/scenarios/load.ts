@@ -68,12 +68,28 @@ export const load: Scenario = {
       tasks,
       recoverMs,
       extra: [
-        check('every submit accepted', failures.length === 0, failures.length ? failures.slice(0, 3).join('; ') : `${sent} submits at ${p.perSecond}/s for ${p.durationMs / 1000} s`),
-        check(`backlog bounded (<= ${p.backlogMax})`, maxBacklog <= p.backlogMax, `max ${maxBacklog} non-terminal, median ${median(backlog)}`),
-        check(`RSS flat (growth <= ${p.rssGrowthMiB} MiB per process)`, growth.every((g) => g.last - g.first <= p.rssGrowthMiB), growth.map(fmt).join(', ')),
+        check(
+          'every submit accepted',
+          failures.length === 0,
+          failures.length
+            ? failures.slice(0, 3).join('; ')
+            : `${sent} submits at ${p.perSecond}/s for ${p.durationMs / 1000} s`,
+        ),
+        check(
+          `backlog bounded (<= ${p.backlogMax})`,
+          maxBacklog <= p.backlogMax,
+          `max ${maxBacklog} non-terminal, median ${median(backlog)}`,
+        ),
+        check(
+          `RSS flat (growth <= ${p.rssGrowthMiB} MiB per process)`,
+          growth.every((g) => g.last - g.first <= p.rssGrowthMiB),
+          growth.map(fmt).join(', '),
+        ),
         noCrashes(ctx, since),
       ],
-      notes: [`${sent} submits at ${p.perSecond}/s for ${p.durationMs / 1000} s; backlog max ${maxBacklog}; largest RSS growth ${fmt(worst)} (first vs last quarter medians, ${backlog.length} samples)`],
+      notes: [
+        `${sent} submits at ${p.perSecond}/s for ${p.durationMs / 1000} s; backlog max ${maxBacklog}; largest RSS growth ${fmt(worst)} (first vs last quarter medians, ${backlog.length} samples)`,
+      ],
     };
   },
 };

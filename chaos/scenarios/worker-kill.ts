@@ -40,8 +40,13 @@ export const workerKill: Scenario = {
     return {
       tasks,
       recoverMs,
-      extra: [check('workers killed', kills > 0, `${kills} kill -9; fleet ready ${back} ms after the last`), noCrashes(ctx, since)],
-      notes: [`${kills} workers killed with SIGKILL over ${p.durationMs / 1000} s, each restarted by the harness's supervisor`],
+      extra: [
+        check('workers killed', kills > 0, `${kills} kill -9; fleet ready ${back} ms after the last`),
+        noCrashes(ctx, since),
+      ],
+      notes: [
+        `${kills} workers killed with SIGKILL over ${p.durationMs / 1000} s, each restarted by the harness's supervisor`,
+      ],
     };
   },
 };

@@ -25,7 +25,9 @@ describe('rate limit per API key', () => {
     expect(retryAfter).toBeLessThanOrEqual(60);
     // A limited request writes nothing either.
     const before = await h.counts();
-    expect((await h.call('POST', '/v1/tasks', { key: alice, body: { type: 'demo.sleep', payload: { ms: 1 } } })).status).toBe(429);
+    expect(
+      (await h.call('POST', '/v1/tasks', { key: alice, body: { type: 'demo.sleep', payload: { ms: 1 } } })).status,
+    ).toBe(429);
     expect(await h.counts()).toEqual(before);
     expect((await h.call('GET', '/v1/tasks', { key: bob })).status).toBe(200);
     for (let i = 0; i < 10; i++) expect((await h.call('GET', '/health/live', { key: null })).status).toBe(200);

@@ -1,12 +1,26 @@
 import { createHash } from 'node:crypto';
+import { connect } from 'amqplib';
 import { TaskStateMachine } from '@tasksys/tasks';
 import { testRabbitmqUrl, waitFor } from '@tasksys/testing';
-import { connect } from 'amqplib';
 import { type ApiHarness, startApi } from './testing/api-harness';
 
 const TASK_KEYS = [
-  'attempt', 'createdAt', 'error', 'finishedAt', 'id', 'maxAttempts', 'owner', 'payload', 'priority',
-  'progress', 'result', 'startedAt', 'status', 'type', 'updatedAt', 'waiting',
+  'attempt',
+  'createdAt',
+  'error',
+  'finishedAt',
+  'id',
+  'maxAttempts',
+  'owner',
+  'payload',
+  'priority',
+  'progress',
+  'result',
+  'startedAt',
+  'status',
+  'type',
+  'updatedAt',
+  'waiting',
 ];
 const sleep = (ms: number, extra: Record<string, unknown> = {}) => ({ type: 'demo.sleep', payload: { ms, ...extra } });
 
@@ -24,7 +38,8 @@ describe('task HTTP API (real api over HTTP, real PostgreSQL and RabbitMQ)', () 
   });
   afterAll(() => h?.close());
 
-  const create = (key: string, body: unknown, headers: Record<string, string> = {}) => h.call('POST', '/v1/tasks', { key, body, headers });
+  const create = (key: string, body: unknown, headers: Record<string, string> = {}) =>
+    h.call('POST', '/v1/tasks', { key, body, headers });
 
   it('keeps idle keep-alive connections longer than proxies do (60 s), so none is closed under a sending client', () => {
     const server = h.app.getHttpServer();
@@ -35,14 +50,18 @@ describe('task HTTP API (real api over HTTP, real PostgreSQL and RabbitMQ)', () 
   describe('auth', () => {
     it('answers 401 without a key, with a malformed header and with an unknown key', async () => {
       expect((await h.call('GET', '/v1/tasks', { key: null })).status).toBe(401);
-      expect((await h.call('GET', '/v1/tasks', { key: null, headers: { authorization: 'Basic abc' } })).status).toBe(401);
+      expect((await h.call('GET', '/v1/tasks', { key: null, headers: { authorization: 'Basic abc' } })).status).toBe(
+        401,
+      );
       const r = await h.call('GET', '/v1/tasks', { key: 'tsk_not-a-real-key' });
       expect(r.status).toBe(401);
       expect(r.body).toMatchObject({ statusCode: 401, error: 'Unauthorized', code: 'AUTH.UNAUTHENTICATED' });
     });
 
     it('answers 403 to a user key on admin routes', async () => {
-      expect((await h.call('POST', '/v1/admin/api-keys', { key: alice, body: { owner: 'eve', role: 'admin' } })).status).toBe(403);
+      expect(
+        (await h.call('POST', '/v1/admin/api-keys', { key: alice, body: { owner: 'eve', role: 'admin' } })).status,
+      ).toBe(403);
       expect((await h.call('GET', '/v1/admin/reports', { key: alice })).status).toBe(403);
     });
 
@@ -52,7 +71,9 @@ describe('task HTTP API (real api over HTTP, real PostgreSQL and RabbitMQ)', () 
       expect(r.body).toEqual({ key: expect.stringMatching(/^tsk_/), owner: 'carol', role: 'user' });
       const rows = await h.t.db.query(`SELECT key_hash FROM api_keys WHERE owner = 'carol'`);
       expect(rows).toEqual([{ key_hash: createHash('sha256').update(r.body.key).digest('hex') }]);
-      const raw = await h.t.db.query(`SELECT count(*)::int AS n FROM api_keys WHERE key_hash = $1 OR owner = $1`, [r.body.key]);
+      const raw = await h.t.db.query(`SELECT count(*)::int AS n FROM api_keys WHERE key_hash = $1 OR owner = $1`, [
+        r.body.key,
+      ]);
       expect(raw[0].n).toBe(0);
       expect((await h.call('GET', '/v1/tasks', { key: r.body.key })).status).toBe(200);
     });
@@ -70,13 +91,25 @@ describe('task HTTP API (real api over HTTP, real PostgreSQL and RabbitMQ)', () 
       expect(r.status).toBe(201);
       expect(Object.keys(r.body).sort()).toEqual(TASK_KEYS);
       expect(r.body).toMatchObject({
-        type: 'demo.sleep', status: 'queued', payload: { ms: 10, steps: 2 }, result: null, error: null,
-        attempt: 0, maxAttempts: 5, progress: { percent: 0, message: null }, owner: 'alice', startedAt: null, finishedAt: null,
+        type: 'demo.sleep',
+        status: 'queued',
+        payload: { ms: 10, steps: 2 },
+        result: null,
+        error: null,
+        attempt: 0,
+        maxAttempts: 5,
+        progress: { percent: 0, message: null },
+        owner: 'alice',
+        startedAt: null,
+        finishedAt: null,
         // No worker runs in this test: the api says why the task waits.
-        priority: 0, waiting: 'no worker serves demo.sleep',
+        priority: 0,
+        waiting: 'no worker serves demo.sleep',
       });
       expect(new Date(r.body.createdAt).toISOString()).toBe(r.body.createdAt);
-      const events = await h.t.db.query(`SELECT from_status, to_status, actor FROM task_events WHERE task_id = $1`, [r.body.id]);
+      const events = await h.t.db.query(`SELECT from_status, to_status, actor FROM task_events WHERE task_id = $1`, [
+        r.body.id,
+      ]);
       expect(events).toEqual([{ from_status: null, to_status: 'queued', actor: 'owner:alice' }]);
     });
 
@@ -89,14 +122,25 @@ describe('task HTTP API (real api over HTTP, real PostgreSQL and RabbitMQ)', () 
     });
 
     it('same Idempotency-Key and body: 200 with the same task; another body: 409; key order does not matter', async () => {
-      const first = await create(alice, { type: 'demo.sleep', payload: { ms: 5, steps: 1 } }, { 'Idempotency-Key': 'k-1' });
+      const first = await create(
+        alice,
+        { type: 'demo.sleep', payload: { ms: 5, steps: 1 } },
+        { 'Idempotency-Key': 'k-1' },
+      );
       expect(first.status).toBe(201);
-      const again = await create(alice, { payload: { steps: 1, ms: 5 }, type: 'demo.sleep' }, { 'Idempotency-Key': 'k-1' });
+      const again = await create(
+        alice,
+        { payload: { steps: 1, ms: 5 }, type: 'demo.sleep' },
+        { 'Idempotency-Key': 'k-1' },
+      );
       expect(again.status).toBe(200);
       expect(again.body.id).toBe(first.body.id);
       const other = await create(alice, sleep(6), { 'Idempotency-Key': 'k-1' });
       expect(other.status).toBe(409);
-      expect(other.body).toMatchObject({ code: 'TASK.IDEMPOTENCY_CONFLICT', message: expect.stringContaining('Idempotency-Key') });
+      expect(other.body).toMatchObject({
+        code: 'TASK.IDEMPOTENCY_CONFLICT',
+        message: expect.stringContaining('Idempotency-Key'),
+      });
       // Keys are per owner: bob's k-1 is another task.
       const bobs = await create(bob, sleep(6), { 'Idempotency-Key': 'k-1' });
       expect(bobs.status).toBe(201);
@@ -105,12 +149,18 @@ describe('task HTTP API (real api over HTTP, real PostgreSQL and RabbitMQ)', () 
 
     it('20 concurrent identical idempotent creates make one task: one 201 and nineteen 200, all the same id', async () => {
       const body = sleep(42, { steps: 3 });
-      const answers = await Promise.all(Array.from({ length: 20 }, () => create(alice, body, { 'Idempotency-Key': 'burst-1' })));
+      const answers = await Promise.all(
+        Array.from({ length: 20 }, () => create(alice, body, { 'Idempotency-Key': 'burst-1' })),
+      );
       expect(answers.map((a) => a.status).sort()).toEqual([...Array(19).fill(200), 201]);
       expect(new Set(answers.map((a) => a.body.id)).size).toBe(1);
-      const rows = await h.t.db.query(`SELECT count(*)::int AS n FROM tasks WHERE owner = 'alice' AND idempotency_key = 'burst-1'`);
+      const rows = await h.t.db.query(
+        `SELECT count(*)::int AS n FROM tasks WHERE owner = 'alice' AND idempotency_key = 'burst-1'`,
+      );
       expect(rows[0].n).toBe(1);
-      const ob = await h.t.db.query(`SELECT count(*)::int AS n FROM task_events WHERE task_id = $1`, [answers[0].body.id]);
+      const ob = await h.t.db.query(`SELECT count(*)::int AS n FROM task_events WHERE task_id = $1`, [
+        answers[0].body.id,
+      ]);
       expect(ob[0].n).toBe(1);
     });
   });
@@ -127,14 +177,20 @@ describe('task HTTP API (real api over HTTP, real PostgreSQL and RabbitMQ)', () 
       expect((await h.call('POST', `/v1/tasks/${t.id}/cancel`, { key: alice })).status).toBe(202);
       const badStart = await h.call('POST', `/v1/tasks/${t.id}/start`, { key: alice });
       expect(badStart.status).toBe(409);
-      expect(badStart.body).toMatchObject({ code: 'TASK.INVALID_TRANSITION', message: 'cannot start a task that is cancelled' });
+      expect(badStart.body).toMatchObject({
+        code: 'TASK.INVALID_TRANSITION',
+        message: 'cannot start a task that is cancelled',
+      });
       const retried = await h.call('POST', `/v1/tasks/${t.id}/retry`, { key: alice });
       expect([retried.status, retried.body.status]).toEqual([202, 'queued']);
       expect((await h.call('POST', `/v1/tasks/${t.id}/retry`, { key: alice })).status).toBe(202);
       const events = await h.call('GET', `/v1/tasks/${t.id}/events`, { key: alice });
       expect(events.status).toBe(200);
       expect(events.body.items.map((e: { from: string | null; to: string }) => `${e.from}->${e.to}`)).toEqual([
-        'null->new', 'new->queued', 'queued->cancelled', 'cancelled->queued',
+        'null->new',
+        'new->queued',
+        'queued->cancelled',
+        'cancelled->queued',
       ]);
       expect(events.body.items[1]).toMatchObject({ actor: 'owner:alice', attempt: 0, error: null });
     });
@@ -147,33 +203,47 @@ describe('task HTTP API (real api over HTTP, real PostgreSQL and RabbitMQ)', () 
       await sm.succeed(t.id, claimed.task!.attempt, { ok: true }, 'test-worker');
       const cancel = await h.call('POST', `/v1/tasks/${t.id}/cancel`, { key: alice });
       expect([cancel.status, cancel.body.message]).toEqual([409, 'cannot cancel a task that is succeeded']);
-      expect((await h.call('GET', `/v1/tasks/${t.id}`, { key: alice })).body).toMatchObject({ status: 'succeeded', result: { ok: true }, progress: { percent: 100 } });
+      expect((await h.call('GET', `/v1/tasks/${t.id}`, { key: alice })).body).toMatchObject({
+        status: 'succeeded',
+        result: { ok: true },
+        progress: { percent: 100 },
+      });
     });
 
-    it('a cancelled queued task is never run: its work message (carrying the caller\'s trace) reaches the broker and the claim refuses it', async () => {
+    it("a cancelled queued task is never run: its work message (carrying the caller's trace) reaches the broker and the claim refuses it", async () => {
       const topology = await h.serveTypes(['demo.sleep']); // as a worker serving demo.sleep would
       const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
       const { body: t } = await create(alice, sleep(1), { traceparent });
       // The relay publishes the work message (and deletes the outbox row once confirmed).
-      await waitFor('the work message to be relayed', async () => {
-        const [r] = await h.t.db.query(`SELECT count(*)::int AS n FROM outbox WHERE correlation_id = $1`, [t.id]);
-        return r.n === 0;
-      }, 15_000);
+      await waitFor(
+        'the work message to be relayed',
+        async () => {
+          const [r] = await h.t.db.query(`SELECT count(*)::int AS n FROM outbox WHERE correlation_id = $1`, [t.id]);
+          return r.n === 0;
+        },
+        15_000,
+      );
       expect((await h.call('POST', `/v1/tasks/${t.id}/cancel`, { key: alice })).status).toBe(202);
       // The message is still in the work queue; a worker taking it claims first, and the claim is refused.
       const conn = await connect(testRabbitmqUrl());
       try {
         const ch = await conn.createChannel();
-        const found = await waitFor('the work message in the queue', async () => {
-          for (;;) {
-            const m = await ch.get(topology.workQueue('demo.sleep'), { noAck: true });
-            if (!m) return undefined;
-            if (JSON.parse(m.content.toString()).taskId === t.id) return m;
-          }
-        }, 10_000);
+        const found = await waitFor(
+          'the work message in the queue',
+          async () => {
+            for (;;) {
+              const m = await ch.get(topology.workQueue('demo.sleep'), { noAck: true });
+              if (!m) return undefined;
+              if (JSON.parse(m.content.toString()).taskId === t.id) return m;
+            }
+          },
+          10_000,
+        );
         expect(found.properties.correlationId).toBe(t.id);
         // W3C trace context: same trace, a new span for the task.
-        expect(found.properties.headers?.['traceparent']).toMatch(/^00-4bf92f3577b34da6a3ce929d0e0e4736-(?!00f067aa0ba902b7)[0-9a-f]{16}-01$/);
+        expect(found.properties.headers?.['traceparent']).toMatch(
+          /^00-4bf92f3577b34da6a3ce929d0e0e4736-(?!00f067aa0ba902b7)[0-9a-f]{16}-01$/,
+        );
         await ch.close();
       } finally {
         await conn.close();
@@ -191,7 +261,10 @@ describe('task HTTP API (real api over HTTP, real PostgreSQL and RabbitMQ)', () 
       await sm.claim(t.id, 'test-worker', 30_000);
       const r = await h.call('POST', `/v1/tasks/${t.id}/cancel`, { key: alice });
       expect([r.status, r.body.status]).toEqual([202, 'cancelled']);
-      const [ev] = await h.t.db.query(`SELECT from_status, to_status, actor FROM task_events WHERE task_id = $1 ORDER BY id DESC LIMIT 1`, [t.id]);
+      const [ev] = await h.t.db.query(
+        `SELECT from_status, to_status, actor FROM task_events WHERE task_id = $1 ORDER BY id DESC LIMIT 1`,
+        [t.id],
+      );
       expect(ev).toEqual({ from_status: 'running', to_status: 'cancelled', actor: 'owner:alice' });
       expect(await sm.heartbeat(t.id, 1, 'test-worker', 30_000)).toBe(false);
     });
@@ -202,7 +275,12 @@ describe('task HTTP API (real api over HTTP, real PostgreSQL and RabbitMQ)', () 
       const { body: t } = await create(alice, { ...sleep(1), start: false });
       const before = await h.counts();
       for (const [method, suffix] of [
-        ['GET', ''], ['GET', '/events'], ['GET', '/stream'], ['POST', '/start'], ['POST', '/cancel'], ['POST', '/retry'],
+        ['GET', ''],
+        ['GET', '/events'],
+        ['GET', '/stream'],
+        ['POST', '/start'],
+        ['POST', '/cancel'],
+        ['POST', '/retry'],
       ] as const) {
         const r = await h.call(method, `/v1/tasks/${t.id}${suffix}`, { key: bob });
         expect([`${method} ${suffix}`, r.status, r.body.code]).toEqual([`${method} ${suffix}`, 404, 'TASK.NOT_FOUND']);
@@ -223,7 +301,9 @@ describe('task HTTP API (real api over HTTP, real PostgreSQL and RabbitMQ)', () 
       expect(list.body.items.some((x: { id: string }) => x.id === t.id)).toBe(true);
       const r = await h.call('POST', `/v1/tasks/${t.id}/start`);
       expect(r.status).toBe(202);
-      const [ev] = await h.t.db.query(`SELECT actor FROM task_events WHERE task_id = $1 ORDER BY id DESC LIMIT 1`, [t.id]);
+      const [ev] = await h.t.db.query(`SELECT actor FROM task_events WHERE task_id = $1 ORDER BY id DESC LIMIT 1`, [
+        t.id,
+      ]);
       expect(ev.actor).toBe('admin:admin');
     });
   });
@@ -238,7 +318,10 @@ describe('task HTTP API (real api over HTTP, real PostgreSQL and RabbitMQ)', () 
       let pages = 0;
       do {
         const r: { status: number; body: { items: { id: string }[]; nextCursor: string | null } } = await h.call(
-          'GET', `/v1/tasks?limit=3${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`, { key: erin });
+          'GET',
+          `/v1/tasks?limit=3${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+          { key: erin },
+        );
         expect(r.status).toBe(200);
         seen.push(...r.body.items.map((x) => x.id));
         cursor = r.body.nextCursor;
@@ -248,14 +331,19 @@ describe('task HTTP API (real api over HTTP, real PostgreSQL and RabbitMQ)', () 
       expect(seen).toEqual([...ids].reverse());
       const fresh = await h.call('GET', '/v1/tasks?status=new&limit=100', { key: erin });
       expect(fresh.body.items.map((x: { id: string }) => x.id)).toEqual([ids[5], ids[3], ids[1]]);
-      expect((await h.call('GET', '/v1/tasks?type=demo.crash', { key: erin })).body).toEqual({ items: [], nextCursor: null });
+      expect((await h.call('GET', '/v1/tasks?type=demo.crash', { key: erin })).body).toEqual({
+        items: [],
+        nextCursor: null,
+      });
     });
   });
 
   describe('live progress (SSE)', () => {
     it('streams the current state, then status and progress as a worker reports them, and closes after the terminal status', async () => {
       const { body: t } = await create(alice, sleep(100, { steps: 2 }));
-      const res = await fetch(`${h.baseUrl}/v1/tasks/${t.id}/stream`, { headers: { authorization: `Bearer ${alice}` } });
+      const res = await fetch(`${h.baseUrl}/v1/tasks/${t.id}/stream`, {
+        headers: { authorization: `Bearer ${alice}` },
+      });
       expect(res.status).toBe(200);
       expect(res.headers.get('content-type')).toContain('text/event-stream');
       const events: { type: string; data: any }[] = [];
@@ -293,7 +381,10 @@ describe('task HTTP API (real api over HTTP, real PostgreSQL and RabbitMQ)', () 
       const ended = await readUntil(() => false, 'the end of the stream').catch(() => false);
       expect(ended).toBe(true);
       expect(events.map((e) => `${e.type}:${e.data.status ?? e.data.percent}`)).toEqual([
-        'status:queued', 'status:running', 'progress:50', 'status:succeeded',
+        'status:queued',
+        'status:running',
+        'progress:50',
+        'status:succeeded',
       ]);
       expect(events[2].data).toEqual({ id: t.id, percent: 50, message: 'half way' });
       expect(events[3].data).toMatchObject({ status: 'succeeded', result: { slept: 100 }, progress: { percent: 100 } });
@@ -302,7 +393,9 @@ describe('task HTTP API (real api over HTTP, real PostgreSQL and RabbitMQ)', () 
     it('a stream of a finished task sends its state and closes', async () => {
       const { body: t } = await create(alice, { ...sleep(1), start: false });
       await h.call('POST', `/v1/tasks/${t.id}/cancel`, { key: alice });
-      const res = await fetch(`${h.baseUrl}/v1/tasks/${t.id}/stream`, { headers: { authorization: `Bearer ${alice}` } });
+      const res = await fetch(`${h.baseUrl}/v1/tasks/${t.id}/stream`, {
+        headers: { authorization: `Bearer ${alice}` },
+      });
       const text = await res.text();
       expect(text).toMatch(/^event: status\nid: \d+\ndata: .*"status":"cancelled"/m);
       expect(text.match(/^event:/gm)).toHaveLength(1);
@@ -318,34 +411,57 @@ describe('task HTTP API (real api over HTTP, real PostgreSQL and RabbitMQ)', () 
       await h.call('POST', `/v1/tasks/${t.id}/reports`, { key: alice, body: { message: 'still slow' } });
       const page1 = await h.call('GET', '/v1/admin/reports?limit=1');
       expect(page1.body.items.map((x: { message: string }) => x.message)).toEqual(['still slow']);
-      const page2 = await h.call('GET', `/v1/admin/reports?limit=1&cursor=${encodeURIComponent(page1.body.nextCursor)}`);
+      const page2 = await h.call(
+        'GET',
+        `/v1/admin/reports?limit=1&cursor=${encodeURIComponent(page1.body.nextCursor)}`,
+      );
       expect(page2.body.items.map((x: { message: string }) => x.message)).toEqual(['it is slow']);
     });
   });
 
   describe('batch', () => {
     it('creates tasks in order in one go, with the same events as single creates', async () => {
-      const r = await h.call('POST', '/v1/tasks/batch', { key: bob, body: { tasks: [sleep(1), { ...sleep(2), start: false }, sleep(3)] } });
+      const r = await h.call('POST', '/v1/tasks/batch', {
+        key: bob,
+        body: { tasks: [sleep(1), { ...sleep(2), start: false }, sleep(3)] },
+      });
       expect(r.status).toBe(201);
-      expect(r.body.items.map((x: { payload: { ms: number }; status: string }) => `${x.payload.ms}:${x.status}`)).toEqual(['1:queued', '2:new', '3:queued']);
+      expect(
+        r.body.items.map((x: { payload: { ms: number }; status: string }) => `${x.payload.ms}:${x.status}`),
+      ).toEqual(['1:queued', '2:new', '3:queued']);
       const single = (await create(bob, sleep(4))).body;
       // (The outbox rows are compared in create-task-batch.command.int-spec.ts, where no relay deletes them.)
-      const events = (id: string) => h.t.db.query(`SELECT from_status, to_status, attempt, actor, error FROM task_events WHERE task_id = $1`, [id]);
+      const events = (id: string) =>
+        h.t.db.query(`SELECT from_status, to_status, attempt, actor, error FROM task_events WHERE task_id = $1`, [id]);
       expect(await events(r.body.items[0].id)).toEqual(await events(single.id));
     });
 
     it('rejects the whole batch naming the index and field of the first bad item, writing nothing', async () => {
       const before = await h.counts();
-      const r = await h.call('POST', '/v1/tasks/batch', { key: bob, body: { tasks: [sleep(1), sleep(2), { type: 'demo.sleep', payload: { ms: -1 } }, { type: 'nope', payload: {} }] } });
+      const r = await h.call('POST', '/v1/tasks/batch', {
+        key: bob,
+        body: {
+          tasks: [sleep(1), sleep(2), { type: 'demo.sleep', payload: { ms: -1 } }, { type: 'nope', payload: {} }],
+        },
+      });
       expect(r.status).toBe(400);
-      expect(r.body).toMatchObject({ field: 'tasks[2].payload.ms', message: expect.stringContaining('tasks[2].payload.ms') });
-      const big = await h.call('POST', '/v1/tasks/batch', { key: bob, body: { tasks: Array.from({ length: 1001 }, () => sleep(1)) } });
+      expect(r.body).toMatchObject({
+        field: 'tasks[2].payload.ms',
+        message: expect.stringContaining('tasks[2].payload.ms'),
+      });
+      const big = await h.call('POST', '/v1/tasks/batch', {
+        key: bob,
+        body: { tasks: Array.from({ length: 1001 }, () => sleep(1)) },
+      });
       expect([big.status, big.body.field]).toEqual([400, 'tasks']);
       expect(await h.counts()).toEqual(before);
     });
 
     it('accepts 1000 tasks', async () => {
-      const r = await h.call('POST', '/v1/tasks/batch', { key: bob, body: { tasks: Array.from({ length: 1000 }, (_, i) => sleep(i)) } });
+      const r = await h.call('POST', '/v1/tasks/batch', {
+        key: bob,
+        body: { tasks: Array.from({ length: 1000 }, (_, i) => sleep(i)) },
+      });
       expect(r.status).toBe(201);
       expect(r.body.items).toHaveLength(1000);
       expect(r.body.items[999].payload).toEqual({ ms: 999 });
@@ -355,10 +471,14 @@ describe('task HTTP API (real api over HTTP, real PostgreSQL and RabbitMQ)', () 
   describe('operations', () => {
     it('health: live at once, ready once the database and the broker are', async () => {
       expect((await h.call('GET', '/health/live', { key: null })).status).toBe(200);
-      const ready = await waitFor('readiness', async () => {
-        const r = await h.call('GET', '/health/ready', { key: null });
-        return r.status === 200 ? r : undefined;
-      }, 15_000);
+      const ready = await waitFor(
+        'readiness',
+        async () => {
+          const r = await h.call('GET', '/health/ready', { key: null });
+          return r.status === 200 ? r : undefined;
+        },
+        15_000,
+      );
       expect(ready.body.details).toEqual({ database: { status: 'up' }, broker: { status: 'up' } });
     });
 
@@ -388,11 +508,28 @@ describe('task HTTP API (real api over HTTP, real PostgreSQL and RabbitMQ)', () 
         .flatMap((l) => Object.keys(l.route.methods).map((m) => `${m.toUpperCase()} ${l.route.path}`))
         .filter((r: string) => !r.includes('/docs') && !r.endsWith('/{*path}')); // (middleware mounts)
       expect([...served].sort()).toEqual([
-        'GET /health/live', 'GET /health/ready', 'GET /metrics', 'GET /v1/admin/dead-letters', 'GET /v1/admin/queues', 'GET /v1/admin/reports',
-        'GET /v1/admin/unrouted', 'GET /v1/admin/workers', 'GET /v1/tasks', 'GET /v1/tasks/:id',
-        'GET /v1/tasks/:id/events', 'GET /v1/tasks/:id/stream', 'POST /v1/admin/api-keys', 'POST /v1/admin/dead-letters/redrive',
-        'POST /v1/admin/reconcile', 'POST /v1/admin/unrouted/redrive', 'POST /v1/tasks', 'POST /v1/tasks/:id/cancel',
-        'POST /v1/tasks/:id/reports', 'POST /v1/tasks/:id/retry', 'POST /v1/tasks/:id/start', 'POST /v1/tasks/batch',
+        'GET /health/live',
+        'GET /health/ready',
+        'GET /metrics',
+        'GET /v1/admin/dead-letters',
+        'GET /v1/admin/queues',
+        'GET /v1/admin/reports',
+        'GET /v1/admin/unrouted',
+        'GET /v1/admin/workers',
+        'GET /v1/tasks',
+        'GET /v1/tasks/:id',
+        'GET /v1/tasks/:id/events',
+        'GET /v1/tasks/:id/stream',
+        'POST /v1/admin/api-keys',
+        'POST /v1/admin/dead-letters/redrive',
+        'POST /v1/admin/reconcile',
+        'POST /v1/admin/unrouted/redrive',
+        'POST /v1/tasks',
+        'POST /v1/tasks/:id/cancel',
+        'POST /v1/tasks/:id/reports',
+        'POST /v1/tasks/:id/retry',
+        'POST /v1/tasks/:id/start',
+        'POST /v1/tasks/batch',
       ]);
       expect(served.filter((r: string) => !documented.has(r))).toEqual([]);
       expect(doc.body.components.securitySchemes).toHaveProperty('bearer');

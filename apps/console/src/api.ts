@@ -150,10 +150,16 @@ export const api = {
   queues: () => call<QueueList>('GET', '/v1/admin/queues'),
   deadLetters: (limit = 100) => call<BrokerMessageList>('GET', `/v1/admin/dead-letters?limit=${limit}`),
   redriveDeadLetters: (body: { taskIds?: string[]; purgeMalformed?: boolean }) =>
-    call<{ redriven: number; requeued: number; stale: number; skipped: number; purged: number }>('POST', '/v1/admin/dead-letters/redrive', body),
+    call<{ redriven: number; requeued: number; stale: number; skipped: number; purged: number }>(
+      'POST',
+      '/v1/admin/dead-letters/redrive',
+      body,
+    ),
   unrouted: (limit = 100) => call<BrokerMessageList>('GET', `/v1/admin/unrouted?limit=${limit}`),
-  redriveUnrouted: (body: { taskIds?: string[] }) => call<{ redriven: number; skipped: number; error: string | null }>('POST', '/v1/admin/unrouted/redrive', body),
+  redriveUnrouted: (body: { taskIds?: string[] }) =>
+    call<{ redriven: number; skipped: number; error: string | null }>('POST', '/v1/admin/unrouted/redrive', body),
   workers: () => call<WorkerFleet>('GET', '/v1/admin/workers'),
   reports: (limit = 50) => call<Page<Report>>('GET', `/v1/admin/reports?limit=${limit}`),
-  reconcile: () => call<{ running: number; retrying: number; queued: number; total: number }>('POST', '/v1/admin/reconcile', {}),
+  reconcile: () =>
+    call<{ running: number; retrying: number; queued: number; total: number }>('POST', '/v1/admin/reconcile', {}),
 };

@@ -31,7 +31,9 @@ function Login({ onKey }: { onKey: (key: string) => void }) {
       await call('GET', '/v1/admin/workers', undefined, key.trim());
       onKey(key.trim());
     } catch (err) {
-      setError(err instanceof ApiCallError && err.status === 403 ? 'That key is not an admin key.' : (err as Error).message);
+      setError(
+        err instanceof ApiCallError && err.status === 403 ? 'That key is not an admin key.' : (err as Error).message,
+      );
     } finally {
       setBusy(false);
     }
@@ -42,12 +44,23 @@ function Login({ onKey }: { onKey: (key: string) => void }) {
       <form onSubmit={submit}>
         <label>
           Admin API key
-          <input data-testid="admin-key" type="password" autocomplete="off" value={key} onInput={(e) => setKey((e.target as HTMLInputElement).value)} required />
+          <input
+            data-testid="admin-key"
+            type="password"
+            autocomplete="off"
+            value={key}
+            onInput={(e) => setKey((e.target as HTMLInputElement).value)}
+            required
+          />
         </label>
         <button data-testid="login" type="submit" disabled={busy || !key.trim()}>
           Sign in
         </button>
-        {error && <p class="error" data-testid="login-error">{error}</p>}
+        {error && (
+          <p class="error" data-testid="login-error">
+            {error}
+          </p>
+        )}
         <p class="hint">The key stays in this browser (localStorage) and is sent with every API call.</p>
       </form>
     </main>
@@ -103,7 +116,12 @@ export function App() {
         <strong>tasksys</strong>
         <nav>
           {NAV.map(([href, label]) => (
-            <a key={href} href={`#${href}`} class={`/${section}` === href ? 'active' : ''} data-testid={`nav-${href.slice(1)}`}>
+            <a
+              key={href}
+              href={`#${href}`}
+              class={`/${section}` === href ? 'active' : ''}
+              data-testid={`nav-${href.slice(1)}`}
+            >
               {label}
             </a>
           ))}

@@ -1,16 +1,17 @@
+import { execFileSync } from 'node:child_process';
 import { buildTopology } from '@tasksys/messaging';
 import { deleteTopology, testMessagingConfig } from '@tasksys/messaging/testing';
 import { BUILTIN_TASK_TYPES, TaskStateMachine } from '@tasksys/tasks';
 import { createTestDatabase, type TestDatabase } from '@tasksys/tasks/testing';
 import { AppProcess, freePort, waitFor } from '@tasksys/testing';
-import { execFileSync } from 'node:child_process';
 
 /**
  * Broker down at start-up: the worker starts, answers live but not ready, and connects,
  * declares and consumes by itself once the broker is back. Restarts the shared broker, so
  * "faults" in the name: CI runs it alone.
  */
-const rabbitmqctl = (...args: string[]) => execFileSync('rabbitmqctl', args, { stdio: 'pipe', timeout: 90_000 }).toString();
+const rabbitmqctl = (...args: string[]) =>
+  execFileSync('rabbitmqctl', args, { stdio: 'pipe', timeout: 90_000 }).toString();
 
 describe('worker started while the broker is down', () => {
   let t: TestDatabase;
@@ -20,7 +21,9 @@ describe('worker started while the broker is down', () => {
     t = await createTestDatabase();
   });
   afterAll(async () => {
-    await deleteTopology(buildTopology(messaging, { serves: BUILTIN_TASK_TYPES.map((t) => t.type) })).catch(() => undefined);
+    await deleteTopology(buildTopology(messaging, { serves: BUILTIN_TASK_TYPES.map((t) => t.type) })).catch(
+      () => undefined,
+    );
     await t?.drop();
   });
 
@@ -50,11 +53,19 @@ describe('worker started while the broker is down', () => {
     try {
       await worker.ready(60_000); // once the broker is back
       const sm = new TaskStateMachine(t.db);
-      const { task } = await sm.create({ owner: 'test', type: 'demo.sleep', payload: { ms: 1 }, maxAttempts: 3, timeoutMs: 10_000 }, { start: true, actor: 'owner:test' });
-      await waitFor('the task to succeed', async () => {
-        const [row] = await t.db.query(`SELECT status FROM tasks WHERE id = $1`, [task.id]);
-        return row.status === 'succeeded';
-      }, 30_000, 200);
+      const { task } = await sm.create(
+        { owner: 'test', type: 'demo.sleep', payload: { ms: 1 }, maxAttempts: 3, timeoutMs: 10_000 },
+        { start: true, actor: 'owner:test' },
+      );
+      await waitFor(
+        'the task to succeed',
+        async () => {
+          const [row] = await t.db.query(`SELECT status FROM tasks WHERE id = $1`, [task.id]);
+          return row.status === 'succeeded';
+        },
+        30_000,
+        200,
+      );
     } finally {
       await worker.kill();
     }

@@ -1,8 +1,8 @@
+import { type ChannelModel, type ConfirmChannel, connect } from 'amqplib';
 import { buildTopology, declareTopology, type MessagingConfig } from '@tasksys/messaging';
 import { deleteTopology, testMessagingConfig } from '@tasksys/messaging/testing';
 import { BUILTIN_TASK_TYPES, TaskStateMachine } from '@tasksys/tasks';
 import { createTestDatabase, type TestDatabase } from '@tasksys/tasks/testing';
-import { type ChannelModel, type ConfirmChannel, connect } from 'amqplib';
 import { type AppProcess, waitFor } from '@tasksys/testing';
 import { WorkerFleet } from '../test/worker-fleet';
 
@@ -55,11 +55,21 @@ describe('worker hardening (processes)', () => {
     await t?.drop();
   }, 60_000);
 
-  async function submit(n: number, payload: Record<string, unknown>, opts: { type?: string; maxAttempts?: number } = {}) {
+  async function submit(
+    n: number,
+    payload: Record<string, unknown>,
+    opts: { type?: string; maxAttempts?: number } = {},
+  ) {
     const ids: string[] = [];
     for (let i = 0; i < n; i++) {
       const { task } = await sm.create(
-        { owner: 'test', type: opts.type ?? 'demo.sleep', payload, maxAttempts: opts.maxAttempts ?? 3, timeoutMs: 120_000 },
+        {
+          owner: 'test',
+          type: opts.type ?? 'demo.sleep',
+          payload,
+          maxAttempts: opts.maxAttempts ?? 3,
+          timeoutMs: 120_000,
+        },
         { start: true, actor: 'owner:test' },
       );
       ids.push(task.id);
@@ -95,7 +105,12 @@ describe('worker hardening (processes)', () => {
     const text = await (await fetch(`http://127.0.0.1:${w.port}/metrics`)).text();
     return text
       .split('\n')
-      .filter((line) => line.startsWith(name) && (line.startsWith(`${name} `) || line.startsWith(`${name}{`)) && line.includes(labels))
+      .filter(
+        (line) =>
+          line.startsWith(name) &&
+          (line.startsWith(`${name} `) || line.startsWith(`${name}{`)) &&
+          line.includes(labels),
+      )
       .reduce((sum, line) => sum + Number(line.split(' ').at(-1)), 0);
   }
 
@@ -161,7 +176,11 @@ describe('worker hardening (processes)', () => {
     await new Promise((r) => setTimeout(r, 2000)); // four sweep intervals
     expect(await metric(w, 'tasksys_swept_tasks_total', 'kind="stranded"')).toBe(1);
     expect(await row(sql)).toMatchObject({ status: 'retrying' });
-    expect(((await t.db.query(`SELECT count(*)::int AS n FROM outbox WHERE correlation_id = $1`, [sql])) as { n: number }[])[0].n).toBe(0);
+    expect(
+      (
+        (await t.db.query(`SELECT count(*)::int AS n FROM outbox WHERE correlation_id = $1`, [sql])) as { n: number }[]
+      )[0].n,
+    ).toBe(0);
     await t.db.query(`UPDATE tasks SET status = 'cancelled', finished_at = now() WHERE id = $1`, [sql]);
   }, 60_000);
 
@@ -219,7 +238,11 @@ describe('worker hardening (processes)', () => {
     });
     expect(await aborted()).toBe(1);
     // The old signal, arriving late (redelivered, delayed): it names attempt 1.
-    ch.publish(topology().exchanges.control, '', Buffer.from(JSON.stringify({ v: 1, kind: 'cancel', taskId: id, attempt: 1 })));
+    ch.publish(
+      topology().exchanges.control,
+      '',
+      Buffer.from(JSON.stringify({ v: 1, kind: 'cancel', taskId: id, attempt: 1 })),
+    );
     await ch.waitForConfirms();
     await allSucceeded([id], 20_000);
     expect(await row(id)).toMatchObject({ status: 'succeeded', attempt: 2 });
@@ -231,9 +254,14 @@ describe('worker hardening (processes)', () => {
     const [id] = await submit(1, { ms: 1, failTimes: 1 });
     await waitFor('retrying', async () => (await row(id)).status === 'retrying', 20_000, 20);
     // A duplicate of the work message, published right away (say, a redriven copy).
-    ch.publish(topology().exchanges.work, 'demo.sleep', Buffer.from(JSON.stringify({ v: 1, taskId: id, type: 'demo.sleep' })), {
-      persistent: true,
-    });
+    ch.publish(
+      topology().exchanges.work,
+      'demo.sleep',
+      Buffer.from(JSON.stringify({ v: 1, taskId: id, type: 'demo.sleep' })),
+      {
+        persistent: true,
+      },
+    );
     await ch.waitForConfirms();
     await allSucceeded([id], 20_000);
     const events: { to_status: string; at: Date }[] = await t.db.query(
@@ -249,7 +277,10 @@ describe('worker hardening (processes)', () => {
     const without = await fleet.start({ SQL_TARGET_URL: '' });
     const [id] = await submit(1, { sql: 'SELECT 1 AS one' }, { type: 'sql.query' });
     // It does not serve sql.query, so it neither consumes that queue nor fails the task.
-    await waitFor('the message waiting in the sql.query queue', async () => (await ch.checkQueue(topology().workQueue('sql.query'))).messageCount === 1);
+    await waitFor(
+      'the message waiting in the sql.query queue',
+      async () => (await ch.checkQueue(topology().workQueue('sql.query'))).messageCount === 1,
+    );
     expect((await ch.checkQueue(topology().workQueue('sql.query'))).consumerCount).toBe(0);
     expect(await metric(without, 'tasksys_task_duration_seconds_count')).toBe(0);
     expect(await row(id)).toMatchObject({ status: 'queued', attempt: 0 });
@@ -302,13 +333,20 @@ describe('hand-backs on quorum queues (processes)', () => {
     );
     for (let i = 1; i <= 5; i++) {
       const w = await fleet.start();
-      await waitFor(`run ${i} started`, async () => (await t.db.query(`SELECT status FROM tasks WHERE id = $1`, [task.id]))[0].status === 'running');
+      await waitFor(
+        `run ${i} started`,
+        async () => (await t.db.query(`SELECT status FROM tasks WHERE id = $1`, [task.id]))[0].status === 'running',
+      );
       w.child.kill('SIGTERM');
       expect(await w.exited).toEqual({ code: 0, signal: null });
       expect((await t.db.query(`SELECT status FROM tasks WHERE id = $1`, [task.id]))[0].status).toBe('queued');
     }
     await fleet.start();
-    await waitFor('succeeded', async () => (await t.db.query(`SELECT status FROM tasks WHERE id = $1`, [task.id]))[0].status === 'succeeded', 30_000);
+    await waitFor(
+      'succeeded',
+      async () => (await t.db.query(`SELECT status FROM tasks WHERE id = $1`, [task.id]))[0].status === 'succeeded',
+      30_000,
+    );
     const ch = await amqp.createChannel();
     // Nothing was dead-lettered by the broker on the way.
     expect((await ch.checkQueue(topology().queues.dead)).messageCount).toBe(0);

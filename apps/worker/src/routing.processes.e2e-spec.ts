@@ -1,8 +1,8 @@
+import { type ChannelModel, type ConfirmChannel, connect } from 'amqplib';
 import { buildTopology, type MessagingConfig } from '@tasksys/messaging';
 import { deleteTopology, testMessagingConfig } from '@tasksys/messaging/testing';
 import { BUILTIN_TASK_TYPES, TaskStateMachine, WorkerFleetQuery } from '@tasksys/tasks';
 import { createTestDatabase, type TestDatabase } from '@tasksys/tasks/testing';
-import { type ChannelModel, type ConfirmChannel, connect } from 'amqplib';
 import { waitFor } from '@tasksys/testing';
 import { WorkerFleet } from '../test/worker-fleet';
 
@@ -67,7 +67,10 @@ describe('routing by task type (processes)', () => {
   async function submit(n: number, type: string, payload: Record<string, unknown>, priority = 0): Promise<string[]> {
     const ids: string[] = [];
     for (let i = 0; i < n; i++) {
-      const { task } = await sm.create({ owner: 'test', type, payload, maxAttempts: 3, timeoutMs: 60_000, priority }, { start: true, actor: 'owner:test' });
+      const { task } = await sm.create(
+        { owner: 'test', type, payload, maxAttempts: 3, timeoutMs: 60_000, priority },
+        { start: true, actor: 'owner:test' },
+      );
       ids.push(task.id);
     }
     return ids;
@@ -82,7 +85,12 @@ describe('routing by task type (processes)', () => {
   }
 
   const allSucceeded = (ids: string[], timeoutMs: number) =>
-    waitFor(`${ids.length} tasks succeeded`, async () => (await statuses(ids))['succeeded'] === ids.length, timeoutMs, 200);
+    waitFor(
+      `${ids.length} tasks succeeded`,
+      async () => (await statuses(ids))['succeeded'] === ids.length,
+      timeoutMs,
+      200,
+    );
 
   /** The routing keys bound on the work exchange, as the broker reports them (management API). */
   async function workBindings(): Promise<string[]> {
@@ -106,7 +114,11 @@ describe('routing by task type (processes)', () => {
   it('keeps a task of a type no worker serves queued with its reason and its message in unrouted, then runs it once a worker serves the type', async () => {
     await fleet.start({ WORKER_TASK_TYPES: 'demo.sleep' }); // it relays, but serves no sql.query
     const [id] = await submit(1, 'sql.query', { sql: 'SELECT 1 AS one' });
-    await waitFor('the message in unrouted', async () => (await ch.checkQueue(topology().queues.unrouted)).messageCount === 1, 15_000);
+    await waitFor(
+      'the message in unrouted',
+      async () => (await ch.checkQueue(topology().queues.unrouted)).messageCount === 1,
+      15_000,
+    );
     expect(await statuses([id])).toEqual({ queued: 1 });
     const served = await new WorkerFleetQuery(t.db).servedTypes();
     expect([...served]).toEqual(['demo.sleep']); // so the api answers waiting: "no worker serves sql.query"
@@ -123,7 +135,11 @@ describe('routing by task type (processes)', () => {
   it('still recovers a task whose unrouted message was lost, through the database sweep', async () => {
     await fleet.start({ WORKER_TASK_TYPES: 'demo.sleep' });
     const [id] = await submit(1, 'sql.query', { sql: 'SELECT 2 AS two' });
-    await waitFor('the message in unrouted', async () => (await ch.checkQueue(topology().queues.unrouted)).messageCount === 1, 15_000);
+    await waitFor(
+      'the message in unrouted',
+      async () => (await ch.checkQueue(topology().queues.unrouted)).messageCount === 1,
+      15_000,
+    );
     await ch.purgeQueue(topology().queues.unrouted); // lost
     await fleet.start({ SQL_TARGET_URL, WORKER_TASK_TYPES: 'sql.query' });
     await allSucceeded([id], 30_000);
@@ -150,7 +166,11 @@ describe('routing by task type (processes)', () => {
     await fleet.start({ WORKER_CONCURRENCY: '2', WORKER_TASK_TYPES: 'demo.sleep' });
     await fleet.start({ WORKER_CONCURRENCY: '2', SQL_TARGET_URL, WORKER_TASK_TYPES: 'sql.query' });
     const flood = await submit(300, 'demo.sleep', { ms: 200 }); // 30 s of work for two slots
-    await waitFor('the flood queued up', async () => (await ch.checkQueue(topology().workQueue('demo.sleep'))).messageCount > 200, 20_000);
+    await waitFor(
+      'the flood queued up',
+      async () => (await ch.checkQueue(topology().workQueue('demo.sleep'))).messageCount > 200,
+      20_000,
+    );
     const quick = await submit(10, 'sql.query', { sql: 'SELECT 1' });
     await allSucceeded(quick, 20_000);
     const [wait] = await t.db.query(
@@ -167,13 +187,20 @@ describe('routing by task type (processes)', () => {
     await fleet.start({ WORKER_TASK_TYPES: 'demo.sleep' });
     const queue = topology().workQueue('demo.sleep');
     await ch.deleteQueue(queue); // by hand, or with a broker's data
-    await waitFor('the queue back', async () => {
-      const probe = await amqp.createChannel();
-      probe.on('error', () => undefined);
-      const back = await probe.checkQueue(queue).then(() => true, () => false);
-      await probe.close().catch(() => undefined);
-      return back;
-    }, 15_000);
+    await waitFor(
+      'the queue back',
+      async () => {
+        const probe = await amqp.createChannel();
+        probe.on('error', () => undefined);
+        const back = await probe.checkQueue(queue).then(
+          () => true,
+          () => false,
+        );
+        await probe.close().catch(() => undefined);
+        return back;
+      },
+      15_000,
+    );
     expect(await workBindings()).toEqual(['demo.sleep']);
     const ids = await submit(5, 'demo.sleep', { ms: 5 });
     await allSucceeded(ids, 30_000);
@@ -181,12 +208,21 @@ describe('routing by task type (processes)', () => {
 
   it('keeps the old queue while a worker of the old version still consumes it, so a hand-back is not lost', async () => {
     const legacy = topology().queues.legacyWork;
-    await ch.assertExchange(messaging.TASKS_NAMESPACE, 'topic', { durable: true, arguments: { 'alternate-exchange': `${messaging.TASKS_NAMESPACE}.unrouted` } });
-    await ch.assertQueue(legacy, { durable: true, arguments: { 'x-dead-letter-exchange': `${messaging.TASKS_NAMESPACE}.dlx` } });
+    await ch.assertExchange(messaging.TASKS_NAMESPACE, 'topic', {
+      durable: true,
+      arguments: { 'alternate-exchange': `${messaging.TASKS_NAMESPACE}.unrouted` },
+    });
+    await ch.assertQueue(legacy, {
+      durable: true,
+      arguments: { 'x-dead-letter-exchange': `${messaging.TASKS_NAMESPACE}.dlx` },
+    });
     await ch.bindQueue(legacy, messaging.TASKS_NAMESPACE, '#');
     const [id] = await submit(1, 'demo.sleep', { ms: 5 });
     const [r] = await t.db.query(`SELECT id, routing_key, body FROM outbox WHERE correlation_id = $1`, [id]);
-    ch.publish(messaging.TASKS_NAMESPACE, r.routing_key, Buffer.from(JSON.stringify(r.body)), { persistent: true, correlationId: id });
+    ch.publish(messaging.TASKS_NAMESPACE, r.routing_key, Buffer.from(JSON.stringify(r.body)), {
+      persistent: true,
+      correlationId: id,
+    });
     await ch.waitForConfirms();
     await t.db.query(`DELETE FROM outbox WHERE id = $1`, [r.id]);
     // The old worker: it holds the task's message, unacked.
@@ -202,20 +238,33 @@ describe('routing by task type (processes)', () => {
     old.nack(message, false, true);
     await old.close();
     await allSucceeded([id], 30_000);
-    await waitFor('the old queue deleted', async () => {
-      const probe = await amqp.createChannel();
-      probe.on('error', () => undefined);
-      const gone = await probe.checkQueue(legacy).then(() => false, () => true);
-      await probe.close().catch(() => undefined);
-      return gone;
-    }, 15_000);
+    await waitFor(
+      'the old queue deleted',
+      async () => {
+        const probe = await amqp.createChannel();
+        probe.on('error', () => undefined);
+        const gone = await probe.checkQueue(legacy).then(
+          () => false,
+          () => true,
+        );
+        await probe.close().catch(() => undefined);
+        return gone;
+      },
+      15_000,
+    );
   }, 60_000);
 
   it('moves an existing deployment from the single work queue: the old queue is drained, then removed, nothing lost', async () => {
     // The topology of older versions: one queue bound with # (a worker of that version declared it).
     const legacy = topology().queues.legacyWork;
-    await ch.assertExchange(messaging.TASKS_NAMESPACE, 'topic', { durable: true, arguments: { 'alternate-exchange': `${messaging.TASKS_NAMESPACE}.unrouted` } });
-    await ch.assertQueue(legacy, { durable: true, arguments: { 'x-dead-letter-exchange': `${messaging.TASKS_NAMESPACE}.dlx` } });
+    await ch.assertExchange(messaging.TASKS_NAMESPACE, 'topic', {
+      durable: true,
+      arguments: { 'alternate-exchange': `${messaging.TASKS_NAMESPACE}.unrouted` },
+    });
+    await ch.assertQueue(legacy, {
+      durable: true,
+      arguments: { 'x-dead-letter-exchange': `${messaging.TASKS_NAMESPACE}.dlx` },
+    });
     await ch.bindQueue(legacy, messaging.TASKS_NAMESPACE, '#');
     const ids = await submit(40, 'demo.sleep', { ms: 5 });
     // Relayed by that version, so the messages wait in the old queue.
@@ -224,7 +273,10 @@ describe('routing by task type (processes)', () => {
       [ids],
     );
     for (const r of rows) {
-      ch.publish(messaging.TASKS_NAMESPACE, r.routing_key, Buffer.from(JSON.stringify(r.body)), { persistent: true, correlationId: r.correlation_id });
+      ch.publish(messaging.TASKS_NAMESPACE, r.routing_key, Buffer.from(JSON.stringify(r.body)), {
+        persistent: true,
+        correlationId: r.correlation_id,
+      });
     }
     await ch.waitForConfirms();
     await t.db.query(`DELETE FROM outbox WHERE id = ANY($1::bigint[])`, [rows.map((r) => r.id)]);
@@ -237,13 +289,20 @@ describe('routing by task type (processes)', () => {
       [ids],
     );
     expect(runs.map((r) => r.n)).toEqual(ids.map(() => 1));
-    await waitFor('the old queue deleted', async () => {
-      const probe = await amqp.createChannel();
-      probe.on('error', () => undefined);
-      const gone = await probe.checkQueue(legacy).then(() => false, () => true);
-      await probe.close().catch(() => undefined);
-      return gone;
-    }, 15_000);
+    await waitFor(
+      'the old queue deleted',
+      async () => {
+        const probe = await amqp.createChannel();
+        probe.on('error', () => undefined);
+        const gone = await probe.checkQueue(legacy).then(
+          () => false,
+          () => true,
+        );
+        await probe.close().catch(() => undefined);
+        return gone;
+      },
+      15_000,
+    );
     expect(await workBindings()).toEqual(['demo.sleep']);
   }, 60_000);
 });

@@ -48,13 +48,21 @@ describe('sql.query in worker processes', () => {
   }, 60_000);
 
   async function submit(owner: string, type: string, payload: Record<string, unknown>): Promise<string> {
-    const { task } = await sm.create({ owner, type, payload, maxAttempts: 3, timeoutMs: 120_000 }, { start: true, actor: `owner:${owner}` });
+    const { task } = await sm.create(
+      { owner, type, payload, maxAttempts: 3, timeoutMs: 120_000 },
+      { start: true, actor: `owner:${owner}` },
+    );
     return task.id;
   }
 
   async function task(id: string) {
     const [row] = await t.db.query(`SELECT status, attempt, result, error FROM tasks WHERE id = $1`, [id]);
-    return row as { status: string; attempt: number; result: unknown; error: { code: string; message: string; retryable: boolean } | null };
+    return row as {
+      status: string;
+      attempt: number;
+      result: unknown;
+      error: { code: string; message: string; retryable: boolean } | null;
+    };
   }
 
   it('a huge result fails that task with a clear error while a task of another owner on the same worker succeeds', async () => {
@@ -63,17 +71,38 @@ describe('sql.query in worker processes', () => {
     const peakBefore = peakRssBytes(worker.child.pid ?? 0);
 
     const started = Date.now();
-    const aliceHuge = await submit('alice', 'sql.query', { sql: "SELECT repeat('x', 200000000) FROM generate_series(1, 20)" });
-    const bobQuery = await submit('bob', 'sql.query', { sql: 'SELECT n, repeat(\'y\', n) AS s FROM generate_series(1, 3) AS n' });
+    const aliceHuge = await submit('alice', 'sql.query', {
+      sql: "SELECT repeat('x', 200000000) FROM generate_series(1, 20)",
+    });
+    const bobQuery = await submit('bob', 'sql.query', {
+      sql: "SELECT n, repeat('y', n) AS s FROM generate_series(1, 3) AS n",
+    });
     await waitFor('alice failed', async () => (await task(aliceHuge)).status === 'failed', 60_000, 100);
     const failedAfterMs = Date.now() - started;
 
     expect(await task(aliceHuge)).toMatchObject({
       attempt: 1, // not retried: the same query is as big the next time
-      error: { code: 'SQL.RESULT_TOO_LARGE', retryable: false, message: expect.stringMatching(/SQL_MAX_RESULT_BYTES \(16777216 bytes/) },
+      error: {
+        code: 'SQL.RESULT_TOO_LARGE',
+        retryable: false,
+        message: expect.stringMatching(/SQL_MAX_RESULT_BYTES \(16777216 bytes/),
+      },
     });
-    await waitFor('bob succeeded twice', async () => (await task(bobSleeps)).status === 'succeeded' && (await task(bobQuery)).status === 'succeeded', 30_000);
-    expect((await task(bobQuery)).result).toEqual({ columns: ['n', 's'], rows: [[1, 'y'], [2, 'yy'], [3, 'yyy']], rowCount: 3, truncated: false });
+    await waitFor(
+      'bob succeeded twice',
+      async () => (await task(bobSleeps)).status === 'succeeded' && (await task(bobQuery)).status === 'succeeded',
+      30_000,
+    );
+    expect((await task(bobQuery)).result).toEqual({
+      columns: ['n', 's'],
+      rows: [
+        [1, 'y'],
+        [2, 'yy'],
+        [3, 'yyy'],
+      ],
+      rowCount: 3,
+      truncated: false,
+    });
 
     expect(fleet.alive()).toEqual([worker]); // the same process all along
     const ran: { actor: string }[] = await t.db.query(
@@ -82,7 +111,9 @@ describe('sql.query in worker processes', () => {
     );
     expect(ran.map((r) => r.actor)).toEqual([worker.name]);
     const peakGrowth = peakRssBytes(worker.child.pid ?? 0) - peakBefore;
-    console.log(`huge result in a worker: failed after ${failedAfterMs} ms, peak RSS grew by ${(peakGrowth / MiB).toFixed(1)} MiB`);
+    console.log(
+      `huge result in a worker: failed after ${failedAfterMs} ms, peak RSS grew by ${(peakGrowth / MiB).toFixed(1)} MiB`,
+    );
     expect(peakGrowth).toBeLessThan(64 * MiB); // one row alone is 200 MB
   }, 120_000);
 });

@@ -2,7 +2,14 @@ import { Module } from '@nestjs/common';
 import { ConfigModule } from '@nestjs/config';
 import { DataSource } from 'typeorm';
 import { BrokerStatus, MessagingModule, OutboxRelayModule } from '@tasksys/messaging';
-import { fromConfig, HealthModule, loggingConfigSchema, LoggingModule, MetricsModule, validateEnv } from '@tasksys/platform';
+import {
+  fromConfig,
+  HealthModule,
+  loggingConfigSchema,
+  LoggingModule,
+  MetricsModule,
+  validateEnv,
+} from '@tasksys/platform';
 import {
   databaseConfigSchema,
   ExecutionModule,
@@ -31,12 +38,16 @@ const QUIET_PATHS = ['/health', '/metrics'];
     // Every lib module's options are its own variables of the validated environment (fromConfig).
     TasksModule.forRootAsync(fromConfig(databaseConfigSchema)),
     // The worker declares, binds and consumes the queues of the types it serves (the api none).
-    MessagingModule.forRootAsync(fromConfig(workerAppConfigSchema, (c) => ({ ...c, serves: resolveServedTypes(c, HANDLED_TYPES) }))),
+    MessagingModule.forRootAsync(
+      fromConfig(workerAppConfigSchema, (c) => ({ ...c, serves: resolveServedTypes(c, HANDLED_TYPES) })),
+    ),
     // Workers relay too: the sweeper's re-enqueues and cancels go out even with no api running.
     // Polling only: the api's relay is woken by NOTIFY; waking every worker too only cost empty rounds.
     OutboxRelayModule.register({ listen: false }),
     ExecutionModule.forRootAsync(fromConfig(workerAppConfigSchema, (c) => ({ worker: c, taskTypes: c }))),
-    LoggingModule.forRootAsync(fromConfig(loggingConfigSchema, (c) => ({ level: c.LOG_LEVEL, quietPaths: QUIET_PATHS }))),
+    LoggingModule.forRootAsync(
+      fromConfig(loggingConfigSchema, (c) => ({ level: c.LOG_LEVEL, quietPaths: QUIET_PATHS })),
+    ),
     MetricsModule,
     HealthModule.forRootAsync({
       inject: [DataSource, BrokerStatus, WorkerRegistry, TaskExecutor],

@@ -1,8 +1,8 @@
+import { type Channel, type ChannelModel, connect } from 'amqplib';
 import { buildTopology, type MessagingConfig } from '@tasksys/messaging';
 import { deleteTopology, testMessagingConfig } from '@tasksys/messaging/testing';
 import { BUILTIN_TASK_TYPES, TaskStateMachine } from '@tasksys/tasks';
 import { createTestDatabase, type TestDatabase } from '@tasksys/tasks/testing';
-import { type Channel, type ChannelModel, connect } from 'amqplib';
 import { waitFor } from '@tasksys/testing';
 import { WorkerFleet } from '../test/worker-fleet';
 
@@ -47,10 +47,18 @@ describe('worker processes', () => {
     await t?.drop();
   }, 60_000);
 
-  async function submit(n: number, payload: Record<string, unknown>, type = 'demo.sleep', maxAttempts = 3): Promise<string[]> {
+  async function submit(
+    n: number,
+    payload: Record<string, unknown>,
+    type = 'demo.sleep',
+    maxAttempts = 3,
+  ): Promise<string[]> {
     const ids: string[] = [];
     for (let i = 0; i < n; i++) {
-      const { task } = await sm.create({ owner: 'test', type, payload, maxAttempts, timeoutMs: 120_000 }, { start: true, actor: 'owner:test' });
+      const { task } = await sm.create(
+        { owner: 'test', type, payload, maxAttempts, timeoutMs: 120_000 },
+        { start: true, actor: 'owner:test' },
+      );
       ids.push(task.id);
     }
     return ids;
@@ -66,10 +74,15 @@ describe('worker processes', () => {
 
   async function allIn(ids: string[], status: string, timeoutMs: number) {
     let counts: Record<string, number> = {};
-    await waitFor(`${ids.length} tasks ${status}`, async () => {
-      counts = await statusCounts(ids);
-      return counts[status] === ids.length;
-    }, timeoutMs, 250).catch((err) => {
+    await waitFor(
+      `${ids.length} tasks ${status}`,
+      async () => {
+        counts = await statusCounts(ids);
+        return counts[status] === ids.length;
+      },
+      timeoutMs,
+      250,
+    ).catch((err) => {
       throw new Error(`${(err as Error).message}; counts ${JSON.stringify(counts)}`);
     });
   }
@@ -129,7 +142,15 @@ describe('worker processes', () => {
       `SELECT to_status, at FROM task_events WHERE task_id = $1 ORDER BY id`,
       [retried],
     );
-    expect(events.map((e) => e.to_status)).toEqual(['queued', 'running', 'retrying', 'running', 'retrying', 'running', 'succeeded']);
+    expect(events.map((e) => e.to_status)).toEqual([
+      'queued',
+      'running',
+      'retrying',
+      'running',
+      'retrying',
+      'running',
+      'succeeded',
+    ]);
     // Each retry waited at least its tier's delay (the shortest tier is 200 ms).
     for (const i of [2, 4]) expect(events[i + 1].at.getTime() - events[i].at.getTime()).toBeGreaterThanOrEqual(190);
 
@@ -142,10 +163,14 @@ describe('worker processes', () => {
   it('survives kill -9 of a worker with 200 tasks running: all finish on the others, none twice', async () => {
     const ids = await submit(200, { ms: 2500, steps: 5 });
     let counts: Record<string, number> = {};
-    await waitFor('tasks running', async () => {
-      counts = await statusCounts(ids);
-      return (counts['running'] ?? 0) >= 100;
-    }, 30_000).catch((err) => {
+    await waitFor(
+      'tasks running',
+      async () => {
+        counts = await statusCounts(ids);
+        return (counts['running'] ?? 0) >= 100;
+      },
+      30_000,
+    ).catch((err) => {
       throw new Error(`${(err as Error).message}; counts ${JSON.stringify(counts)}`);
     });
     const victim = fleet.alive()[0];
@@ -178,7 +203,9 @@ describe('worker processes', () => {
     const [id] = await submit(1, { sql: 'SELECT pg_sleep(60)' }, 'sql.query');
     await allIn([id], 'running', 20_000);
     const backend = () =>
-      t.db.query(`SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND state = 'active'`, [`tasksys:${id}`]);
+      t.db.query(`SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND state = 'active'`, [
+        `tasksys:${id}`,
+      ]);
     await waitFor('query running in PostgreSQL', async () => (await backend()).length === 1);
     const started = Date.now();
     const r = await sm.cancel(id, 'owner:test');
@@ -193,9 +220,13 @@ describe('worker processes', () => {
     await drainDeadLetters();
     const work = topology().workQueue('demo.sleep');
     ch.sendToQueue(work, Buffer.from([0xde, 0xad, 0xbe, 0xef]), { persistent: true });
-    ch.sendToQueue(work, Buffer.from(JSON.stringify({ v: 1, taskId: '00000000-0000-4000-8000-000000000001', type: 'demo.sleep' })), {
-      persistent: true,
-    });
+    ch.sendToQueue(
+      work,
+      Buffer.from(JSON.stringify({ v: 1, taskId: '00000000-0000-4000-8000-000000000001', type: 'demo.sleep' })),
+      {
+        persistent: true,
+      },
+    );
     const dead = await collectDeadLetters(2);
     expect(dead.map((d) => d.headers['x-reason-code']).sort()).toEqual(['MESSAGE.NOT_JSON', 'TASK.NOT_FOUND']);
     const ids = await submit(1, { ms: 1 });
@@ -209,13 +240,27 @@ describe('worker processes', () => {
     const zombie = fleet.alive().find((w) => w.name === owner)!;
     zombie.child.kill('SIGSTOP'); // frozen: no heartbeats, its lease runs out
     try {
-      await waitFor('lease expired', async () => (await t.db.query(`SELECT 1 FROM tasks WHERE id = $1 AND lease_expires_at < now()`, [id])).length === 1, 10_000);
+      await waitFor(
+        'lease expired',
+        async () =>
+          (await t.db.query(`SELECT 1 FROM tasks WHERE id = $1 AND lease_expires_at < now()`, [id])).length === 1,
+        10_000,
+      );
       // A duplicate delivery (as after a redelivery) lets another worker take over.
-      ch.publish(topology().exchanges.work, 'demo.sleep', Buffer.from(JSON.stringify({ v: 1, taskId: id, type: 'demo.sleep' })), { persistent: true });
-      await waitFor('taken over', async () => {
-        const [row] = await t.db.query(`SELECT lease_owner, attempt FROM tasks WHERE id = $1`, [id]);
-        return row.lease_owner && row.lease_owner !== owner && row.attempt === 2;
-      }, 20_000);
+      ch.publish(
+        topology().exchanges.work,
+        'demo.sleep',
+        Buffer.from(JSON.stringify({ v: 1, taskId: id, type: 'demo.sleep' })),
+        { persistent: true },
+      );
+      await waitFor(
+        'taken over',
+        async () => {
+          const [row] = await t.db.query(`SELECT lease_owner, attempt FROM tasks WHERE id = $1`, [id]);
+          return row.lease_owner && row.lease_owner !== owner && row.attempt === 2;
+        },
+        20_000,
+      );
     } finally {
       zombie.child.kill('SIGCONT');
     }

@@ -13,7 +13,11 @@ export interface FleetServices {
  * free health port and its log in tmp/test-logs/<label>-w<n>.log. `stopAll()` kills them (-9).
  */
 export class WorkerFleet extends ProcessFleet {
-  constructor({ database, messaging }: FleetServices, env: Record<string, string> = {}, label = messaging.TASKS_NAMESPACE) {
+  constructor(
+    { database, messaging }: FleetServices,
+    env: Record<string, string> = {},
+    label = messaging.TASKS_NAMESPACE,
+  ) {
     super({
       app: 'worker',
       names: `${label}-w`,

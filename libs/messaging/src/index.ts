@@ -38,7 +38,12 @@ export { BrokerStatus } from './lib/broker-status';
 export { type BackoffOptions, retryDelayMs } from './lib/retry-policy';
 
 // Publishing and consuming.
-export { type DeadLetterReason, type PublisherStats, type PublishOptions, TaskPublisher } from './lib/publishing/task.publisher';
+export {
+  type DeadLetterReason,
+  type PublisherStats,
+  type PublishOptions,
+  TaskPublisher,
+} from './lib/publishing/task.publisher';
 export { type Consumer, ConsumerFactory, type ConsumerOptions, type Delivery } from './lib/consuming/consumer.factory';
 export { QueueProbe } from './lib/consuming/queue-probe';
 export { RoutingUpkeep } from './lib/routing/routing-upkeep.service';
@@ -53,5 +58,10 @@ export { type BrokerAdminConfig, brokerAdminConfigSchema } from './lib/admin/bro
 export { BrokerAdminModule, type BrokerAdminModuleAsyncOptions } from './lib/admin/broker-admin.module';
 export { BrokerUnavailableError } from './lib/admin/broker-admin.errors';
 export { type BrowseDecision, type BrowsedMessage, MAX_BROWSE, QueueBrowser } from './lib/admin/queue-browser';
-export { type QueueRole, type QueueStats, QueueStatsReader, type QueueStatsReport } from './lib/admin/queue-stats.reader';
+export {
+  type QueueRole,
+  type QueueStats,
+  QueueStatsReader,
+  type QueueStatsReport,
+} from './lib/admin/queue-stats.reader';
 export { UnroutedRedriver, type UnroutedRedriveResult } from './lib/admin/unrouted-redriver';

@@ -31,8 +31,10 @@ export async function deleteTopology(
   try {
     const ch = await conn.createChannel();
     ch.on('error', () => undefined);
-    for (const q of [...topology.declarations.queues.map((d) => d.name), ...(extra.queues ?? [])]) await ch.deleteQueue(q);
-    for (const x of [...topology.declarations.exchanges.map((d) => d.name), ...(extra.exchanges ?? [])]) await ch.deleteExchange(x);
+    for (const q of [...topology.declarations.queues.map((d) => d.name), ...(extra.queues ?? [])])
+      await ch.deleteQueue(q);
+    for (const x of [...topology.declarations.exchanges.map((d) => d.name), ...(extra.exchanges ?? [])])
+      await ch.deleteExchange(x);
     await ch.close();
   } finally {
     await conn.close();

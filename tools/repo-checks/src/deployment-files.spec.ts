@@ -58,7 +58,21 @@ function allowedMetrics(): Set<string> {
   ]);
 }
 
-const PROMQL_KEYWORDS = new Set(['and', 'or', 'unless', 'by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'bool', 'offset', 'inf', 'nan']);
+const PROMQL_KEYWORDS = new Set([
+  'and',
+  'or',
+  'unless',
+  'by',
+  'without',
+  'on',
+  'ignoring',
+  'group_left',
+  'group_right',
+  'bool',
+  'offset',
+  'inf',
+  'nan',
+]);
 
 /** The metric names a PromQL expression selects (functions, keywords, labels and literals left out). */
 export function promqlMetricNames(expr: string): string[] {
@@ -94,13 +108,17 @@ function files(dir: string): string[] {
 function loadYamlAll(path: string): Doc[] {
   const docs: Doc[] = [...(parseAllDocuments(read(path), { merge: true, prettyErrors: true } as Doc) as Doc)];
   for (const doc of docs) {
-    if (doc.errors.length > 0) throw new Error(`${relative(REPO_ROOT, path)}: ${doc.errors.map((e: Doc) => e.message).join('; ')}`);
+    if (doc.errors.length > 0)
+      throw new Error(`${relative(REPO_ROOT, path)}: ${doc.errors.map((e: Doc) => e.message).join('; ')}`);
   }
-  return docs.map((doc) => (typeof doc.toJS === 'function' ? doc.toJS() : doc.toJSON())).filter((d) => d !== null && d !== undefined);
+  return docs
+    .map((doc) => (typeof doc.toJS === 'function' ? doc.toJS() : doc.toJSON()))
+    .filter((d) => d !== null && d !== undefined);
 }
 const loadYaml = (path: string): Doc => {
   const docs = loadYamlAll(path);
-  if (docs.length !== 1) throw new Error(`${relative(REPO_ROOT, path)}: expected one YAML document, found ${docs.length}`);
+  if (docs.length !== 1)
+    throw new Error(`${relative(REPO_ROOT, path)}: expected one YAML document, found ${docs.length}`);
   return docs[0];
 };
 
@@ -182,7 +200,10 @@ function builtinTaskTypes(): Map<string, string[]> {
     const type = /^'([^']+)'/.exec(b)?.[1];
     if (!type) continue;
     const reason = /unavailableReason:[^\n]*/.exec(b)?.[0] ?? '';
-    types.set(type, [...reason.matchAll(/\bc\.([A-Z][A-Z0-9_]+)/g)].map((m) => m[1]));
+    types.set(
+      type,
+      [...reason.matchAll(/\bc\.([A-Z][A-Z0-9_]+)/g)].map((m) => m[1]),
+    );
   }
   if (types.size === 0) throw new Error('no task types found in builtin-task-types.ts');
   return types;
@@ -244,7 +265,17 @@ function defaultSqlMaxResultBytes(): number {
 function quantityBytes(q: string): number {
   const m = /^(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|k|M|G|T)?$/.exec(q);
   if (!m) throw new Error(`bad quantity ${q}`);
-  const units: Record<string, number> = { '': 1, Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3, Ti: 1024 ** 4, k: 1e3, M: 1e6, G: 1e9, T: 1e12 };
+  const units: Record<string, number> = {
+    '': 1,
+    Ki: 1024,
+    Mi: 1024 ** 2,
+    Gi: 1024 ** 3,
+    Ti: 1024 ** 4,
+    k: 1e3,
+    M: 1e6,
+    G: 1e9,
+    T: 1e12,
+  };
   return Number(m[1]) * units[m[2] ?? ''];
 }
 
@@ -298,7 +329,9 @@ describe('zodObjectKeys and queueMatchers', () => {
       });`;
     expect(zodObjectKeys(src)).toEqual(['A_B', 'C_D', 'G_H', 'URL_X', 'NESTED']);
     // WORKER_TASK_TYPES is built by a helper, not by env./z. on its line.
-    expect(zodObjectKeys(read(join(REPO_ROOT, 'libs/tasks/src/lib/execution/worker.config.ts')))).toContain('WORKER_TASK_TYPES');
+    expect(zodObjectKeys(read(join(REPO_ROOT, 'libs/tasks/src/lib/execution/worker.config.ts')))).toContain(
+      'WORKER_TASK_TYPES',
+    );
   });
 
   it('reads queue=~ matchers as PromQL does: escapes undone, anchored', () => {
@@ -316,7 +349,10 @@ describe('deployment files (docker/)', () => {
   const handled = handledTaskTypes();
   const recipe = readmeSqlRecipe();
   const expectKnown = (where: string, names: string[]) => {
-    for (const n of names) expect(`${where}: ${n} ${known.has(n) ? 'is' : 'is not'} a known variable`).toBe(`${where}: ${n} is a known variable`);
+    for (const n of names)
+      expect(`${where}: ${n} ${known.has(n) ? 'is' : 'is not'} a known variable`).toBe(
+        `${where}: ${n} is a known variable`,
+      );
   };
   /** The built-in types a process with these settings can run (the api accepts only those). */
   const runnableWith = (env: Record<string, string | undefined>) =>
@@ -329,15 +365,17 @@ describe('deployment files (docker/)', () => {
   const otherQueues = [`${ns}.work`, `${ns}.unrouted`, `${ns}.dead`, `${ns}.retry.1s`, `${ns}.retry.10m`];
   /** A `queue=~` regex meant for the work queues selects each type's (and .high) and nothing else. */
   const expectWorkQueueMatcher = (re: string) => {
-    for (const q of workQueues) expect(`${re} ${promRegexMatches(re, q) ? 'matches' : 'misses'} ${q}`).toBe(`${re} matches ${q}`);
-    for (const q of otherQueues) expect(`${re} ${promRegexMatches(re, q) ? 'matches' : 'misses'} ${q}`).toBe(`${re} misses ${q}`);
+    for (const q of workQueues)
+      expect(`${re} ${promRegexMatches(re, q) ? 'matches' : 'misses'} ${q}`).toBe(`${re} matches ${q}`);
+    for (const q of otherQueues)
+      expect(`${re} ${promRegexMatches(re, q) ? 'matches' : 'misses'} ${q}`).toBe(`${re} misses ${q}`);
   };
   const expectKnownQueueMatcher = (where: string, re: string) => {
     if (re.startsWith('$')) return; // the dashboard's queue variable
     if (re.includes('work')) return expectWorkQueueMatcher(re);
-    expect(`${where}: ${re} ${promRegexMatches(re, `${ns}.unrouted`) && !workQueues.some((q) => promRegexMatches(re, q)) ? 'selects the unrouted queue' : 'selects neither'}`).toBe(
-      `${where}: ${re} selects the unrouted queue`,
-    );
+    expect(
+      `${where}: ${re} ${promRegexMatches(re, `${ns}.unrouted`) && !workQueues.some((q) => promRegexMatches(re, q)) ? 'selects the unrouted queue' : 'selects neither'}`,
+    ).toBe(`${where}: ${re} selects the unrouted queue`);
   };
 
   it('every YAML and JSON file parses', () => {
@@ -355,7 +393,8 @@ describe('deployment files (docker/)', () => {
     expect(topology).toContain('`${this.namespace}.work.${type}`');
     expect(topology).toContain('`${this.namespace}.work.${type}.high`');
     expect(builtin.size).toBeGreaterThanOrEqual(3);
-    for (const t of builtin.keys()) expect(`${t} ${handled.has(t) ? 'handled' : 'has no handler'}`).toBe(`${t} handled`);
+    for (const t of builtin.keys())
+      expect(`${t} ${handled.has(t) ? 'handled' : 'has no handler'}`).toBe(`${t} handled`);
     expect(builtin.get('sql.query')).toEqual(['SQL_TARGET_URL']);
     // `tasks.work`, `<TASKS_NAMESPACE>.work`, the old alert's `.*work`: gone everywhere (backslashes of
     // escaped regexes dropped first, so `tasks\\.work\\..+` reads as the per-type `tasks.work..+`).
@@ -370,11 +409,15 @@ describe('deployment files (docker/)', () => {
     const compose = loadYaml(join(DOCKER, 'compose.yml'));
     const services = compose.services;
     /** Every service running the worker image: one per worker group. */
-    const workers: [string, Doc][] = Object.entries<Doc>(services).filter(([, s]) => s.build?.dockerfile === 'docker/Dockerfile.worker');
+    const workers: [string, Doc][] = Object.entries<Doc>(services).filter(
+      ([, s]) => s.build?.dockerfile === 'docker/Dockerfile.worker',
+    );
     const replicasOf = (s: Doc): number => s.deploy?.replicas ?? 1;
 
     it('has postgres, rabbitmq, api, two worker groups (general and sql), prometheus and grafana', () => {
-      expect(Object.keys(services)).toEqual(expect.arrayContaining(['postgres', 'rabbitmq', 'api', 'worker', 'worker-sql', 'prometheus', 'grafana']));
+      expect(Object.keys(services)).toEqual(
+        expect.arrayContaining(['postgres', 'rabbitmq', 'api', 'worker', 'worker-sql', 'prometheus', 'grafana']),
+      );
       expect(workers.map(([n]) => n).sort()).toEqual(['worker', 'worker-sql']);
       for (const [, s] of workers) expect(s.image).toBe(services.worker.image);
       for (const name of ['api', ...workers.map(([n]) => n)]) expect(envOf(services[name]).TASKS_NAMESPACE).toBe(ns);
@@ -388,7 +431,9 @@ describe('deployment files (docker/)', () => {
       const seen = new Map<string, string>();
       for (const [name, s] of workers) {
         const types = typeList(envOf(s).WORKER_TASK_TYPES);
-        expect(`${name}: ${types.length > 0 ? 'names its types' : 'WORKER_TASK_TYPES unset'}`).toBe(`${name}: names its types`);
+        expect(`${name}: ${types.length > 0 ? 'names its types' : 'WORKER_TASK_TYPES unset'}`).toBe(
+          `${name}: names its types`,
+        );
         expect(new Set(types).size).toBe(types.length);
         for (const t of types) {
           expect(`${t} served by ${seen.get(t) ?? name}`).toBe(`${t} served by ${name}`);
@@ -397,7 +442,10 @@ describe('deployment files (docker/)', () => {
         expect(Number.isInteger(replicasOf(s)) && replicasOf(s) >= 1).toBe(true);
       }
       const total = workers.reduce((sum, [, s]) => sum + replicasOf(s), 0);
-      for (const name of ['api', ...workers.map(([n]) => n)]) expect(`${name}: WORKERS_EXPECTED=${envOf(services[name]).WORKERS_EXPECTED}`).toBe(`${name}: WORKERS_EXPECTED=${total}`);
+      for (const name of ['api', ...workers.map(([n]) => n)])
+        expect(`${name}: WORKERS_EXPECTED=${envOf(services[name]).WORKERS_EXPECTED}`).toBe(
+          `${name}: WORKERS_EXPECTED=${total}`,
+        );
     });
 
     it('every group can run its types, and every type the api accepts has a group', () => {
@@ -407,7 +455,9 @@ describe('deployment files (docker/)', () => {
         const runnable = runnableWith(env);
         for (const t of typeList(env.WORKER_TASK_TYPES)) {
           expect(`${name}: ${t} ${handled.has(t) ? 'handled' : 'has no handler'}`).toBe(`${name}: ${t} handled`);
-          expect(`${name}: ${t} ${runnable.includes(t) ? 'runnable' : `needs ${builtin.get(t)?.join(', ')}`}`).toBe(`${name}: ${t} runnable`);
+          expect(`${name}: ${t} ${runnable.includes(t) ? 'runnable' : `needs ${builtin.get(t)?.join(', ')}`}`).toBe(
+            `${name}: ${t} runnable`,
+          );
           served.add(t);
         }
       }
@@ -417,9 +467,11 @@ describe('deployment files (docker/)', () => {
       expect(accepted.sort()).toEqual([...served].sort());
     });
 
-    it('worker-sql reads a sample database as the README\'s least-privilege role, created by an init script', () => {
+    it("worker-sql reads a sample database as the README's least-privilege role, created by an init script", () => {
       const pg = services.postgres;
-      const mount = (pg.volumes as string[]).map((v) => v.split(':')).find(([, target]) => target === '/docker-entrypoint-initdb.d');
+      const mount = (pg.volumes as string[])
+        .map((v) => v.split(':'))
+        .find(([, target]) => target === '/docker-entrypoint-initdb.d');
       expect(mount).toBeDefined();
       expect(mount?.[2]).toBe('ro');
       const dir = join(DOCKER, mount?.[0] ?? '');
@@ -445,7 +497,9 @@ describe('deployment files (docker/)', () => {
       expect(recipe).toMatch(new RegExp(`^CREATE ROLE ${role} LOGIN\\b[^;]*\\bNOSUPERUSER\\b`, 'm'));
       expect(recipe).toMatch(new RegExp(`^ALTER ROLE ${role} SET default_transaction_read_only = on;`, 'm'));
       expect(recipe).toMatch(new RegExp(`^GRANT CONNECT ON DATABASE ${database} TO ${role};`, 'm'));
-      expect(init).toMatch(new RegExp(`^REVOKE CONNECT\\b[^;]* ON DATABASE ${envOf(pg).POSTGRES_DB} FROM PUBLIC;`, 'm'));
+      expect(init).toMatch(
+        new RegExp(`^REVOKE CONNECT\\b[^;]* ON DATABASE ${envOf(pg).POSTGRES_DB} FROM PUBLIC;`, 'm'),
+      );
       expect(init).not.toMatch(/\bGRANT\b[^;]*\bTO tasksys_sql_reader\b[^;]*\bWITH (GRANT|ADMIN) OPTION/i);
 
       // Each running sql.query holds a connection of its own.
@@ -468,12 +522,17 @@ describe('deployment files (docker/)', () => {
       expect(mq.image).toMatch(/^rabbitmq:3\.13.*-management/);
       expect(mq.ports).toEqual(expect.arrayContaining(['127.0.0.1:5672:5672', '127.0.0.1:15672:15672']));
       expect(mq.healthcheck?.test).toBeTruthy();
-      expect(mq.volumes.some((v: string) => /^\.\/rabbitmq\/rabbitmq\.conf:\/etc\/rabbitmq\/(conf\.d\/[\w-]+\.conf|rabbitmq\.conf)(:ro)?$/.test(v))).toBe(true);
+      expect(
+        mq.volumes.some((v: string) =>
+          /^\.\/rabbitmq\/rabbitmq\.conf:\/etc\/rabbitmq\/(conf\.d\/[\w-]+\.conf|rabbitmq\.conf)(:ro)?$/.test(v),
+        ),
+      ).toBe(true);
     });
 
     it('publishes every port on 127.0.0.1 only', () => {
       for (const [name, s] of Object.entries<Doc>(services)) {
-        for (const p of s.ports ?? []) expect(`${name} ${p}`).toMatch(new RegExp(`^${name} 127\\.0\\.0\\.1:\\d+:\\d+$`));
+        for (const p of s.ports ?? [])
+          expect(`${name} ${p}`).toMatch(new RegExp(`^${name} 127\\.0\\.0\\.1:\\d+:\\d+$`));
       }
     });
 
@@ -481,7 +540,8 @@ describe('deployment files (docker/)', () => {
       for (const s of Object.values<Doc>(services)) {
         for (const v of s.volumes ?? []) {
           const source = String(v).split(':')[0];
-          if (source.startsWith('.')) expect(`${source} ${existsSync(join(DOCKER, source)) ? 'exists' : 'missing'}`).toBe(`${source} exists`);
+          if (source.startsWith('.'))
+            expect(`${source} ${existsSync(join(DOCKER, source)) ? 'exists' : 'missing'}`).toBe(`${source} exists`);
         }
       }
     });
@@ -512,7 +572,8 @@ describe('deployment files (docker/)', () => {
 
     it('wires Prometheus (every replica of every worker group) and Grafana to the files in docker/', () => {
       const prom = loadYaml(join(DOCKER, 'prometheus/prometheus.yml'));
-      const mounts = (s: Doc) => Object.fromEntries((s.volumes as string[]).map((v) => v.split(':').slice(0, 2)).map(([a, b]) => [a, b]));
+      const mounts = (s: Doc) =>
+        Object.fromEntries((s.volumes as string[]).map((v) => v.split(':').slice(0, 2)).map(([a, b]) => [a, b]));
       const pm = mounts(services.prometheus);
       expect(prom.rule_files).toContain(pm['./prometheus/alerts.yml']);
       expect(pm['./prometheus/prometheus.yml']).toBe('/etc/prometheus/prometheus.yml');
@@ -520,7 +581,9 @@ describe('deployment files (docker/)', () => {
       const jobs: Doc[] = prom.scrape_configs;
       const staticTargets = jobs.flatMap((j) => (j.static_configs ?? []).flatMap((c: Doc) => c.targets));
       // Every replica is scraped on its own (DNS lists each), not one of them through the service's address.
-      const dnsTargets = jobs.flatMap((j) => (j.dns_sd_configs ?? []).flatMap((c: Doc) => c.names.map((n: string) => `${n}:${c.port}`)));
+      const dnsTargets = jobs.flatMap((j) =>
+        (j.dns_sd_configs ?? []).flatMap((c: Doc) => c.names.map((n: string) => `${n}:${c.port}`)),
+      );
       expect(staticTargets).toContain(`api:${envOf(services.api).PORT}`);
       for (const [name, s] of workers) expect(dnsTargets).toContain(`${name}:${envOf(s).WORKER_HEALTH_PORT}`);
       expect(services.prometheus.depends_on).toEqual(expect.arrayContaining(['api', ...workers.map(([n]) => n)]));
@@ -576,7 +639,12 @@ describe('deployment files (docker/)', () => {
       expect(text).toMatch(/node:20[\w.-]*-slim/);
       expect(first).toMatch(/^RUN .*\bnpm ci\b/m);
       expect(first).toMatch(new RegExp(`^RUN .*\\bnx build ${app}\\b`, 'm'));
-      expect(last).toMatch(new RegExp(`^COPY --from=\\S+ \\S*dist/apps/${app}/package\\.json \\S*dist/apps/${app}/package-lock\\.json`, 'm'));
+      expect(last).toMatch(
+        new RegExp(
+          `^COPY --from=\\S+ \\S*dist/apps/${app}/package\\.json \\S*dist/apps/${app}/package-lock\\.json`,
+          'm',
+        ),
+      );
       expect(last).toMatch(/^RUN .*\bnpm ci\b.*--omit=dev/m);
       expect(last).not.toMatch(/^RUN .*\bnpm (install|i)\b/m);
       expect(last).toMatch(/^ENV .*\bNODE_ENV=production\b/m);
@@ -593,14 +661,23 @@ describe('deployment files (docker/)', () => {
     });
 
     it(`has a BuildKit ignore file (Dockerfile.${app}.dockerignore) that lets every COPY source in`, () => {
-      const ignore = read(join(DOCKER, `Dockerfile.${app}.dockerignore`)).split('\n').map((l) => l.trim());
+      const ignore = read(join(DOCKER, `Dockerfile.${app}.dockerignore`))
+        .split('\n')
+        .map((l) => l.trim());
       expect(ignore).toContain('**/node_modules');
       const sources = lines
         .filter((l) => /^COPY\s/.test(l) && !/--from=/.test(l))
-        .flatMap((l) => l.replace(/^COPY\s+(--\S+\s+)*/, '').split(/\s+/).slice(0, -1));
+        .flatMap((l) =>
+          l
+            .replace(/^COPY\s+(--\S+\s+)*/, '')
+            .split(/\s+/)
+            .slice(0, -1),
+        );
       expect(sources.length).toBeGreaterThan(0);
       for (const s of sources) {
-        expect(`${s}: ${ignore.includes(`!${s}`) || ignore.includes(`!${s}/**`) ? 'included' : 'ignored'}`).toBe(`${s}: included`);
+        expect(`${s}: ${ignore.includes(`!${s}`) || ignore.includes(`!${s}/**`) ? 'included' : 'ignored'}`).toBe(
+          `${s}: included`,
+        );
         expect(existsSync(join(REPO_ROOT, s))).toBe(true);
       }
     });
@@ -621,12 +698,14 @@ describe('deployment files (docker/)', () => {
         if (r.for !== undefined) expect(r.for).toMatch(/^\d+[smh]$/);
         const names = promqlMetricNames(r.expr);
         expect(names.length).toBeGreaterThan(0);
-        for (const n of names) expect(`${r.alert}: ${n} ${allowed.has(n) ? 'exported' : 'unknown'}`).toBe(`${r.alert}: ${n} exported`);
+        for (const n of names)
+          expect(`${r.alert}: ${n} ${allowed.has(n) ? 'exported' : 'unknown'}`).toBe(`${r.alert}: ${n} exported`);
       }
     });
 
     it('covers workers below expected, dead letters, outbox lag, a work queue without consumers and the failure ratio', () => {
-      const expr = (pred: (names: string[], e: string) => boolean) => rules.some((r) => pred(promqlMetricNames(r.expr), r.expr));
+      const expr = (pred: (names: string[], e: string) => boolean) =>
+        rules.some((r) => pred(promqlMetricNames(r.expr), r.expr));
       expect(expr((n) => n.includes('tasksys_workers_alive') && n.includes('tasksys_workers_expected'))).toBe(true);
       expect(expr((n, e) => n.includes('tasksys_dead_letters_total') && /increase\(/.test(e))).toBe(true);
       expect(expr((n, e) => n.includes('tasksys_outbox_oldest_age_seconds') && /> *60\b/.test(e))).toBe(true);
@@ -639,9 +718,19 @@ describe('deployment files (docker/)', () => {
       const matchers = queueMatchers(workRule?.expr ?? '');
       expect(matchers).toHaveLength(2);
       for (const re of matchers) expectWorkQueueMatcher(re);
-      expect(expr((n, e) => n.includes('tasksys_task_transitions_total') && /to="failed"/.test(e) && e.includes('/'))).toBe(true);
+      expect(
+        expr((n, e) => n.includes('tasksys_task_transitions_total') && /to="failed"/.test(e) && e.includes('/')),
+      ).toBe(true);
       // A type no group serves waits in <ns>.unrouted.
-      expect(expr((n, e) => n.includes('tasksys_queue_messages') && queueMatchers(e).some((re) => promRegexMatches(re, `${ns}.unrouted`) && !promRegexMatches(re, `${ns}.work.demo.sleep`)))).toBe(true);
+      expect(
+        expr(
+          (n, e) =>
+            n.includes('tasksys_queue_messages') &&
+            queueMatchers(e).some(
+              (re) => promRegexMatches(re, `${ns}.unrouted`) && !promRegexMatches(re, `${ns}.work.demo.sleep`),
+            ),
+        ),
+      ).toBe(true);
     });
 
     it('every queue matcher is the Grafana variable, the work queues or the unrouted queue', () => {
@@ -688,7 +777,8 @@ describe('deployment files (docker/)', () => {
 
     it('lists only metric names the apps register (a renamed metric fails here, not on a blank panel)', () => {
       const registered = registeredTasksysMetrics();
-      for (const m of TASKSYS_METRICS) expect(`${m} ${registered.has(m) ? 'registered' : 'not registered'}`).toBe(`${m} registered`);
+      for (const m of TASKSYS_METRICS)
+        expect(`${m} ${registered.has(m) ? 'registered' : 'not registered'}`).toBe(`${m} registered`);
     });
   });
 
@@ -696,7 +786,8 @@ describe('deployment files (docker/)', () => {
     const dir = join(DOCKER, 'k8s');
     const kustomization = loadYaml(join(dir, 'kustomization.yaml'));
     const docs: Doc[] = (kustomization.resources as string[]).flatMap((f) => loadYamlAll(join(dir, f)));
-    const find = (kind: string, name?: string) => docs.filter((d) => d.kind === kind && (name === undefined || d.metadata.name === name));
+    const find = (kind: string, name?: string) =>
+      docs.filter((d) => d.kind === kind && (name === undefined || d.metadata.name === name));
     const one = (kind: string, name?: string) => {
       const found = find(kind, name);
       if (found.length !== 1) throw new Error(`expected one ${kind} ${name ?? ''}, found ${found.length}`);
@@ -715,7 +806,8 @@ describe('deployment files (docker/)', () => {
     /** Every Deployment of the worker image: one per worker group. */
     const workers = deployments.filter((d) => imageOf(d) === 'tasksys-worker');
     const podLabels = (d: Doc): Record<string, string> => d.spec.template.metadata.labels;
-    const selects = (selector: Record<string, string>, labels: Record<string, string>) => Object.entries(selector).every(([k, v]) => labels[k] === v);
+    const selects = (selector: Record<string, string>, labels: Record<string, string>) =>
+      Object.entries(selector).every(([k, v]) => labels[k] === v);
     /** A container's environment as the pod sees it: envFrom (ConfigMap, Secrets), then env values and references. */
     const podEnv = (d: Doc): Doc => {
       const c = d.spec.template.spec.containers[0];
@@ -734,8 +826,13 @@ describe('deployment files (docker/)', () => {
       return env;
     };
     const scaledObjectOf = (d: Doc) => {
-      const found = find('ScaledObject').filter((so) => so.spec.scaleTargetRef.name === d.metadata.name && (so.spec.scaleTargetRef.kind ?? 'Deployment') === 'Deployment');
-      if (found.length !== 1) throw new Error(`expected one ScaledObject for ${d.metadata.name}, found ${found.length}`);
+      const found = find('ScaledObject').filter(
+        (so) =>
+          so.spec.scaleTargetRef.name === d.metadata.name &&
+          (so.spec.scaleTargetRef.kind ?? 'Deployment') === 'Deployment',
+      );
+      if (found.length !== 1)
+        throw new Error(`expected one ScaledObject for ${d.metadata.name}, found ${found.length}`);
       return found[0];
     };
 
@@ -760,7 +857,10 @@ describe('deployment files (docker/)', () => {
         const pod = d.spec.template.spec;
         for (const [k, v] of Object.entries(d.spec.selector.matchLabels)) expect(podLabels(d)[k]).toBe(v);
         // No Deployment's selector takes another's pods (their ReplicaSets would fight over them).
-        for (const other of deployments.filter((o) => o !== d)) expect(`${d.metadata.name} selects ${other.metadata.name}'s pods: ${selects(d.spec.selector.matchLabels, podLabels(other))}`).toBe(`${d.metadata.name} selects ${other.metadata.name}'s pods: false`);
+        for (const other of deployments.filter((o) => o !== d))
+          expect(
+            `${d.metadata.name} selects ${other.metadata.name}'s pods: ${selects(d.spec.selector.matchLabels, podLabels(other))}`,
+          ).toBe(`${d.metadata.name} selects ${other.metadata.name}'s pods: false`);
         expect(pod.securityContext.runAsNonRoot).toBe(true);
         const uid = /^USER\s+(\d+)/m.exec(read(join(DOCKER, `Dockerfile.${component}`)))?.[1];
         expect(String(pod.securityContext.runAsUser)).toBe(uid);
@@ -768,10 +868,12 @@ describe('deployment files (docker/)', () => {
         const c = pod.containers[0];
         const env = containerEnv(c);
         const ports = Object.fromEntries(c.ports.map((p: Doc) => [p.name, p.containerPort]));
-        const portOf = (probe: Doc) => (typeof probe.httpGet.port === 'number' ? probe.httpGet.port : ports[probe.httpGet.port]);
+        const portOf = (probe: Doc) =>
+          typeof probe.httpGet.port === 'number' ? probe.httpGet.port : ports[probe.httpGet.port];
         expect(c.readinessProbe.httpGet.path).toBe('/health/ready');
         expect(c.livenessProbe.httpGet.path).toBe('/health/live');
-        for (const probe of [c.readinessProbe, c.livenessProbe, c.startupProbe].filter(Boolean)) expect(String(portOf(probe))).toBe(env[portVar]);
+        for (const probe of [c.readinessProbe, c.livenessProbe, c.startupProbe].filter(Boolean))
+          expect(String(portOf(probe))).toBe(env[portVar]);
         expect(c.resources.requests.cpu).toBeTruthy();
         expect(c.resources.requests.memory).toBeTruthy();
         expect(c.resources.limits.memory).toBeTruthy();
@@ -780,25 +882,47 @@ describe('deployment files (docker/)', () => {
         expect(refs).toEqual(expect.arrayContaining([config.metadata.name, 'tasksys-secrets']));
         for (const e of c.env ?? []) {
           const ref = e.valueFrom?.secretKeyRef;
-          if (ref) expect(`${e.name}: ${ref.name}/${ref.key} ${secretData(find('Secret', ref.name)[0] ?? {})[ref.key] !== undefined ? 'exists' : 'missing'}`).toBe(`${e.name}: ${ref.name}/${ref.key} exists`);
+          if (ref)
+            expect(
+              `${e.name}: ${ref.name}/${ref.key} ${secretData(find('Secret', ref.name)[0] ?? {})[ref.key] !== undefined ? 'exists' : 'missing'}`,
+            ).toBe(`${e.name}: ${ref.name}/${ref.key} exists`);
         }
-        const fromSecrets = c.envFrom.filter((e: Doc) => e.secretRef).flatMap((e: Doc) => Object.keys(secretData(one('Secret', e.secretRef.name))));
-        const names = [...Object.keys(config.data), ...fromSecrets.filter((k: string) => k !== 'RABBITMQ_MANAGEMENT_URL'), ...c.env.map((e: Doc) => e.name)];
+        const fromSecrets = c.envFrom
+          .filter((e: Doc) => e.secretRef)
+          .flatMap((e: Doc) => Object.keys(secretData(one('Secret', e.secretRef.name))));
+        const names = [
+          ...Object.keys(config.data),
+          ...fromSecrets.filter((k: string) => k !== 'RABBITMQ_MANAGEMENT_URL'),
+          ...c.env.map((e: Doc) => e.name),
+        ];
         expectKnown(d.metadata.name, names);
       }
     });
 
-    it('every Secret is used, and the target database\'s only by the pods that need it', () => {
+    it("every Secret is used, and the target database's only by the pods that need it", () => {
       const referenced = (name: string) =>
         deployments.filter((d) => {
           const c = d.spec.template.spec.containers[0];
-          return c.envFrom.some((e: Doc) => e.secretRef?.name === name) || (c.env ?? []).some((e: Doc) => e.valueFrom?.secretKeyRef?.name === name);
+          return (
+            c.envFrom.some((e: Doc) => e.secretRef?.name === name) ||
+            (c.env ?? []).some((e: Doc) => e.valueFrom?.secretKeyRef?.name === name)
+          );
         });
       for (const s of secrets) {
-        const users = [...referenced(s.metadata.name), ...find('TriggerAuthentication').filter((a) => a.spec.secretTargetRef.some((r: Doc) => r.name === s.metadata.name))];
+        const users = [
+          ...referenced(s.metadata.name),
+          ...find('TriggerAuthentication').filter((a) =>
+            a.spec.secretTargetRef.some((r: Doc) => r.name === s.metadata.name),
+          ),
+        ];
         expect(`${s.metadata.name}: ${users.length > 0 ? 'used' : 'unused'}`).toBe(`${s.metadata.name}: used`);
         // SQL_TARGET_URL in a Secret every pod loads whole would hand the general workers its credentials.
-        if ('SQL_TARGET_URL' in secretData(s)) expect(deployments.filter((d) => d.spec.template.spec.containers[0].envFrom.some((e: Doc) => e.secretRef?.name === s.metadata.name))).toEqual([]);
+        if ('SQL_TARGET_URL' in secretData(s))
+          expect(
+            deployments.filter((d) =>
+              d.spec.template.spec.containers[0].envFrom.some((e: Doc) => e.secretRef?.name === s.metadata.name),
+            ),
+          ).toEqual([]);
       }
     });
 
@@ -811,7 +935,8 @@ describe('deployment files (docker/)', () => {
 
     it('two worker groups (general and sql), each its own Deployment with its own disjoint task types', () => {
       expect(workers.map((d) => d.metadata.name).sort()).toEqual(['tasksys-worker', 'tasksys-worker-sql']);
-      const typesOf = (name: string) => typeList(podEnv(workers.find((d) => d.metadata.name === name)).WORKER_TASK_TYPES);
+      const typesOf = (name: string) =>
+        typeList(podEnv(workers.find((d) => d.metadata.name === name)).WORKER_TASK_TYPES);
       expect(typesOf('tasksys-worker')).toEqual(['demo.sleep']);
       expect(typesOf('tasksys-worker-sql')).toEqual(['sql.query']);
       const seen = new Map<string, string>();
@@ -819,23 +944,32 @@ describe('deployment files (docker/)', () => {
       for (const d of workers) {
         const env = podEnv(d);
         const types = typeList(env.WORKER_TASK_TYPES);
-        expect(`${d.metadata.name}: ${types.length > 0 ? 'names its types' : 'WORKER_TASK_TYPES unset'}`).toBe(`${d.metadata.name}: names its types`);
+        expect(`${d.metadata.name}: ${types.length > 0 ? 'names its types' : 'WORKER_TASK_TYPES unset'}`).toBe(
+          `${d.metadata.name}: names its types`,
+        );
         const runnable = runnableWith(env);
         for (const t of types) {
           expect(`${t} served by ${seen.get(t) ?? d.metadata.name}`).toBe(`${t} served by ${d.metadata.name}`);
           seen.set(t, d.metadata.name);
-          expect(`${d.metadata.name}: ${t} ${handled.has(t) ? 'handled' : 'has no handler'}`).toBe(`${d.metadata.name}: ${t} handled`);
-          expect(`${d.metadata.name}: ${t} ${runnable.includes(t) ? 'runnable' : `needs ${builtin.get(t)?.join(', ')}`}`).toBe(`${d.metadata.name}: ${t} runnable`);
+          expect(`${d.metadata.name}: ${t} ${handled.has(t) ? 'handled' : 'has no handler'}`).toBe(
+            `${d.metadata.name}: ${t} handled`,
+          );
+          expect(
+            `${d.metadata.name}: ${t} ${runnable.includes(t) ? 'runnable' : `needs ${builtin.get(t)?.join(', ')}`}`,
+          ).toBe(`${d.metadata.name}: ${t} runnable`);
           served.add(t);
         }
         // The target database's credentials reach only the group that runs sql.query.
-        if (!types.includes('sql.query')) expect(`${d.metadata.name}: SQL_TARGET_URL ${env.SQL_TARGET_URL === undefined ? 'absent' : 'set'}`).toBe(`${d.metadata.name}: SQL_TARGET_URL absent`);
+        if (!types.includes('sql.query'))
+          expect(`${d.metadata.name}: SQL_TARGET_URL ${env.SQL_TARGET_URL === undefined ? 'absent' : 'set'}`).toBe(
+            `${d.metadata.name}: SQL_TARGET_URL absent`,
+          );
       }
       // A type the api accepts and no group serves would wait in tasks.unrouted for ever.
       expect(runnableWith(podEnv(api)).sort()).toEqual([...served].sort());
     });
 
-    it('every worker Deployment\'s grace period outlasts WORKER_SHUTDOWN_GRACE_MS', () => {
+    it("every worker Deployment's grace period outlasts WORKER_SHUTDOWN_GRACE_MS", () => {
       for (const d of workers) {
         const grace = Number(podEnv(d).WORKER_SHUTDOWN_GRACE_MS);
         expect(grace).toBeGreaterThan(0);
@@ -851,10 +985,12 @@ describe('deployment files (docker/)', () => {
         const mine = pdbs.filter((p) => selects(p.spec.selector.matchLabels, podLabels(d)));
         expect(`${d.metadata.name}: ${mine.length} PDB(s)`).toBe(`${d.metadata.name}: 1 PDB(s)`);
         const pdb = mine[0];
-        for (const other of deployments.filter((o) => o !== d)) expect(selects(pdb.spec.selector.matchLabels, podLabels(other))).toBe(false);
+        for (const other of deployments.filter((o) => o !== d))
+          expect(selects(pdb.spec.selector.matchLabels, podLabels(other))).toBe(false);
         expect(pdb.spec.maxUnavailable ?? pdb.spec.minAvailable).toBeDefined();
         // A minAvailable at the group's floor would block every node drain.
-        if (pdb.spec.minAvailable !== undefined) expect(Number(pdb.spec.minAvailable)).toBeLessThan(scaledObjectOf(d).spec.minReplicaCount);
+        if (pdb.spec.minAvailable !== undefined)
+          expect(Number(pdb.spec.minAvailable)).toBeLessThan(scaledObjectOf(d).spec.minReplicaCount);
       }
     });
 
@@ -867,7 +1003,9 @@ describe('deployment files (docker/)', () => {
         expect(so.spec.minReplicaCount).toBeGreaterThanOrEqual(1); // its workers alone sweep and redrive its types
         expect(so.spec.maxReplicaCount).toBeGreaterThan(so.spec.minReplicaCount);
         const triggers: Doc[] = so.spec.triggers;
-        const expected = typeList(env.WORKER_TASK_TYPES).flatMap((t) => workQueuesOf(config.data.TASKS_NAMESPACE, config.data.RABBITMQ_QUEUE_TYPE, t));
+        const expected = typeList(env.WORKER_TASK_TYPES).flatMap((t) =>
+          workQueuesOf(config.data.TASKS_NAMESPACE, config.data.RABBITMQ_QUEUE_TYPE, t),
+        );
         expect(triggers.map((t) => t.metadata.queueName).sort()).toEqual(expected.sort());
         for (const t of triggers) {
           expect(t.type).toBe('rabbitmq');
@@ -883,7 +1021,12 @@ describe('deployment files (docker/)', () => {
         const modifiers = so.spec.advanced?.scalingModifiers;
         if (triggers.length > 1) {
           expect(triggers.every((t) => typeof t.name === 'string')).toBe(true);
-          expect(modifiers.formula.split('+').map((n: string) => n.trim()).sort()).toEqual(triggers.map((t) => t.name).sort());
+          expect(
+            modifiers.formula
+              .split('+')
+              .map((n: string) => n.trim())
+              .sort(),
+          ).toEqual(triggers.map((t) => t.name).sort());
           expect(modifiers.metricType).toBe('AverageValue');
         }
         // Per worker: at least its WORKER_CONCURRENCY (a full worker), so running tasks alone do not add workers.
@@ -898,7 +1041,7 @@ describe('deployment files (docker/)', () => {
       for (const d of [api, ...workers]) expect(podEnv(d).WORKERS_EXPECTED).toBe(config.data.WORKERS_EXPECTED);
     });
 
-    it('the sql group stays within the target role\'s connections and its memory limit', () => {
+    it("the sql group stays within the target role's connections and its memory limit", () => {
       const sql = workers.filter((d) => typeList(podEnv(d).WORKER_TASK_TYPES).includes('sql.query'));
       expect(sql).toHaveLength(1);
       for (const d of sql) {
@@ -917,7 +1060,14 @@ describe('deployment files (docker/)', () => {
   });
 
   it('keeps its files where the README and compose say', () => {
-    for (const f of ['compose.yml', 'Dockerfile.api', 'Dockerfile.worker', 'rabbitmq/rabbitmq.conf', 'prometheus/alerts.yml', 'grafana/dashboards/tasksys.json']) {
+    for (const f of [
+      'compose.yml',
+      'Dockerfile.api',
+      'Dockerfile.worker',
+      'rabbitmq/rabbitmq.conf',
+      'prometheus/alerts.yml',
+      'grafana/dashboards/tasksys.json',
+    ]) {
       expect(`${f} ${existsSync(join(DOCKER, f)) ? 'exists' : 'missing'}`).toBe(`${f} exists`);
     }
   });

@@ -1,7 +1,7 @@
+import { z } from 'zod';
 import { brokerAdminConfigSchema, messagingConfigSchema } from '@tasksys/messaging';
 import { env, loggingConfigSchema } from '@tasksys/platform';
 import { databaseConfigSchema, taskTypesConfigSchema } from '@tasksys/tasks';
-import { z } from 'zod';
 
 const BODY_LIMIT = /^\d+(b|kb|mb)$/i;
 

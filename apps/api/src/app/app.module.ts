@@ -11,7 +11,14 @@ import {
   MessagingModule,
   OutboxRelayModule,
 } from '@tasksys/messaging';
-import { fromConfig, HealthModule, loggingConfigSchema, LoggingModule, MetricsModule, validateEnv } from '@tasksys/platform';
+import {
+  fromConfig,
+  HealthModule,
+  loggingConfigSchema,
+  LoggingModule,
+  MetricsModule,
+  validateEnv,
+} from '@tasksys/platform';
 import {
   BUILTIN_TASK_TYPES,
   databaseConfigSchema,
@@ -64,7 +71,9 @@ export class AppModule implements NestModule {
           validate: (raw) => validateEnv(apiConfigSchema)({ ...raw, ...options.env }),
         }),
         // Every lib module's options are its own variables of the validated environment (fromConfig).
-        LoggingModule.forRootAsync(fromConfig(loggingConfigSchema, (c) => ({ level: c.LOG_LEVEL, quietPaths: QUIET_PATHS }))),
+        LoggingModule.forRootAsync(
+          fromConfig(loggingConfigSchema, (c) => ({ level: c.LOG_LEVEL, quietPaths: QUIET_PATHS })),
+        ),
         MetricsModule,
         TasksModule.forRootAsync(fromConfig(databaseConfigSchema)),
         MessagingModule.forRootAsync(fromConfig(messagingConfigSchema)),
@@ -92,7 +101,8 @@ export class AppModule implements NestModule {
               {
                 name: 'broker',
                 check: () => {
-                  if (!broker.isReady()) throw new Error(broker.lastError()?.message ?? 'not connected or topology not declared');
+                  if (!broker.isReady())
+                    throw new Error(broker.lastError()?.message ?? 'not connected or topology not declared');
                 },
               },
             ],

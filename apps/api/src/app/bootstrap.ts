@@ -2,10 +2,10 @@ import { Logger as NestLogger } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
-import { ConfigurationError, validateEnv } from '@tasksys/platform';
 import { Logger } from 'nestjs-pino';
-import { type ApiConfig, apiConfigSchema } from './api.config';
+import { ConfigurationError, validateEnv } from '@tasksys/platform';
 import { mountConsole } from './admin/console/console-static';
+import { type ApiConfig, apiConfigSchema } from './api.config';
 import { AppModule } from './app.module';
 import { setupSwagger } from './swagger';
 
@@ -37,7 +37,9 @@ export async function createApi(env: Record<string, string | undefined> = {}): P
 }
 
 /** main.ts: start listening, or print a configuration problem and exit 1 (no stack trace). */
-export async function runApi(io: { stderr: (line: string) => void } = { stderr: (l) => process.stderr.write(l) }): Promise<NestExpressApplication | null> {
+export async function runApi(
+  io: { stderr: (line: string) => void } = { stderr: (l) => process.stderr.write(l) },
+): Promise<NestExpressApplication | null> {
   try {
     const app = await createApi();
     const port = app.get(ConfigService<ApiConfig, true>).get('PORT', { infer: true });

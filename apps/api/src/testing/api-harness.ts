@@ -1,7 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import type { NestExpressApplication } from '@nestjs/platform-express';
-import { buildTopology, declareTopology, Topology } from '@tasksys/messaging';
 import { connect } from 'amqplib';
+import { buildTopology, declareTopology, Topology } from '@tasksys/messaging';
 import { deleteTopology, testMessagingConfig } from '@tasksys/messaging/testing';
 import { createTestDatabase, type TestDatabase } from '@tasksys/tasks/testing';
 import { createApi } from '../app/bootstrap';
@@ -75,7 +75,8 @@ export async function startApi(env: Record<string, string> = {}): Promise<ApiHar
     let body: string | undefined;
     if (opts.rawBody !== undefined) body = opts.rawBody;
     else if (opts.body !== undefined) body = JSON.stringify(opts.body);
-    if (body !== undefined && !Object.keys(headers).some((h) => h.toLowerCase() === 'content-type')) headers['content-type'] = 'application/json';
+    if (body !== undefined && !Object.keys(headers).some((h) => h.toLowerCase() === 'content-type'))
+      headers['content-type'] = 'application/json';
     const res = await fetch(`${baseUrl}${path}`, { method, headers, body });
     const text = await res.text();
     let parsed: unknown = text;

@@ -72,7 +72,12 @@ function MessageTable({ title, kind, load, redrive, purge, explain }: Props) {
             Redrive all
           </button>
           {purge && (
-            <button data-testid="purge-malformed" class="danger" disabled={!items.some((m) => m.malformed)} onClick={() => run(purge)}>
+            <button
+              data-testid="purge-malformed"
+              class="danger"
+              disabled={!items.some((m) => m.malformed)}
+              onClick={() => run(purge)}
+            >
               Remove malformed
             </button>
           )}
@@ -104,7 +109,15 @@ function MessageTable({ title, kind, load, redrive, purge, explain }: Props) {
         <tbody>
           {items.map((m: BrokerMessage, i) => (
             <tr key={`${m.messageId}-${i}`} data-task-id={m.taskId ?? ''} class={m.malformed ? 'malformed' : ''}>
-              <td>{m.taskId ? <a href={`#/tasks/${m.taskId}`} class="mono">{shortId(m.taskId)}</a> : <em>none</em>}</td>
+              <td>
+                {m.taskId ? (
+                  <a href={`#/tasks/${m.taskId}`} class="mono">
+                    {shortId(m.taskId)}
+                  </a>
+                ) : (
+                  <em>none</em>
+                )}
+              </td>
               <td>
                 {m.type ?? '?'} <span class="muted">/ {m.routingKey || '∅'}</span>
               </td>

@@ -43,7 +43,11 @@ export function TasksPage() {
       title="Tasks"
       actions={
         <form class="filters" onSubmit={(e) => e.preventDefault()}>
-          <select data-testid="filter-status" value={status} onChange={(e) => setStatus((e.target as HTMLSelectElement).value)}>
+          <select
+            data-testid="filter-status"
+            value={status}
+            onChange={(e) => setStatus((e.target as HTMLSelectElement).value)}
+          >
             <option value="">any status</option>
             {STATUSES.map((s) => (
               <option key={s} value={s}>
@@ -51,8 +55,18 @@ export function TasksPage() {
               </option>
             ))}
           </select>
-          <input data-testid="filter-type" placeholder="type, e.g. demo.sleep" value={type} onChange={(e) => setType((e.target as HTMLInputElement).value.trim())} />
-          <input data-testid="filter-owner" placeholder="owner" value={owner} onChange={(e) => setOwner((e.target as HTMLInputElement).value.trim())} />
+          <input
+            data-testid="filter-type"
+            placeholder="type, e.g. demo.sleep"
+            value={type}
+            onChange={(e) => setType((e.target as HTMLInputElement).value.trim())}
+          />
+          <input
+            data-testid="filter-owner"
+            placeholder="owner"
+            value={owner}
+            onChange={(e) => setOwner((e.target as HTMLInputElement).value.trim())}
+          />
         </form>
       }
     >

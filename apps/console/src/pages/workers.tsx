@@ -38,7 +38,13 @@ export function WorkersPage() {
               <td class="num">{w.concurrency}</td>
               <td title={w.startedAt}>{ago(w.startedAt)}</td>
               <td title={w.lastSeenAt}>{ago(w.lastSeenAt)}</td>
-              <td>{w.alive ? <span class="badge s-succeeded">alive</span> : <span class="badge s-cancelled">{w.stoppedAt ? 'stopped' : 'silent'}</span>}</td>
+              <td>
+                {w.alive ? (
+                  <span class="badge s-succeeded">alive</span>
+                ) : (
+                  <span class="badge s-cancelled">{w.stoppedAt ? 'stopped' : 'silent'}</span>
+                )}
+              </td>
             </tr>
           ))}
         </tbody>

@@ -1,6 +1,13 @@
-import { Injectable } from '@nestjs/common';
-import { type DemoSleepPayload, HandlesTask, RetryableError, type TaskContext, type TaskHandler, UnrecoverableError } from '@tasksys/tasks';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Injectable } from '@nestjs/common';
+import {
+  type DemoSleepPayload,
+  HandlesTask,
+  RetryableError,
+  type TaskContext,
+  type TaskHandler,
+  UnrecoverableError,
+} from '@tasksys/tasks';
 import { HANDLER_ERROR_CODES } from './handler-error-codes';
 
 /** Sleeps in steps with progress; fails on purpose for tests, benchmarks and fault injection. */
@@ -8,9 +15,13 @@ import { HANDLER_ERROR_CODES } from './handler-error-codes';
 @HandlesTask('demo.sleep')
 export class DemoSleepHandler implements TaskHandler<DemoSleepPayload, { sleptMs: number; attempt: number }> {
   async run({ payload, attempt, signal, progress }: TaskContext<DemoSleepPayload>) {
-    if (payload.fatal) throw new UnrecoverableError('demo.sleep asked to fail for good', HANDLER_ERROR_CODES.DEMO_FATAL);
+    if (payload.fatal)
+      throw new UnrecoverableError('demo.sleep asked to fail for good', HANDLER_ERROR_CODES.DEMO_FATAL);
     if (attempt <= (payload.failTimes ?? 0)) {
-      throw new RetryableError(`demo.sleep asked to fail attempt ${attempt} of ${payload.failTimes}`, HANDLER_ERROR_CODES.DEMO_FAIL_TIMES);
+      throw new RetryableError(
+        `demo.sleep asked to fail attempt ${attempt} of ${payload.failTimes}`,
+        HANDLER_ERROR_CODES.DEMO_FAIL_TIMES,
+      );
     }
     const steps = payload.steps ?? 1;
     for (let step = 1; step <= steps; step++) {

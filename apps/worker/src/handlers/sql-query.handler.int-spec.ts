@@ -26,7 +26,9 @@ function urlFor(database: string, user = 'postgres', port?: number): string {
 }
 
 /** Samples this process's RSS every few ms while `work` runs; growth is the peak minus the start. */
-async function rssGrowthDuring<T>(work: () => Promise<T>): Promise<{ outcome: PromiseSettledResult<T>; growthBytes: number; ms: number }> {
+async function rssGrowthDuring<T>(
+  work: () => Promise<T>,
+): Promise<{ outcome: PromiseSettledResult<T>; growthBytes: number; ms: number }> {
   const start = process.memoryUsage.rss();
   let peak = start;
   const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage.rss())), 2);
@@ -49,9 +51,18 @@ describe('sql.query handler against a real PostgreSQL', () => {
   let handler: SqlQueryHandler;
 
   const config = (overrides: Record<string, unknown> = {}) =>
-    ({ SQL_TARGET_URL: urlFor(database), DEMO_ALLOW_CRASH: false, SQL_MAX_RESULT_BYTES: 16 * MiB, ...overrides }) as never;
+    ({
+      SQL_TARGET_URL: urlFor(database),
+      DEMO_ALLOW_CRASH: false,
+      SQL_MAX_RESULT_BYTES: 16 * MiB,
+      ...overrides,
+    }) as never;
 
-  function context(payload: SqlQueryPayload, signal = new AbortController().signal, taskId = randomUUID()): TaskContext<SqlQueryPayload> {
+  function context(
+    payload: SqlQueryPayload,
+    signal = new AbortController().signal,
+    taskId = randomUUID(),
+  ): TaskContext<SqlQueryPayload> {
     return { taskId, type: 'sql.query', payload, attempt: 1, signal, progress: async () => true };
   }
 
@@ -67,8 +78,12 @@ describe('sql.query handler against a real PostgreSQL', () => {
              (SELECT string_agg(proname, ',' ORDER BY proname) FROM pg_proc WHERE pronamespace = 'public'::regnamespace) AS functions,
              (SELECT count(*)::int FROM pg_largeobject_metadata) AS large_objects,
              (SELECT count(*)::int FROM pg_db_role_setting) AS stored_settings`);
-    const table = await admin.query(`SELECT string_agg(id || '=' || v, ',' ORDER BY id) AS t FROM public.t`).catch(() => ({ rows: [{ t: 'gone' }] }));
-    const sequence = await admin.query(`SELECT last_value || '/' || is_called AS s FROM public.s`).catch(() => ({ rows: [{ s: 'gone' }] }));
+    const table = await admin
+      .query(`SELECT string_agg(id || '=' || v, ',' ORDER BY id) AS t FROM public.t`)
+      .catch(() => ({ rows: [{ t: 'gone' }] }));
+    const sequence = await admin
+      .query(`SELECT last_value || '/' || is_called AS s FROM public.s`)
+      .catch(() => ({ rows: [{ s: 'gone' }] }));
     return { ...rows[0], t: table.rows[0].t, s: sequence.rows[0].s };
   }
 
@@ -112,14 +127,20 @@ describe('sql.query handler against a real PostgreSQL', () => {
     it('columns, rows and rowCount without params', async () => {
       await expect(run('SELECT id, v FROM public.t ORDER BY id')).resolves.toEqual({
         columns: ['id', 'v'],
-        rows: [[1, 'a'], [2, 'b'], [3, 'c']],
+        rows: [
+          [1, 'a'],
+          [2, 'b'],
+          [3, 'c'],
+        ],
         rowCount: 3,
         truncated: false,
       } satisfies SqlQueryResult);
     });
 
     it('with params, typed by the server', async () => {
-      await expect(run('SELECT id FROM public.t WHERE v = $1 OR id = $2 ORDER BY id', { params: ['a', 3] })).resolves.toMatchObject({
+      await expect(
+        run('SELECT id FROM public.t WHERE v = $1 OR id = $2 ORDER BY id', { params: ['a', 3] }),
+      ).resolves.toMatchObject({
         columns: ['id'],
         rows: [[1], [3]],
         truncated: false,
@@ -133,7 +154,10 @@ describe('sql.query handler against a real PostgreSQL', () => {
         rowCount: 3,
         truncated: true,
       });
-      await expect(run('SELECT generate_series(1, 10) AS n', { maxRows: 10 })).resolves.toMatchObject({ rowCount: 10, truncated: false });
+      await expect(run('SELECT generate_series(1, 10) AS n', { maxRows: 10 })).resolves.toMatchObject({
+        rowCount: 10,
+        truncated: false,
+      });
     });
 
     it('keeps every row across fetch chunks, in order', async () => {
@@ -149,14 +173,21 @@ describe('sql.query handler against a real PostgreSQL', () => {
         const fresh = new SqlQueryHandler(config());
         await run('SELECT 1', {}, fresh);
         await run('SELECT 1', {}, fresh);
-        expect(warn.mock.calls.filter(([message]) => /logs in as the superuser "postgres"/.test(String(message)))).toHaveLength(1);
+        expect(
+          warn.mock.calls.filter(([message]) => /logs in as the superuser "postgres"/.test(String(message))),
+        ).toHaveLength(1);
       } finally {
         warn.mockRestore();
       }
     });
 
     it('an empty result still names its columns; a trailing semicolon is fine', async () => {
-      await expect(run('SELECT id, v FROM public.t WHERE false;')).resolves.toEqual({ columns: ['id', 'v'], rows: [], rowCount: 0, truncated: false });
+      await expect(run('SELECT id, v FROM public.t WHERE false;')).resolves.toEqual({
+        columns: ['id', 'v'],
+        rows: [],
+        rowCount: 0,
+        truncated: false,
+      });
     });
   });
 
@@ -164,28 +195,45 @@ describe('sql.query handler against a real PostgreSQL', () => {
     const MULTIPLE = /cannot insert multiple commands into a prepared statement/;
     const NOT_A_QUERY = /syntax error/;
     const READ_ONLY = /in a read-only transaction/;
-    const copyProgram = () => `COPY (SELECT 1) TO PROGRAM 'psql -X -h 127.0.0.1 -U postgres -d ${database} -c "INSERT INTO public.t VALUES (42, ''copy'')"'`;
+    const copyProgram = () =>
+      `COPY (SELECT 1) TO PROGRAM 'psql -X -h 127.0.0.1 -U postgres -d ${database} -c "INSERT INTO public.t VALUES (42, ''copy'')"'`;
 
     const refused: { shape: string; sql: () => string; by: RegExp }[] = [
       { shape: 'two statements', sql: () => 'SELECT 1; SELECT 2', by: MULTIPLE },
       { shape: 'commit, then DDL', sql: () => 'SELECT 1; COMMIT; CREATE TABLE public.escaped (a int)', by: MULTIPLE },
       { shape: 'end, then drop', sql: () => 'SELECT 1; END; DROP TABLE public.t', by: MULTIPLE },
       { shape: 'end; drop as the whole text', sql: () => 'END; DROP TABLE public.t', by: NOT_A_QUERY },
-      { shape: 'rollback, then insert', sql: () => "SELECT 1; ROLLBACK; INSERT INTO public.t VALUES (7, 'r')", by: MULTIPLE },
+      {
+        shape: 'rollback, then insert',
+        sql: () => "SELECT 1; ROLLBACK; INSERT INTO public.t VALUES (7, 'r')",
+        by: MULTIPLE,
+      },
       {
         shape: 'commit, set transaction read write, insert',
         sql: () => "SELECT 1; COMMIT; BEGIN; SET TRANSACTION READ WRITE; INSERT INTO public.t VALUES (8, 'rw'); COMMIT",
         by: MULTIPLE,
       },
-      { shape: 'a second statement behind a comment', sql: () => 'SELECT 1 /* ; */; DELETE FROM public.t', by: MULTIPLE },
+      {
+        shape: 'a second statement behind a comment',
+        sql: () => 'SELECT 1 /* ; */; DELETE FROM public.t',
+        by: MULTIPLE,
+      },
       { shape: 'commit, then COPY TO PROGRAM', sql: () => `SELECT 1; COMMIT; ${copyProgram()}`, by: MULTIPLE },
       { shape: 'SET TRANSACTION READ WRITE alone', sql: () => 'SET TRANSACTION READ WRITE', by: NOT_A_QUERY },
       { shape: 'COPY TO PROGRAM alone', sql: copyProgram, by: NOT_A_QUERY },
       { shape: 'CREATE TEMP TABLE', sql: () => 'CREATE TEMP TABLE tmp AS SELECT 1 AS a', by: NOT_A_QUERY },
       { shape: 'DO block', sql: () => "DO $$ BEGIN INSERT INTO public.t VALUES (10, 'do'); END $$", by: NOT_A_QUERY },
       { shape: 'CALL of a procedure that inserts', sql: () => 'CALL public.p()', by: NOT_A_QUERY },
-      { shape: 'EXPLAIN ANALYZE of a write', sql: () => "EXPLAIN ANALYZE INSERT INTO public.t VALUES (11, 'x')", by: NOT_A_QUERY },
-      { shape: 'INSERT ... RETURNING', sql: () => "INSERT INTO public.t VALUES (12, 'x') RETURNING id", by: NOT_A_QUERY },
+      {
+        shape: 'EXPLAIN ANALYZE of a write',
+        sql: () => "EXPLAIN ANALYZE INSERT INTO public.t VALUES (11, 'x')",
+        by: NOT_A_QUERY,
+      },
+      {
+        shape: 'INSERT ... RETURNING',
+        sql: () => "INSERT INTO public.t VALUES (12, 'x') RETURNING id",
+        by: NOT_A_QUERY,
+      },
       {
         shape: 'set_config(transaction_read_only) then a write, in one statement',
         sql: () => "SELECT set_config('transaction_read_only', 'off', false), public.w()",
@@ -196,9 +244,21 @@ describe('sql.query handler against a real PostgreSQL', () => {
         sql: () => "SELECT set_config('default_transaction_read_only', 'off', false), public.w()",
         by: READ_ONLY,
       },
-      { shape: 'CTE with INSERT', sql: () => "WITH x AS (INSERT INTO public.t VALUES (13, 'cte') RETURNING id) SELECT * FROM x", by: /data-modifying/ },
-      { shape: 'CTE with UPDATE', sql: () => "WITH x AS (UPDATE public.t SET v = 'u' RETURNING id) SELECT * FROM x", by: /data-modifying/ },
-      { shape: 'CTE with DELETE', sql: () => 'WITH x AS (DELETE FROM public.t RETURNING id) SELECT * FROM x', by: /data-modifying/ },
+      {
+        shape: 'CTE with INSERT',
+        sql: () => "WITH x AS (INSERT INTO public.t VALUES (13, 'cte') RETURNING id) SELECT * FROM x",
+        by: /data-modifying/,
+      },
+      {
+        shape: 'CTE with UPDATE',
+        sql: () => "WITH x AS (UPDATE public.t SET v = 'u' RETURNING id) SELECT * FROM x",
+        by: /data-modifying/,
+      },
+      {
+        shape: 'CTE with DELETE',
+        sql: () => 'WITH x AS (DELETE FROM public.t RETURNING id) SELECT * FROM x',
+        by: /data-modifying/,
+      },
       { shape: 'nextval', sql: () => "SELECT nextval('public.s')", by: READ_ONLY },
       { shape: 'setval', sql: () => "SELECT setval('public.s', 1000)", by: READ_ONLY },
       { shape: 'a volatile function that inserts', sql: () => 'SELECT public.w()', by: READ_ONLY },
@@ -208,7 +268,11 @@ describe('sql.query handler against a real PostgreSQL', () => {
         sql: () => "SELECT query_to_xml('INSERT INTO public.t VALUES (14, ''x'') RETURNING id', true, false, '')",
         by: /not allowed in a non-volatile function/,
       },
-      { shape: 'query_to_xml running COPY TO PROGRAM', sql: () => `SELECT query_to_xml('${copyProgram().replaceAll("'", "''")}', true, false, '')`, by: /not allowed in a non-volatile function/ },
+      {
+        shape: 'query_to_xml running COPY TO PROGRAM',
+        sql: () => `SELECT query_to_xml('${copyProgram().replaceAll("'", "''")}', true, false, '')`,
+        by: /not allowed in a non-volatile function/,
+      },
     ];
 
     let pristine: Awaited<ReturnType<typeof targetState>>;
@@ -221,7 +285,11 @@ describe('sql.query handler against a real PostgreSQL', () => {
       const before = await targetState();
       const outcome = await run(sql()).then(
         (result) => ({ result }),
-        (err: Error & { code?: string; retryable?: boolean }) => ({ code: err.code, message: err.message, retryable: err.retryable }),
+        (err: Error & { code?: string; retryable?: boolean }) => ({
+          code: err.code,
+          message: err.message,
+          retryable: err.retryable,
+        }),
       );
       // One assertion, so a failure shows both what the handler said and what changed.
       expect({ outcome, target: await targetState() }).toEqual({
@@ -238,18 +306,29 @@ describe('sql.query handler against a real PostgreSQL', () => {
 
     it('set_config(default_transaction_read_only, off) lasts only for its own task: the next task still cannot write', async () => {
       const before = await targetState();
-      await expect(run("SELECT set_config('default_transaction_read_only', 'off', false) AS now")).resolves.toMatchObject({ rows: [['off']] });
-      await expect(run('SELECT public.w()')).rejects.toMatchObject({ code: 'SQL.ERROR', message: expect.stringMatching(READ_ONLY) });
+      await expect(
+        run("SELECT set_config('default_transaction_read_only', 'off', false) AS now"),
+      ).resolves.toMatchObject({ rows: [['off']] });
+      await expect(run('SELECT public.w()')).rejects.toMatchObject({
+        code: 'SQL.ERROR',
+        message: expect.stringMatching(READ_ONLY),
+      });
       expect(await targetState()).toEqual(before);
     });
 
     it('a session advisory lock does not outlive its task', async () => {
       const key = Number.parseInt(suffix.slice(0, 6), 16);
-      await expect(run(`SELECT pg_advisory_lock(${key}) IS NOT NULL AS locked`)).resolves.toMatchObject({ rows: [[true]] });
+      await expect(run(`SELECT pg_advisory_lock(${key}) IS NOT NULL AS locked`)).resolves.toMatchObject({
+        rows: [[true]],
+      });
       const probe = new Client({ connectionString: urlFor(database) });
       await probe.connect();
       try {
-        await waitFor('the advisory lock released', async () => (await probe.query('SELECT pg_try_advisory_lock($1) AS ok', [key])).rows[0].ok, 5000);
+        await waitFor(
+          'the advisory lock released',
+          async () => (await probe.query('SELECT pg_try_advisory_lock($1) AS ok', [key])).rows[0].ok,
+          5000,
+        );
         await probe.query('SELECT pg_advisory_unlock($1)', [key]);
       } finally {
         await probe.end();
@@ -292,7 +371,9 @@ describe('sql.query handler against a real PostgreSQL', () => {
                           CASE WHEN n = 9000 THEN pg_sleep(60) END AS slow
                      FROM generate_series(1, 9000) AS n`;
       const started = Date.now();
-      await expect(handler.run(context({ sql, timeoutMs: 500, maxRows: 10_000 }, undefined, taskId))).rejects.toMatchObject({ code: 'SQL.TIMEOUT' });
+      await expect(
+        handler.run(context({ sql, timeoutMs: 500, maxRows: 10_000 }, undefined, taskId)),
+      ).rejects.toMatchObject({ code: 'SQL.TIMEOUT' });
       expect(Date.now() - started).toBeLessThan(4000);
       await waitFor('the backend query gone', async () => (await backendsOf(taskId)) === 0, 5000);
     });
@@ -327,20 +408,28 @@ describe('sql.query handler against a real PostgreSQL', () => {
     it('counts the bytes of many small rows together', async () => {
       const small = new SqlQueryHandler(config({ SQL_MAX_RESULT_BYTES: MiB }));
       const sql = "SELECT repeat('x', 1000) FROM generate_series(1, 5000)"; // ~5 MB in 5,000 rows
-      await expect(run(sql, { maxRows: 10_000 }, small)).rejects.toMatchObject({ code: 'SQL.RESULT_TOO_LARGE', message: expect.stringMatching(/1048576 bytes/) });
+      await expect(run(sql, { maxRows: 10_000 }, small)).rejects.toMatchObject({
+        code: 'SQL.RESULT_TOO_LARGE',
+        message: expect.stringMatching(/1048576 bytes/),
+      });
       await expect(run(sql, { maxRows: 10_000 })).resolves.toMatchObject({ rowCount: 5000, truncated: false });
     });
 
     it('bounds a single huge error message the same way, and stores long messages cut short', async () => {
       await expect(run("SELECT repeat('x', 20000000)::int")).rejects.toMatchObject({ code: 'SQL.RESULT_TOO_LARGE' });
       const err = await run("SELECT repeat('y', 100000)::int").catch((e: Error & { code: string }) => e);
-      expect(err).toMatchObject({ code: 'SQL.ERROR', message: expect.stringMatching(/invalid input syntax for type integer/) });
+      expect(err).toMatchObject({
+        code: 'SQL.ERROR',
+        message: expect.stringMatching(/invalid input syntax for type integer/),
+      });
       expect((err as Error).message.length).toBeLessThan(2100);
     });
   });
 
   async function backendsOf(taskId: string): Promise<number> {
-    const { rows } = await admin.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1`, [`tasksys:${taskId}`]);
+    const { rows } = await admin.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1`, [
+      `tasksys:${taskId}`,
+    ]);
     return rows[0].n;
   }
 
@@ -394,7 +483,10 @@ describe('sql.query handler against a real PostgreSQL', () => {
       try {
         const h = new SqlQueryHandler(config({ SQL_TARGET_URL: urlFor(database, 'postgres', silent.port) }));
         const started = Date.now();
-        await expect(h.run(context({ sql: 'SELECT 1' }))).rejects.toMatchObject({ code: 'SQL.UNREACHABLE', retryable: true });
+        await expect(h.run(context({ sql: 'SELECT 1' }))).rejects.toMatchObject({
+          code: 'SQL.UNREACHABLE',
+          retryable: true,
+        });
         const ms = Date.now() - started;
         console.log(`silent target: unreachable after ${ms} ms`);
         expect(ms).toBeGreaterThanOrEqual(9_000);
@@ -432,7 +524,10 @@ describe('sql.query handler against a real PostgreSQL', () => {
       const section = readme.split('### sql.query and the SQL target')[1];
       const sql = section?.match(/```sql\n([\s\S]*?)```/)?.[1];
       if (!sql) throw new Error('README has no ```sql block under "### sql.query and the SQL target"');
-      return sql.replaceAll('tasksys_sql_reader', reader).replaceAll('appdb', database).replaceAll('app_owner', 'postgres');
+      return sql
+        .replaceAll('tasksys_sql_reader', reader)
+        .replaceAll('appdb', database)
+        .replaceAll('app_owner', 'postgres');
     }
 
     beforeAll(async () => {
@@ -446,7 +541,10 @@ describe('sql.query handler against a real PostgreSQL', () => {
     it('reads what it was granted, in a session with the limits of the task', async () => {
       await expect(runAs('SELECT day::text, orders FROM reporting.daily ORDER BY day')).resolves.toEqual({
         columns: ['day', 'orders'],
-        rows: [['2024-01-01', 5], ['2024-01-02', 7]],
+        rows: [
+          ['2024-01-01', 5],
+          ['2024-01-02', 7],
+        ],
         rowCount: 2,
         truncated: false,
       });
@@ -459,10 +557,22 @@ describe('sql.query handler against a real PostgreSQL', () => {
 
     it.each([
       { shape: 'a table it was not granted', sql: 'SELECT * FROM public.t', by: /permission denied for table t/ },
-      { shape: 'a WAL message (non-transactional)', sql: "SELECT pg_logical_emit_message(false, 'x', 'y')", by: /permission denied for function/ },
-      { shape: 'dblink to a second session', sql: `SELECT dblink_exec('dbname=${database}', 'INSERT INTO public.t VALUES (50, ''d'')')`, by: /permission denied for function/ },
+      {
+        shape: 'a WAL message (non-transactional)',
+        sql: "SELECT pg_logical_emit_message(false, 'x', 'y')",
+        by: /permission denied for function/,
+      },
+      {
+        shape: 'dblink to a second session',
+        sql: `SELECT dblink_exec('dbname=${database}', 'INSERT INTO public.t VALUES (50, ''d'')')`,
+        by: /permission denied for function/,
+      },
       { shape: 'a server file', sql: "SELECT pg_read_file('/etc/hostname')", by: /permission denied for function/ },
-      { shape: 'reloading the server configuration', sql: 'SELECT pg_reload_conf()', by: /permission denied for function/ },
+      {
+        shape: 'reloading the server configuration',
+        sql: 'SELECT pg_reload_conf()',
+        by: /permission denied for function/,
+      },
     ])('$shape: refused by the role', async ({ sql, by }) => {
       const before = await targetState();
       await expect(runAs(sql)).rejects.toMatchObject({ code: 'SQL.ERROR', message: expect.stringMatching(by) });
@@ -476,7 +586,9 @@ describe('sql.query handler against a real PostgreSQL', () => {
       victim.catch(() => undefined);
       await waitFor('the victim running', async () => (await backendsOf(victimId)) === 1, 5000);
       const attack = `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'tasksys:${victimId}'`;
-      await expect(runAs(attack)).rejects.toMatchObject({ message: expect.stringMatching(/permission denied for function pg_terminate_backend/) });
+      await expect(runAs(attack)).rejects.toMatchObject({
+        message: expect.stringMatching(/permission denied for function pg_terminate_backend/),
+      });
       await expect(runAs(attack.replace('pg_terminate_backend', 'pg_cancel_backend'))).rejects.toMatchObject({
         message: expect.stringMatching(/permission denied for function pg_cancel_backend/),
       });
@@ -494,7 +606,10 @@ describe('sql.query handler against a real PostgreSQL', () => {
         const running = readerHandler.run(context({ sql: 'SELECT pg_sleep(60)' }, controller.signal, taskId));
         running.catch(() => undefined);
         await waitFor('the query running', async () => (await backendsOf(taskId)) === 1, 5000);
-        await expect(runAs('SELECT 1')).rejects.toMatchObject({ code: 'SQL.UNREACHABLE', message: expect.stringMatching(/too many connections/) });
+        await expect(runAs('SELECT 1')).rejects.toMatchObject({
+          code: 'SQL.UNREACHABLE',
+          message: expect.stringMatching(/too many connections/),
+        });
         controller.abort(new Error('cancelled at the limit'));
         await expect(running).rejects.toThrow('cancelled at the limit');
         await waitFor('the backend gone', async () => (await backendsOf(taskId)) === 0, 2000);
@@ -506,7 +621,10 @@ describe('sql.query handler against a real PostgreSQL', () => {
     it('refuses to run with unlimited temp files, naming the fix', async () => {
       await admin.query(`ALTER ROLE ${reader} RESET temp_file_limit`);
       try {
-        await expect(runAs('SELECT 1')).rejects.toMatchObject({ code: 'SQL.SESSION_UNSAFE', message: expect.stringMatching(/temp_file_limit/) });
+        await expect(runAs('SELECT 1')).rejects.toMatchObject({
+          code: 'SQL.SESSION_UNSAFE',
+          message: expect.stringMatching(/temp_file_limit/),
+        });
       } finally {
         await admin.query(`ALTER ROLE ${reader} SET temp_file_limit = '1GB'`);
       }
@@ -519,7 +637,9 @@ describe('sql.query handler against a real PostgreSQL', () => {
  * A TCP proxy to PostgreSQL that drops the `options` startup parameter, as a pooler configured to
  * ignore it would (PgBouncer's `ignore_startup_parameters = options`).
  */
-async function optionsStrippingProxy(upstream: URL): Promise<{ port: number; startups: () => number; close: () => void }> {
+async function optionsStrippingProxy(
+  upstream: URL,
+): Promise<{ port: number; startups: () => number; close: () => void }> {
   let startups = 0;
   const sockets: Socket[] = [];
   const srv = createServer((client) => {
@@ -531,7 +651,10 @@ async function optionsStrippingProxy(upstream: URL): Promise<{ port: number; sta
       client.off('data', onData);
       client.pause();
       const length = pending.readInt32BE(0);
-      const fields = pending.subarray(8, length - 1).toString('utf8').split('\0');
+      const fields = pending
+        .subarray(8, length - 1)
+        .toString('utf8')
+        .split('\0');
       const kept: string[] = [];
       for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] !== 'options') kept.push(fields[i], fields[i + 1]);
       const body = Buffer.from(kept.map((f) => `${f}\0`).join('') + '\0', 'utf8');

@@ -12,7 +12,12 @@ import {
 import type { SqlQueryConfig } from '../worker.config';
 import { TASK_TYPES_CONFIG } from '../worker.constants';
 import { HANDLER_ERROR_CODES } from './handler-error-codes';
-import { CLIENT_TIMEOUT_MARGIN_MS, IDLE_IN_TRANSACTION_TIMEOUT_MS, type ResultOverflow, TargetSession } from './sql-target.session';
+import {
+  CLIENT_TIMEOUT_MARGIN_MS,
+  IDLE_IN_TRANSACTION_TIMEOUT_MS,
+  type ResultOverflow,
+  TargetSession,
+} from './sql-target.session';
 
 export interface SqlQueryResult {
   columns: string[];
@@ -67,7 +72,8 @@ export class SqlQueryHandler implements TaskHandler<SqlQueryPayload, SqlQueryRes
 
   async run({ taskId, payload, signal }: TaskContext<SqlQueryPayload>): Promise<SqlQueryResult> {
     const url = this.config.SQL_TARGET_URL;
-    if (!url) throw new UnrecoverableError('SQL_TARGET_URL is not set on this worker', HANDLER_ERROR_CODES.SQL_DISABLED);
+    if (!url)
+      throw new UnrecoverableError('SQL_TARGET_URL is not set on this worker', HANDLER_ERROR_CODES.SQL_DISABLED);
     if (signal.aborted) throw signal.reason;
     const timeoutMs = payload.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     let session: TargetSession | undefined;
@@ -118,11 +124,16 @@ export class SqlQueryHandler implements TaskHandler<SqlQueryPayload, SqlQueryRes
         if (signal.aborted) throw signal.reason;
         if (tempFileLimitKb !== null && refusedTempFileLimit(err)) {
           this.setsTempFileLimit = false;
-          this.logger.log('the SQL target role may not set temp_file_limit (not a superuser): the role must carry its own');
+          this.logger.log(
+            'the SQL target role may not set temp_file_limit (not a superuser): the role must carry its own',
+          );
           continue;
         }
         const sqlState = err instanceof DatabaseError ? ` (SQLSTATE ${err.code})` : '';
-        throw new RetryableError(`cannot reach the SQL target: ${(err as Error).message}${sqlState}`, HANDLER_ERROR_CODES.SQL_UNREACHABLE);
+        throw new RetryableError(
+          `cannot reach the SQL target: ${(err as Error).message}${sqlState}`,
+          HANDLER_ERROR_CODES.SQL_UNREACHABLE,
+        );
       }
     }
   }
@@ -132,11 +143,15 @@ export class SqlQueryHandler implements TaskHandler<SqlQueryPayload, SqlQueryRes
    * `options` (PgBouncer's ignore_startup_parameters) would otherwise run the query unbounded.
    */
   private async checkSession(session: TargetSession, timeoutMs: number): Promise<void> {
-    const { rows } = await session.client.query<{ name: string; setting: string }>(SESSION_CHECK_SQL, [SESSION_CHECKED]);
+    const { rows } = await session.client.query<{ name: string; setting: string }>(SESSION_CHECK_SQL, [
+      SESSION_CHECKED,
+    ]);
     const setting = (name: string) => rows.find((r) => r.name === name)?.setting;
     const role = session.client.user;
     const problems = [
-      setting('transaction_read_only') === 'on' && setting('default_transaction_read_only') === 'on' ? null : 'is not read-only',
+      setting('transaction_read_only') === 'on' && setting('default_transaction_read_only') === 'on'
+        ? null
+        : 'is not read-only',
       setting('statement_timeout') === String(timeoutMs)
         ? null
         : `has statement_timeout ${setting('statement_timeout')} ms, not ${timeoutMs}`,
@@ -180,7 +195,10 @@ export class SqlQueryHandler implements TaskHandler<SqlQueryPayload, SqlQueryRes
     session.meter.resetRows();
     for (;;) {
       const wanted = nextFetchRows(session.meter.received, maxRows, this.config.SQL_MAX_RESULT_BYTES);
-      const chunk = await client.query<unknown[]>({ text: `FETCH FORWARD ${wanted} FROM task_cursor`, rowMode: 'array' });
+      const chunk = await client.query<unknown[]>({
+        text: `FETCH FORWARD ${wanted} FROM task_cursor`,
+        rowMode: 'array',
+      });
       columns = chunk.fields.map((f) => f.name);
       for (const row of chunk.rows) rows.push(row);
       if (chunk.rows.length < wanted || rows.length >= maxRows) break;
@@ -194,7 +212,10 @@ export class SqlQueryHandler implements TaskHandler<SqlQueryPayload, SqlQueryRes
   /** The task's error for a failed run: the worker's own stops first, then what PostgreSQL said. */
   private failure(err: unknown, session: TargetSession | undefined, timeoutMs: number): Error {
     if (session?.overflow) {
-      return new UnrecoverableError(tooLargeMessage(session.overflow, this.config.SQL_MAX_RESULT_BYTES), HANDLER_ERROR_CODES.SQL_RESULT_TOO_LARGE);
+      return new UnrecoverableError(
+        tooLargeMessage(session.overflow, this.config.SQL_MAX_RESULT_BYTES),
+        HANDLER_ERROR_CODES.SQL_RESULT_TOO_LARGE,
+      );
     }
     if (session?.stopped === 'deadline') {
       const message = `the query ran past its timeoutMs (${timeoutMs} ms) and was stopped by the worker`;
@@ -230,7 +251,8 @@ function tooLargeMessage(overflow: ResultOverflow, maxBytes: number): string {
   const what = overflow.single
     ? `PostgreSQL sent one message (a row or an error) of ${overflow.bytes} bytes, more than ${cap}`
     : `the result passed ${cap} after ${overflow.rows} rows`;
-  const fix = 'select fewer or narrower rows (a lower maxRows, fewer columns, left(value, n)), or raise SQL_MAX_RESULT_BYTES on the workers';
+  const fix =
+    'select fewer or narrower rows (a lower maxRows, fewer columns, left(value, n)), or raise SQL_MAX_RESULT_BYTES on the workers';
   return `${what}: ${fix}`;
 }
 
@@ -245,11 +267,18 @@ function classify(err: unknown): Error {
     const sqlState = err.code ?? '';
     // 53400 is a configured limit (temp_file_limit): the same query hits it again.
     const insufficientResources = sqlState.startsWith('53') && sqlState !== '53400';
-    const transient = sqlState.startsWith('08') || insufficientResources || sqlState.startsWith('57P') || sqlState === '40001';
-    const text = err.message.length > MAX_ERROR_MESSAGE_CHARS ? `${err.message.slice(0, MAX_ERROR_MESSAGE_CHARS)}...` : err.message;
+    const transient =
+      sqlState.startsWith('08') || insufficientResources || sqlState.startsWith('57P') || sqlState === '40001';
+    const text =
+      err.message.length > MAX_ERROR_MESSAGE_CHARS
+        ? `${err.message.slice(0, MAX_ERROR_MESSAGE_CHARS)}...`
+        : err.message;
     const message = `${text} (SQLSTATE ${sqlState})`;
     if (transient) return new RetryableError(message, HANDLER_ERROR_CODES.SQL_TRANSIENT);
-    return new UnrecoverableError(message, sqlState === '57014' ? HANDLER_ERROR_CODES.SQL_TIMEOUT : HANDLER_ERROR_CODES.SQL_ERROR);
+    return new UnrecoverableError(
+      message,
+      sqlState === '57014' ? HANDLER_ERROR_CODES.SQL_TIMEOUT : HANDLER_ERROR_CODES.SQL_ERROR,
+    );
   }
   return new RetryableError((err as Error).message ?? String(err), HANDLER_ERROR_CODES.SQL_CONNECTION);
 }

@@ -18,7 +18,13 @@ function feed(meter: BackendMessageMeter, bytes: Buffer, size: number) {
 }
 
 describe('BackendMessageMeter', () => {
-  const stream = Buffer.concat([message('T', 30), message('D', 95), message('D', 95), message('C', 10), message('Z', 1)]);
+  const stream = Buffer.concat([
+    message('T', 30),
+    message('D', 95),
+    message('D', 95),
+    message('C', 10),
+    message('Z', 1),
+  ]);
 
   it.each([1, 2, 3, 5, 7, 64, stream.length])('counts rows the same whatever the chunking (%i-byte chunks)', (size) => {
     const meter = new BackendMessageMeter(1000);
@@ -71,11 +77,14 @@ describe('targetClientConfig', () => {
   });
 
   it('leaves temp_file_limit out when the role may not set it', () => {
-    expect(targetClientConfig('postgres://reader@db/app', 'x', { ...limits, tempFileLimitKb: null }).options).not.toMatch(/temp_file_limit/);
+    expect(
+      targetClientConfig('postgres://reader@db/app', 'x', { ...limits, tempFileLimitKb: null }).options,
+    ).not.toMatch(/temp_file_limit/);
   });
 
   it("puts the URL's options first (the last setting wins) and drops URL parameters that would override the worker's", () => {
-    const url = 'postgres://reader@db/app?sslmode=require&options=-c%20search_path%3Dreporting%20-c%20default_transaction_read_only%3Doff&statement_timeout=0&application_name=me';
+    const url =
+      'postgres://reader@db/app?sslmode=require&options=-c%20search_path%3Dreporting%20-c%20default_transaction_read_only%3Doff&statement_timeout=0&application_name=me';
     const config = targetClientConfig(url, 'tasksys:t1', limits);
     expect(config.options).toBe(
       '-c search_path=reporting -c default_transaction_read_only=off -c default_transaction_read_only=on -c statement_timeout=1500 ' +

@@ -222,7 +222,8 @@ export class TargetSession {
   private meterIncomingBytes(meter: BackendMessageMeter): void {
     const connection = this.internals().connection;
     const attach = connection.attachListeners;
-    if (typeof attach !== 'function') throw new Error('pg Connection#attachListeners is gone: the result byte cap cannot be enforced');
+    if (typeof attach !== 'function')
+      throw new Error('pg Connection#attachListeners is gone: the result byte cap cannot be enforced');
     connection.attachListeners = (stream: EventEmitter) => {
       const metered = new EventEmitter();
       let open = true;
@@ -260,7 +261,9 @@ export class TargetSession {
       request.writeInt32BE(secretKey, 12);
       socket.setTimeout(CANCEL_TIMEOUT_MS, () => socket.destroy(new Error(`no answer in ${CANCEL_TIMEOUT_MS} ms`)));
       socket.once('connect', () => socket.end(request));
-      socket.once('error', (err) => TargetSession.logger.warn(`cancel request for backend ${processID} failed: ${err.message}`));
+      socket.once('error', (err) =>
+        TargetSession.logger.warn(`cancel request for backend ${processID} failed: ${err.message}`),
+      );
       socket.once('close', () => resolve());
     });
   }

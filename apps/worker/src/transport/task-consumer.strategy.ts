@@ -42,7 +42,9 @@ export class TaskConsumerStrategy extends Server implements CustomTransportStrat
       sweeper.start();
       routing.start();
       executor.setConsuming(true);
-      this.log.log(`worker ${config.WORKER_ID} consuming ${queues.join(', ')} with concurrency ${config.WORKER_CONCURRENCY}`);
+      this.log.log(
+        `worker ${config.WORKER_ID} consuming ${queues.join(', ')} with concurrency ${config.WORKER_CONCURRENCY}`,
+      );
       callback();
     } catch (err) {
       callback(err);

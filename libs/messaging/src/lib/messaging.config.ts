@@ -1,5 +1,5 @@
-import { env } from '@tasksys/platform';
 import { z } from 'zod';
+import { env } from '@tasksys/platform';
 
 /** Comma-separated positive delays in ms, strictly ascending (one retry queue per entry). */
 const retryTiers = z

@@ -1,5 +1,5 @@
-import { connect, type Channel, type ChannelModel, type ConsumeMessage, type XDeath } from 'amqplib';
 import { randomUUID } from 'node:crypto';
+import { connect, type Channel, type ChannelModel, type ConsumeMessage, type XDeath } from 'amqplib';
 import { GiveUp, waitFor } from '@tasksys/testing';
 import { createTestMessaging, testMessagingConfig, type TestMessaging } from '../testing';
 import type { Delivery } from './consuming/consumer.factory';
@@ -45,7 +45,11 @@ describe('messaging against the local RabbitMQ', () => {
   const queueOf = (type: string) => m.topology.workQueue(type);
 
   /** Collects deliveries of `queue` until `count` arrived; acks them. */
-  async function receive(queue: string, count: number, timeoutMs = 5000): Promise<Array<{ msg: ConsumeMessage; at: number }>> {
+  async function receive(
+    queue: string,
+    count: number,
+    timeoutMs = 5000,
+  ): Promise<Array<{ msg: ConsumeMessage; at: number }>> {
     const got: Array<{ msg: ConsumeMessage; at: number }> = [];
     const consumer = m.consumers.createConsumer(queue, {
       prefetch: 50,
@@ -64,8 +68,10 @@ describe('messaging against the local RabbitMQ', () => {
 
   describe('topology', () => {
     it('declares every exchange and queue of the list (passive checks)', async () => {
-      for (const x of m.topology.declarations.exchanges) expect(await errorOf(raw, (ch) => ch.checkExchange(x.name))).toBeNull();
-      for (const q of m.topology.declarations.queues) expect(await errorOf(raw, (ch) => ch.checkQueue(q.name))).toBeNull();
+      for (const x of m.topology.declarations.exchanges)
+        expect(await errorOf(raw, (ch) => ch.checkExchange(x.name))).toBeNull();
+      for (const q of m.topology.declarations.queues)
+        expect(await errorOf(raw, (ch) => ch.checkQueue(q.name))).toBeNull();
       expect(m.topology.queues.retry.map((t) => t.name)).toEqual([
         `${m.topology.namespace}.retry.300ms`,
         `${m.topology.namespace}.retry.1s`,
@@ -88,11 +94,15 @@ describe('messaging against the local RabbitMQ', () => {
       }
       for (const x of m.topology.declarations.exchanges) {
         const otherType = x.type === 'fanout' ? 'topic' : 'fanout';
-        const err = await errorOf(raw, (ch) => ch.assertExchange(x.name, otherType, { durable: true, arguments: x.arguments }));
+        const err = await errorOf(raw, (ch) =>
+          ch.assertExchange(x.name, otherType, { durable: true, arguments: x.arguments }),
+        );
         expect(err?.message).toContain(`inequivalent arg 'type' for exchange '${x.name}'`);
       }
       const work = m.topology.declarations.exchanges[0];
-      const err = await errorOf(raw, (ch) => ch.assertExchange(work.name, 'topic', { durable: true, arguments: { 'alternate-exchange': 'x' } }));
+      const err = await errorOf(raw, (ch) =>
+        ch.assertExchange(work.name, 'topic', { durable: true, arguments: { 'alternate-exchange': 'x' } }),
+      );
       expect(err?.message).toContain(`inequivalent arg 'alternate-exchange' for exchange '${work.name}'`);
     });
 
@@ -252,7 +262,12 @@ describe('messaging against the local RabbitMQ', () => {
       expect(back.fields.routingKey).toBe('demo.retry');
       expect(back.properties.correlationId).toBe(msg.taskId);
       const deaths = back.properties.headers?.['x-death'] as XDeath[];
-      expect(deaths[0]).toMatchObject({ queue: tier.name, reason: 'expired', exchange: m.topology.exchanges.retry, count: 1 });
+      expect(deaths[0]).toMatchObject({
+        queue: tier.name,
+        reason: 'expired',
+        exchange: m.topology.exchanges.retry,
+        count: 1,
+      });
       expect(deaths[0]['routing-keys']).toEqual(['demo.retry']);
       console.log(`retry tier 300ms: back in the work queue after ${elapsed} ms`);
     });
@@ -272,7 +287,11 @@ describe('messaging against the local RabbitMQ', () => {
       got[0].ack(); // ignored with a warning instead of closing the channel
       const ch = await raw.createChannel();
       // The second message stays in the queue: nobody consumes it any more.
-      await waitFor('one message left', async () => (await ch.checkQueue(queueOf('demo.ab'))).messageCount === 1, 10_000);
+      await waitFor(
+        'one message left',
+        async () => (await ch.checkQueue(queueOf('demo.ab'))).messageCount === 1,
+        10_000,
+      );
       expect(got).toHaveLength(1);
       await consumer.close();
       got[0].reject(); // on a closed channel: no-op, no unhandled rejection
@@ -308,9 +327,11 @@ describe('messaging against the local RabbitMQ', () => {
       await waitFor(
         'a control message',
         async () => {
-          await m.publisher.publish(m.topology.exchanges.control, '', { v: 1, kind: 'cancel', taskId }).catch((err: PublishError) => {
-            if (err.reason !== 'returned') throw new GiveUp(`publishing failed (${err.reason}): ${err.message}`);
-          });
+          await m.publisher
+            .publish(m.topology.exchanges.control, '', { v: 1, kind: 'cancel', taskId })
+            .catch((err: PublishError) => {
+              if (err.reason !== 'returned') throw new GiveUp(`publishing failed (${err.reason}): ${err.message}`);
+            });
           return got.length > 0;
         },
         5000,

@@ -1,5 +1,5 @@
-import type { MetricsService } from '@tasksys/platform';
 import type { Counter } from 'prom-client';
+import type { MetricsService } from '@tasksys/platform';
 import type { OutboxRelayService } from './outbox/outbox-relay.service';
 import type { PublisherStats, TaskPublisher } from './publishing/task.publisher';
 

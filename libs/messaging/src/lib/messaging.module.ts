@@ -82,7 +82,11 @@ export class MessagingModule {
         }),
       ],
       providers: [
-        { provide: Topology, inject: [MESSAGING_CONFIG], useFactory: (cfg: MessagingOptions) => buildTopology(cfg, { serves: cfg.serves }) },
+        {
+          provide: Topology,
+          inject: [MESSAGING_CONFIG],
+          useFactory: (cfg: MessagingOptions) => buildTopology(cfg, { serves: cfg.serves }),
+        },
         TopologyDeclarer,
         BrokerStatus,
         TaskPublisher,
@@ -101,7 +105,19 @@ export class MessagingModule {
           },
         },
       ],
-      exports: [config, RabbitMQModule, Topology, TopologyDeclarer, BrokerStatus, TaskPublisher, ConsumerFactory, QueueProbe, QueueBrowser, UnroutedRedriver, RoutingUpkeep],
+      exports: [
+        config,
+        RabbitMQModule,
+        Topology,
+        TopologyDeclarer,
+        BrokerStatus,
+        TaskPublisher,
+        ConsumerFactory,
+        QueueProbe,
+        QueueBrowser,
+        UnroutedRedriver,
+        RoutingUpkeep,
+      ],
     };
   }
 }

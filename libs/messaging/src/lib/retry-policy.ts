@@ -11,7 +11,11 @@ export const RETRY_JITTER = 0.2;
  * Delay before retry number `attempt` (1 = first retry): `base * 2^(attempt-1)`, capped at
  * `maxMs`, then +/-20% jitter (never above `maxMs`, never below 0). `random` is injectable for tests.
  */
-export function retryDelayMs(attempt: number, { baseMs, maxMs }: BackoffOptions, random: () => number = Math.random): number {
+export function retryDelayMs(
+  attempt: number,
+  { baseMs, maxMs }: BackoffOptions,
+  random: () => number = Math.random,
+): number {
   const exponent = Math.max(0, Math.floor(attempt) - 1);
   // 2^exponent overflows to Infinity for huge attempts; Math.min handles that.
   const exponential = Math.min(maxMs, baseMs * 2 ** exponent);

@@ -22,15 +22,27 @@ describe('parseTaskMessage', () => {
 describe('parseTaskMessage ids', () => {
   it('lowercases the task id, as PostgreSQL returns it', () => {
     const upper = '6F1C1D4E-2B7A-4C1E-9A53-0D5F1F7F2A10';
-    expect(parseTaskMessage(Buffer.from(JSON.stringify({ v: 1, taskId: upper, type: 'x' })))).toMatchObject({ ok: true, message: { taskId: upper.toLowerCase() } });
+    expect(parseTaskMessage(Buffer.from(JSON.stringify({ v: 1, taskId: upper, type: 'x' })))).toMatchObject({
+      ok: true,
+      message: { taskId: upper.toLowerCase() },
+    });
   });
 });
 
 describe('parseControlMessage', () => {
   const id = '6f1c1d4e-2b7a-4c1e-9a53-0d5f1f7f2a10';
   it('reads a cancel signal with the attempt it cancels, and one of an older version without', () => {
-    expect(parseControlMessage(Buffer.from(JSON.stringify({ v: 1, kind: 'cancel', taskId: id, attempt: 3 })))).toEqual({ v: 1, kind: 'cancel', taskId: id, attempt: 3 });
-    expect(parseControlMessage(Buffer.from(JSON.stringify({ v: 1, kind: 'cancel', taskId: id })))).toEqual({ v: 1, kind: 'cancel', taskId: id });
+    expect(parseControlMessage(Buffer.from(JSON.stringify({ v: 1, kind: 'cancel', taskId: id, attempt: 3 })))).toEqual({
+      v: 1,
+      kind: 'cancel',
+      taskId: id,
+      attempt: 3,
+    });
+    expect(parseControlMessage(Buffer.from(JSON.stringify({ v: 1, kind: 'cancel', taskId: id })))).toEqual({
+      v: 1,
+      kind: 'cancel',
+      taskId: id,
+    });
   });
   it.each([
     ['garbage', Buffer.from('{')],

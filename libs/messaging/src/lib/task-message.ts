@@ -32,7 +32,9 @@ export type MalformedMessageCode =
   | typeof ERROR_CODES.MESSAGE_INVALID
   | typeof ERROR_CODES.MESSAGE_UNKNOWN_VERSION;
 
-export type ParsedTaskMessage = { ok: true; message: TaskMessage } | { ok: false; code: MalformedMessageCode; reason: string };
+export type ParsedTaskMessage =
+  | { ok: true; message: TaskMessage }
+  | { ok: false; code: MalformedMessageCode; reason: string };
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -67,10 +69,16 @@ export function parseTaskMessage(content: Buffer): ParsedTaskMessage {
   }
   const { v, taskId, type } = body as Record<string, unknown>;
   if (v !== TASK_MESSAGE_SCHEMA_VERSION) {
-    return { ok: false, code: ERROR_CODES.MESSAGE_UNKNOWN_VERSION, reason: `schema version ${JSON.stringify(v)} is not ${TASK_MESSAGE_SCHEMA_VERSION}` };
+    return {
+      ok: false,
+      code: ERROR_CODES.MESSAGE_UNKNOWN_VERSION,
+      reason: `schema version ${JSON.stringify(v)} is not ${TASK_MESSAGE_SCHEMA_VERSION}`,
+    };
   }
-  if (typeof taskId !== 'string' || !UUID.test(taskId)) return { ok: false, code: ERROR_CODES.MESSAGE_INVALID, reason: 'taskId is not a uuid' };
-  if (typeof type !== 'string' || type.length === 0) return { ok: false, code: ERROR_CODES.MESSAGE_INVALID, reason: 'type is missing' };
+  if (typeof taskId !== 'string' || !UUID.test(taskId))
+    return { ok: false, code: ERROR_CODES.MESSAGE_INVALID, reason: 'taskId is not a uuid' };
+  if (typeof type !== 'string' || type.length === 0)
+    return { ok: false, code: ERROR_CODES.MESSAGE_INVALID, reason: 'type is missing' };
   // PostgreSQL returns ids in lowercase; results are matched by id.
   return { ok: true, message: taskMessage(taskId, type) };
 }
@@ -81,7 +89,13 @@ export function parseControlMessage(content: Buffer): ControlMessage | null {
     const value: unknown = JSON.parse(content.toString('utf8'));
     if (typeof value !== 'object' || value === null) return null;
     const v = value as Record<string, unknown>;
-    if (v['kind'] !== 'cancel' || typeof v['taskId'] !== 'string' || !UUID.test(v['taskId']) || typeof v['v'] !== 'number') return null;
+    if (
+      v['kind'] !== 'cancel' ||
+      typeof v['taskId'] !== 'string' ||
+      !UUID.test(v['taskId']) ||
+      typeof v['v'] !== 'number'
+    )
+      return null;
     const attempt = v['attempt'];
     if (attempt !== undefined && !(Number.isInteger(attempt) && (attempt as number) >= 0)) return null;
     return {

@@ -30,6 +30,11 @@ export function dataSourceOptions(config: DatabaseConfig): DataSourceOptions {
     applicationName: pg.application_name,
     // keepAlive and query_timeout: a connection to a server that vanished (failover, dropped
     // packets) fails in seconds instead of hanging until TCP gives up.
-    extra: { options: pg.options, connectionTimeoutMillis: 5000, keepAlive: true, query_timeout: config.DATABASE_QUERY_TIMEOUT_MS },
+    extra: {
+      options: pg.options,
+      connectionTimeoutMillis: 5000,
+      keepAlive: true,
+      query_timeout: config.DATABASE_QUERY_TIMEOUT_MS,
+    },
   };
 }

@@ -1,5 +1,5 @@
-import { env } from '@tasksys/platform';
 import { z } from 'zod';
+import { env } from '@tasksys/platform';
 
 export const databaseConfigSchema = z.object({
   DATABASE_URL: env.url(['postgres', 'postgresql'], 'postgres://postgres@127.0.0.1:5432/tasks'),

@@ -21,7 +21,11 @@ export function pgPool(db: DataSource): Pool {
  * not on every call (planning the transition statements cost as much as running them). For
  * the hot statements only; the set of texts must stay small, since every connection keeps each.
  */
-export async function preparedQuery<R = Record<string, any>>(db: DataSource, sql: string, params: unknown[]): Promise<R[]> {
+export async function preparedQuery<R = Record<string, any>>(
+  db: DataSource,
+  sql: string,
+  params: unknown[],
+): Promise<R[]> {
   const pool = pgPool(db);
   // Each stale connection fails once and is dropped: at most one retry per pooled connection.
   const retries = pool.options.max ?? 10;

@@ -18,7 +18,13 @@ describe('TaskStateMachine (real PostgreSQL)', () => {
 
   async function newTask(start = false, extra: Partial<{ maxAttempts: number }> = {}): Promise<Task> {
     const { task } = await sm.create(
-      { owner: 'alice', type: 'demo.sleep', payload: { ms: 1 }, maxAttempts: extra.maxAttempts ?? 3, timeoutMs: 60_000 },
+      {
+        owner: 'alice',
+        type: 'demo.sleep',
+        payload: { ms: 1 },
+        maxAttempts: extra.maxAttempts ?? 3,
+        timeoutMs: 60_000,
+      },
       { start, actor: 'owner:alice' },
     );
     return task;
@@ -43,7 +49,9 @@ describe('TaskStateMachine (real PostgreSQL)', () => {
   }
 
   async function events(id: string) {
-    return t.db.query(`SELECT from_status, to_status, attempt, actor FROM task_events WHERE task_id = $1 ORDER BY id`, [id]);
+    return t.db.query(`SELECT from_status, to_status, attempt, actor FROM task_events WHERE task_id = $1 ORDER BY id`, [
+      id,
+    ]);
   }
   async function outboxFor(id: string) {
     return t.db.query(`SELECT exchange, routing_key, body FROM outbox WHERE correlation_id = $1 ORDER BY id`, [id]);
@@ -56,7 +64,11 @@ describe('TaskStateMachine (real PostgreSQL)', () => {
     succeed: { from: ['running'], to: 'succeeded', run: (x, k) => sm.succeed(x.id, k, 1, 'w1') },
     failRetryable: { from: ['running'], to: 'retrying', run: (x, k) => sm.failRetryable(x.id, k, err, 0, 'w1') },
     failFinal: { from: ['running'], to: 'failed', run: (x, k) => sm.failFinal(x.id, k, err, 'w1') },
-    cancel: { from: ['new', 'queued', 'retrying', 'running'], to: 'cancelled', run: (x) => sm.cancel(x.id, 'owner:alice') },
+    cancel: {
+      from: ['new', 'queued', 'retrying', 'running'],
+      to: 'cancelled',
+      run: (x) => sm.cancel(x.id, 'owner:alice'),
+    },
     release: { from: ['running'], to: 'queued', run: (x, k) => sm.release(x.id, k, 'w1') },
     retry: { from: ['failed', 'cancelled'], to: 'queued', run: (x) => sm.retry(x.id, 'owner:alice') },
   };
@@ -84,7 +96,10 @@ describe('TaskStateMachine (real PostgreSQL)', () => {
   }
 
   it('reports a missing task as not applied with no row', async () => {
-    await expect(sm.cancel('00000000-0000-4000-8000-000000000000', 'x')).resolves.toEqual({ applied: false, task: null });
+    await expect(sm.cancel('00000000-0000-4000-8000-000000000000', 'x')).resolves.toEqual({
+      applied: false,
+      task: null,
+    });
   });
 
   it('lets exactly one of 20 concurrent claimers win', async () => {
@@ -122,7 +137,9 @@ describe('TaskStateMachine (real PostgreSQL)', () => {
     expect((await sm.failRetryable(task.id, tokenA, err, 0, 'worker-a')).applied).toBe(false);
     expect((await sm.release(task.id, tokenA, 'worker-a')).applied).toBe(false);
 
-    const [row] = await t.db.query(`SELECT status, lease_owner, result, progress_message FROM tasks WHERE id = $1`, [task.id]);
+    const [row] = await t.db.query(`SELECT status, lease_owner, result, progress_message FROM tasks WHERE id = $1`, [
+      task.id,
+    ]);
     expect(row).toEqual({ status: 'running', lease_owner: 'worker-b', result: null, progress_message: null });
     await expect(sm.heartbeat(task.id, b.task!.attempt, 'worker-b', LEASE)).resolves.toBe(true);
     expect((await sm.succeed(task.id, b.task!.attempt, 'ok', 'worker-b')).applied).toBe(true);
@@ -142,7 +159,11 @@ describe('TaskStateMachine (real PostgreSQL)', () => {
       await t.db.query(`UPDATE tasks SET lease_expires_at = now() - interval '1 second' WHERE id = $1`, [task.id]);
     }
     expect((await sm.claim(task.id, 'w9', LEASE)).applied).toBe(false);
-    const r = await sm.failAbandoned(task.id, { code: 'TASK.ABANDONED', message: 'lease expired on every attempt' }, 'system:worker');
+    const r = await sm.failAbandoned(
+      task.id,
+      { code: 'TASK.ABANDONED', message: 'lease expired on every attempt' },
+      'system:worker',
+    );
     expect(r.applied).toBe(true);
     expect(r.task!.status).toBe('failed');
   });
@@ -204,7 +225,10 @@ describe('TaskStateMachine (real PostgreSQL)', () => {
     await expect(
       t.db.transaction(async (tx) => {
         await tx.query(`UPDATE tasks SET status = 'queued' WHERE id = $1`, [task.id]);
-        await tx.query(`INSERT INTO outbox (exchange, routing_key, correlation_id, body) VALUES ('work', 'x', $1, '{}')`, [task.id]);
+        await tx.query(
+          `INSERT INTO outbox (exchange, routing_key, correlation_id, body) VALUES ('work', 'x', $1, '{}')`,
+          [task.id],
+        );
         throw new Error('crash before commit');
       }),
     ).rejects.toThrow('crash before commit');
@@ -230,8 +254,18 @@ describe('TaskStateMachine (real PostgreSQL)', () => {
   });
 
   it('creates one task for 20 concurrent creates with the same idempotency key', async () => {
-    const input = { owner: 'bob', type: 'demo.sleep', payload: { ms: 5 }, maxAttempts: 3, timeoutMs: 1000, idempotencyKey: 'k-1', requestHash: 'h' };
-    const results = await Promise.all(Array.from({ length: 20 }, () => sm.create(input, { start: true, actor: 'owner:bob' })));
+    const input = {
+      owner: 'bob',
+      type: 'demo.sleep',
+      payload: { ms: 5 },
+      maxAttempts: 3,
+      timeoutMs: 1000,
+      idempotencyKey: 'k-1',
+      requestHash: 'h',
+    };
+    const results = await Promise.all(
+      Array.from({ length: 20 }, () => sm.create(input, { start: true, actor: 'owner:bob' })),
+    );
     expect(results.filter((r) => r.created)).toHaveLength(1);
     expect(new Set(results.map((r) => r.task.id)).size).toBe(1);
     expect(await outboxFor(results[0].task.id)).toHaveLength(1);
@@ -264,7 +298,11 @@ describe('TaskStateMachine (real PostgreSQL)', () => {
       expect(results.get(task.id)?.applied).toBe(i % 2 === 0);
       expect(results.get(task.id)?.task?.status).toBe(i % 2 === 0 ? 'succeeded' : 'running');
     });
-    expect((await sm.succeedMany([{ id: runs[1].task.id, token: runs[1].token, result: 1 }], 'someone-else')).get(runs[1].task.id)?.applied).toBe(false);
+    expect(
+      (await sm.succeedMany([{ id: runs[1].task.id, token: runs[1].token, result: 1 }], 'someone-else')).get(
+        runs[1].task.id,
+      )?.applied,
+    ).toBe(false);
   });
 
   it('heartbeats a batch and reports only the runs still owned', async () => {
@@ -299,7 +337,9 @@ describe('TaskStateMachine (real PostgreSQL)', () => {
     );
     expect(other.token).toBe(first);
     expect([...owned]).toEqual([other.task.id]);
-    expect([...(await sm.heartbeatMany([{ id: task.id, token: second.task!.attempt }], 'w1', LEASE))]).toEqual([task.id]);
+    expect([...(await sm.heartbeatMany([{ id: task.id, token: second.task!.attempt }], 'w1', LEASE))]).toEqual([
+      task.id,
+    ]);
   });
 
   it('re-enqueues only tasks still in the given states', async () => {
@@ -317,7 +357,10 @@ describe('TaskStateMachine (real PostgreSQL)', () => {
     expect(early.applied).toBe(false);
     expect(early.task).toMatchObject({ status: 'retrying', attempt: token });
     // The due time comes from the database clock, about a minute ahead.
-    const [{ s }] = await t.db.query(`SELECT extract(epoch FROM run_after - now())::float8 AS s FROM tasks WHERE id = $1`, [task.id]);
+    const [{ s }] = await t.db.query(
+      `SELECT extract(epoch FROM run_after - now())::float8 AS s FROM tasks WHERE id = $1`,
+      [task.id],
+    );
     expect(s).toBeGreaterThan(55);
     await t.db.query(`UPDATE tasks SET run_after = now() - interval '1 second' WHERE id = $1`, [task.id]);
     expect((await sm.claim(task.id, 'w2', LEASE)).applied).toBe(true);
@@ -326,14 +369,19 @@ describe('TaskStateMachine (real PostgreSQL)', () => {
   it('names the attempt it cancels in the cancel signal', async () => {
     const { task, token } = await taskIn('running');
     await sm.cancel(task.id, 'owner:alice');
-    const [signal] = await t.db.query(`SELECT body FROM outbox WHERE correlation_id = $1 AND exchange = 'control'`, [task.id]);
+    const [signal] = await t.db.query(`SELECT body FROM outbox WHERE correlation_id = $1 AND exchange = 'control'`, [
+      task.id,
+    ]);
     expect(signal.body).toEqual({ v: 1, kind: 'cancel', taskId: task.id, attempt: token });
   });
 
   it('sweeps a stranded retry without moving its due time', async () => {
     const { task, token } = await taskIn('running');
     await sm.failRetryable(task.id, token, err, 0, 'w1');
-    await t.db.query(`UPDATE tasks SET run_after = now() - interval '1 hour', updated_at = now() - interval '1 hour' WHERE id = $1`, [task.id]);
+    await t.db.query(
+      `UPDATE tasks SET run_after = now() - interval '1 hour', updated_at = now() - interval '1 hour' WHERE id = $1`,
+      [task.id],
+    );
     const [before] = await t.db.query(`SELECT run_after FROM tasks WHERE id = $1`, [task.id]);
     // Only the types asked for: a worker sweeps the types it serves.
     expect(await sm.requeueStranded(60_000, 10_000, ['other.type'])).not.toContain(task.id);
@@ -375,7 +423,10 @@ describe('TaskStateMachine (real PostgreSQL)', () => {
     expect(found).not.toContain(fresh.id); // within the grace period
     expect(found).not.toContain(other.task.id); // a type not asked for
     // Two sweepers racing: the row lock and the recheck let one of them through.
-    const [a, b] = await Promise.all([sm.requeueLostQueued([idle.id], 60_000), sm.requeueLostQueued([idle.id], 60_000)]);
+    const [a, b] = await Promise.all([
+      sm.requeueLostQueued([idle.id], 60_000),
+      sm.requeueLostQueued([idle.id], 60_000),
+    ]);
     expect([...a, ...b]).toEqual([idle.id]);
     expect(await outboxFor(idle.id)).toHaveLength(1);
     expect(await sm.findIdleQueued(['demo.sleep'], 60_000, 1000)).not.toContain(idle.id);

@@ -1,6 +1,6 @@
 import { Inject, Injectable, Optional } from '@nestjs/common';
-import { cancelMessageSql, taskMessageSql } from '@tasksys/messaging';
 import { DataSource, type EntityManager } from 'typeorm';
+import { cancelMessageSql, taskMessageSql } from '@tasksys/messaging';
 import { Task, type TaskError } from './entities';
 import { preparedQuery } from './prepared-query';
 import type { TaskStatus } from './task-status';
@@ -100,7 +100,11 @@ export class TaskStateMachine {
   ) {}
 
   /** Inserts a task (as `queued` with its message in the outbox when `start`), idempotent per (owner, idempotency key). */
-  async create(input: NewTask, opts: { start: boolean; actor: string; traceparent?: string }, manager?: EntityManager): Promise<CreateResult> {
+  async create(
+    input: NewTask,
+    opts: { start: boolean; actor: string; traceparent?: string },
+    manager?: EntityManager,
+  ): Promise<CreateResult> {
     const sql = `
       WITH ins AS (
         INSERT INTO tasks (owner, type, payload, status, max_attempts, timeout_ms, priority, idempotency_key, request_hash)
@@ -208,16 +212,19 @@ export class TaskStateMachine {
 
   /** `claim` for many tasks in one statement (the worker batches its deliveries' claims). */
   claimMany(ids: string[], workerId: string, leaseMs: number): Promise<Map<string, TransitionResult>> {
-    return this.transitionMany(ids.map((id) => ({ id })), {
-      from: ['queued', 'retrying', 'running'],
-      to: 'running',
-      guard: `AND (cur.status <> 'running' OR (cur.lease_expires_at < now() AND cur.attempt - cur.attempt_base < cur.max_attempts))
+    return this.transitionMany(
+      ids.map((id) => ({ id })),
+      {
+        from: ['queued', 'retrying', 'running'],
+        to: 'running',
+        guard: `AND (cur.status <> 'running' OR (cur.lease_expires_at < now() AND cur.attempt - cur.attempt_base < cur.max_attempts))
               AND (cur.run_after IS NULL OR cur.run_after <= now() + ${CLAIM_EARLY_TOLERANCE_MS} * interval '1 millisecond')`,
-      set: `attempt = cur.attempt + 1, lease_owner = $2, lease_expires_at = now() + $3 * interval '1 millisecond',
+        set: `attempt = cur.attempt + 1, lease_owner = $2, lease_expires_at = now() + $3 * interval '1 millisecond',
             started_at = coalesce(cur.started_at, now()), run_after = NULL, progress_percent = 0, progress_message = NULL`,
-      params: [leaseMs],
-      actor: workerId,
-    });
+        params: [leaseMs],
+        actor: workerId,
+      },
+    );
   }
 
   /** Extends the lease of the run holding `token`. Not applied: the run was cancelled or taken over, abort it. */
@@ -242,7 +249,14 @@ export class TaskStateMachine {
   }
 
   /** Records progress (and extends the lease) for the run holding `token`. */
-  async progress(id: string, token: number, workerId: string, percent: number, message: string | null, leaseMs: number): Promise<boolean> {
+  async progress(
+    id: string,
+    token: number,
+    workerId: string,
+    percent: number,
+    message: string | null,
+    leaseMs: number,
+  ): Promise<boolean> {
     const rows = await this.rows(
       `UPDATE tasks SET progress_percent = $5, progress_message = $6, updated_at = now(),
               lease_expires_at = now() + $4 * interval '1 millisecond'
@@ -258,7 +272,10 @@ export class TaskStateMachine {
   }
 
   /** `succeed` for many runs in one statement, each fenced by its own token. */
-  succeedMany(runs: { id: string; token: number; result: unknown }[], workerId: string): Promise<Map<string, TransitionResult>> {
+  succeedMany(
+    runs: { id: string; token: number; result: unknown }[],
+    workerId: string,
+  ): Promise<Map<string, TransitionResult>> {
     return this.transitionMany(
       runs.map((r) => ({ id: r.id, token: r.token, result: r.result ?? null })),
       {
@@ -277,44 +294,59 @@ export class TaskStateMachine {
    * running -> retrying, only with attempts left; the caller then publishes to a retry tier whose
    * delay is `retryInMs`. The due time is taken from the database's clock, which claims compare it with.
    */
-  failRetryable(id: string, token: number, error: TaskError, retryInMs: number, workerId: string): Promise<TransitionResult> {
-    return this.one({ id, token, error, retry_in_ms: Math.round(retryInMs) }, {
-      from: ['running'],
-      to: 'retrying',
-      inputs: 'token int, error jsonb, retry_in_ms bigint',
-      guard: `AND cur.attempt = x.token AND cur.lease_owner = $3 AND cur.attempt - cur.attempt_base < cur.max_attempts`,
-      set: `error = x.error, run_after = now() + x.retry_in_ms * interval '1 millisecond', lease_owner = NULL, lease_expires_at = NULL`,
-      params: [workerId],
-      eventError: 'x.error',
-      actor: workerId,
-    });
+  failRetryable(
+    id: string,
+    token: number,
+    error: TaskError,
+    retryInMs: number,
+    workerId: string,
+  ): Promise<TransitionResult> {
+    return this.one(
+      { id, token, error, retry_in_ms: Math.round(retryInMs) },
+      {
+        from: ['running'],
+        to: 'retrying',
+        inputs: 'token int, error jsonb, retry_in_ms bigint',
+        guard: `AND cur.attempt = x.token AND cur.lease_owner = $3 AND cur.attempt - cur.attempt_base < cur.max_attempts`,
+        set: `error = x.error, run_after = now() + x.retry_in_ms * interval '1 millisecond', lease_owner = NULL, lease_expires_at = NULL`,
+        params: [workerId],
+        eventError: 'x.error',
+        actor: workerId,
+      },
+    );
   }
 
   /** running -> failed, for the run holding `token`. */
   failFinal(id: string, token: number, error: TaskError, workerId: string): Promise<TransitionResult> {
-    return this.one({ id, token, error }, {
-      from: ['running'],
-      to: 'failed',
-      inputs: 'token int, error jsonb',
-      guard: `AND cur.attempt = x.token AND cur.lease_owner = $3`,
-      set: `error = x.error, finished_at = now(), lease_owner = NULL, lease_expires_at = NULL`,
-      params: [workerId],
-      eventError: 'x.error',
-      actor: workerId,
-    });
+    return this.one(
+      { id, token, error },
+      {
+        from: ['running'],
+        to: 'failed',
+        inputs: 'token int, error jsonb',
+        guard: `AND cur.attempt = x.token AND cur.lease_owner = $3`,
+        set: `error = x.error, finished_at = now(), lease_owner = NULL, lease_expires_at = NULL`,
+        params: [workerId],
+        eventError: 'x.error',
+        actor: workerId,
+      },
+    );
   }
 
   /** running (lease expired, every attempt used) -> failed: the task keeps killing its workers. */
   failAbandoned(id: string, error: TaskError, actor: string): Promise<TransitionResult> {
-    return this.one({ id, error }, {
-      from: ['running'],
-      to: 'failed',
-      inputs: 'error jsonb',
-      guard: `AND cur.lease_expires_at < now() AND cur.attempt - cur.attempt_base >= cur.max_attempts`,
-      set: `error = x.error, finished_at = now(), lease_owner = NULL, lease_expires_at = NULL`,
-      eventError: 'x.error',
-      actor,
-    });
+    return this.one(
+      { id, error },
+      {
+        from: ['running'],
+        to: 'failed',
+        inputs: 'error jsonb',
+        guard: `AND cur.lease_expires_at < now() AND cur.attempt - cur.attempt_base >= cur.max_attempts`,
+        set: `error = x.error, finished_at = now(), lease_owner = NULL, lease_expires_at = NULL`,
+        eventError: 'x.error',
+        actor,
+      },
+    );
   }
 
   /** Any non-terminal state -> cancelled; a running task's worker is signalled through the control exchange. */
@@ -333,15 +365,18 @@ export class TaskStateMachine {
    * count against maxAttempts; the worker then requeues the delivery it holds.
    */
   release(id: string, token: number, workerId: string): Promise<TransitionResult> {
-    return this.one({ id, token }, {
-      from: ['running'],
-      to: 'queued',
-      inputs: 'token int',
-      guard: `AND cur.attempt = x.token AND cur.lease_owner = $3`,
-      set: `attempt_base = cur.attempt_base + 1, lease_owner = NULL, lease_expires_at = NULL, progress_percent = 0, progress_message = NULL`,
-      params: [workerId],
-      actor: workerId,
-    });
+    return this.one(
+      { id, token },
+      {
+        from: ['running'],
+        to: 'queued',
+        inputs: 'token int',
+        guard: `AND cur.attempt = x.token AND cur.lease_owner = $3`,
+        set: `attempt_base = cur.attempt_base + 1, lease_owner = NULL, lease_expires_at = NULL, progress_percent = 0, progress_message = NULL`,
+        params: [workerId],
+        actor: workerId,
+      },
+    );
   }
 
   /** failed | cancelled -> queued (a user's or admin's retry), with a fresh attempt budget and its message in the outbox. */
@@ -459,11 +494,7 @@ export class TaskStateMachine {
         INSERT INTO task_events (task_id, from_status, to_status, attempt, actor, error)
         SELECT upd.id, cur.status, upd.status, upd.attempt, $2, ${spec.eventError ?? 'NULL'}
           FROM upd JOIN cur ON cur.id = upd.id JOIN x ON x.id = upd.id)
-      ${
-        spec.enqueue
-          ? `, ob AS (${enqueueWorkSql('upd')})`
-          : ''
-      }
+      ${spec.enqueue ? `, ob AS (${enqueueWorkSql('upd')})` : ''}
       ${
         spec.signalCancel
           ? `, sig AS (INSERT INTO outbox (exchange, routing_key, correlation_id, body)

@@ -1,5 +1,5 @@
-import type { MetricsService } from '@tasksys/platform';
 import type { Counter } from 'prom-client';
+import type { MetricsService } from '@tasksys/platform';
 import type { Task } from './entities';
 import type { TransitionObserver } from './task-state-machine';
 import type { TaskStatus } from './task-status';

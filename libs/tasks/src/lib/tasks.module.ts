@@ -1,4 +1,11 @@
-import { ConfigurableModuleBuilder, Injectable, Logger, Module, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import {
+  ConfigurableModuleBuilder,
+  Injectable,
+  Logger,
+  Module,
+  type OnApplicationShutdown,
+  type OnModuleInit,
+} from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import { OUTBOX_STORE } from '@tasksys/messaging';
 import { MetricsService } from '@tasksys/platform';

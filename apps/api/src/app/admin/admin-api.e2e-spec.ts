@@ -1,7 +1,7 @@
+import { type Channel, type ChannelModel, connect, type MessageProperties } from 'amqplib';
 import { AmqpConnection, QueueStatsReader, TaskPublisher, Topology } from '@tasksys/messaging';
 import { BUILTIN_TASK_TYPES, TaskStateMachine } from '@tasksys/tasks';
 import { testRabbitmqUrl, waitFor } from '@tasksys/testing';
-import { type Channel, type ChannelModel, connect, type MessageProperties } from 'amqplib';
 import { type ApiHarness, startApi } from '../../testing/api-harness';
 
 const sleepTask = (ms = 10) => ({ type: 'demo.sleep', payload: { ms } });
@@ -49,7 +49,9 @@ describe('admin API (real api over HTTP, real PostgreSQL and RabbitMQ with its m
     const id = await createTask();
     const claimed = await sm.claim(id, 'test-worker', 30_000);
     expect(claimed.applied).toBe(true);
-    expect((await sm.failFinal(id, claimed.task!.attempt, { code: 'TEST.BOOM', message: 'boom' }, 'test-worker')).applied).toBe(true);
+    expect(
+      (await sm.failFinal(id, claimed.task!.attempt, { code: 'TEST.BOOM', message: 'boom' }, 'test-worker')).applied,
+    ).toBe(true);
     return id;
   };
   const deadLetter = (body: Buffer, taskId?: string) =>
@@ -89,16 +91,26 @@ describe('admin API (real api over HTTP, real PostgreSQL and RabbitMQ with its m
       ['demo.crash', false],
       ['sql.query', false],
     ]);
-    const work = await waitFor('the management API to show 3 ready messages in the work queue', async () => {
-      const q = (await h.call('GET', '/v1/admin/queues')).body.items[0];
-      // A queue the management API has not sampled yet is answered by AMQP (unacked null) meanwhile.
-      return q.ready === 3 && q.unacked !== null ? q : undefined;
-    }, 20_000);
+    const work = await waitFor(
+      'the management API to show 3 ready messages in the work queue',
+      async () => {
+        const q = (await h.call('GET', '/v1/admin/queues')).body.items[0];
+        // A queue the management API has not sampled yet is answered by AMQP (unacked null) meanwhile.
+        return q.ready === 3 && q.unacked !== null ? q : undefined;
+      },
+      20_000,
+    );
     expect(work).toMatchObject({ messages: 3, ready: 3, unacked: 0, consumers: 0 });
-    const metrics = await waitFor('tasksys_queue_messages to show 3', async () => {
-      const text = (await h.call('GET', '/metrics', { key: null })).text;
-      return text.includes(`tasksys_queue_messages{queue="${topology.workQueue('demo.sleep')}"} 3`) ? text : undefined;
-    }, 10_000);
+    const metrics = await waitFor(
+      'tasksys_queue_messages to show 3',
+      async () => {
+        const text = (await h.call('GET', '/metrics', { key: null })).text;
+        return text.includes(`tasksys_queue_messages{queue="${topology.workQueue('demo.sleep')}"} 3`)
+          ? text
+          : undefined;
+      },
+      10_000,
+    );
     expect(metrics).toContain(`tasksys_queue_consumers{queue="${topology.workQueue('demo.sleep')}"} 0`);
     expect(metrics).toContain(`tasksys_queue_messages{queue="${topology.queues.dead}"} 0`);
     await ch.purgeQueue(topology.workQueue('demo.sleep'));
@@ -112,7 +124,10 @@ describe('admin API (real api over HTTP, real PostgreSQL and RabbitMQ with its m
       { RABBITMQ_MANAGEMENT_URL: 'http://guest:guest@127.0.0.1:1', RABBITMQ_MANAGEMENT_TIMEOUT_MS: 500 },
     );
     await ch.purgeQueue(topology.workQueue('demo.sleep'));
-    await publisher.publishTask({ v: 1, taskId: '00000000-0000-4000-8000-000000000001', type: 'demo.sleep' }, { attempt: 0 });
+    await publisher.publishTask(
+      { v: 1, taskId: '00000000-0000-4000-8000-000000000001', type: 'demo.sleep' },
+      { attempt: 0 },
+    );
     const report = await reader.read(['demo.sleep', 'report.build']);
     expect(report.source).toBe('amqp');
     expect(report.queues.slice(0, 2)).toEqual([
@@ -148,7 +163,12 @@ describe('admin API (real api over HTTP, real PostgreSQL and RabbitMQ with its m
     const alsoFailed = await failedTask();
     // Still queued: its dead letter may be the last copy of its work (dead-lettered by the broker).
     const queued = await createTask();
-    await waitFor('the queued task’s work message relayed', async () => (await h.t.db.query(`SELECT count(*)::int AS n FROM outbox WHERE correlation_id = $1`, [queued]))[0].n === 0, 10_000);
+    await waitFor(
+      'the queued task’s work message relayed',
+      async () =>
+        (await h.t.db.query(`SELECT count(*)::int AS n FROM outbox WHERE correlation_id = $1`, [queued]))[0].n === 0,
+      10_000,
+    );
     await ch.purgeQueue(topology.workQueue('demo.sleep'));
     await deadLetter(taskMessage(failed), failed);
     await deadLetter(taskMessage(alsoFailed), alsoFailed);
@@ -159,13 +179,20 @@ describe('admin API (real api over HTTP, real PostgreSQL and RabbitMQ with its m
       const list = await h.call('GET', '/v1/admin/dead-letters?limit=10');
       expect(list.status).toBe(200);
       expect(list.body.total).toBe(4);
-      expect(list.body.items.map((m: { taskId: string | null; malformed: boolean }) => [m.taskId, m.malformed])).toEqual([
+      expect(
+        list.body.items.map((m: { taskId: string | null; malformed: boolean }) => [m.taskId, m.malformed]),
+      ).toEqual([
         [failed, false],
         [alsoFailed, false],
         [queued, false],
         [null, true],
       ]);
-      expect(list.body.items[0]).toMatchObject({ type: 'demo.sleep', routingKey: 'demo.sleep', reasonCode: 'TASK.MAX_ATTEMPTS', reason: 'boom' });
+      expect(list.body.items[0]).toMatchObject({
+        type: 'demo.sleep',
+        routingKey: 'demo.sleep',
+        reasonCode: 'TASK.MAX_ATTEMPTS',
+        reason: 'boom',
+      });
       expect(list.body.items[3].body).toBe('not json {');
     }
     expect((await h.call('GET', '/v1/admin/dead-letters?limit=2')).body.items).toHaveLength(2);
@@ -178,17 +205,26 @@ describe('admin API (real api over HTTP, real PostgreSQL and RabbitMQ with its m
     const events = (await h.call('GET', `/v1/tasks/${failed}/events`)).body.items;
     expect(events.at(-1)).toMatchObject({ from: 'failed', to: 'queued', actor: 'admin:admin' });
     // The work message went through the outbox and the relay: the outbox row is gone once confirmed.
-    await waitFor('the redriven task’s work message relayed', async () => (await h.t.db.query(`SELECT count(*)::int AS n FROM outbox WHERE correlation_id = $1`, [failed]))[0].n === 0, 10_000);
+    await waitFor(
+      'the redriven task’s work message relayed',
+      async () =>
+        (await h.t.db.query(`SELECT count(*)::int AS n FROM outbox WHERE correlation_id = $1`, [failed]))[0].n === 0,
+      10_000,
+    );
 
     const all = await h.call('POST', '/v1/admin/dead-letters/redrive', { body: {} });
     expect(all.body).toEqual({ redriven: 1, requeued: 1, stale: 0, skipped: 1, purged: 0 });
     expect(await status(alsoFailed)).toBe('queued');
     expect(await status(queued)).toBe('queued');
     // The queued task's work is in the work queue again, not gone with its dead letter.
-    await waitFor('the queued task’s work message in the work queue', async () => {
-      const got = await ch.get(topology.workQueue('demo.sleep'), { noAck: true });
-      return got && JSON.parse(got.content.toString()).taskId === queued;
-    }, 10_000);
+    await waitFor(
+      'the queued task’s work message in the work queue',
+      async () => {
+        const got = await ch.get(topology.workQueue('demo.sleep'), { noAck: true });
+        return got && JSON.parse(got.content.toString()).taskId === queued;
+      },
+      10_000,
+    );
     const left = await h.call('GET', '/v1/admin/dead-letters');
     expect(left.body.items.map((m: { malformed: boolean }) => m.malformed)).toEqual([true]);
 
@@ -205,25 +241,59 @@ describe('admin API (real api over HTTP, real PostgreSQL and RabbitMQ with its m
     const id = await failedTask();
     await ch.purgeQueue(topology.workQueue('demo.sleep'));
     const other = '00000000-0000-4000-8000-0000000000aa';
-    await publisher.publish(topology.exchanges.unrouted, 'demo.sleep', { v: 1, taskId: id, type: 'demo.sleep' }, { correlationId: id, messageId: 'unrouted-1' });
-    await publisher.publish(topology.exchanges.unrouted, 'report.build', { v: 1, taskId: other, type: 'report.build' }, { correlationId: other, messageId: 'unrouted-2' });
+    await publisher.publish(
+      topology.exchanges.unrouted,
+      'demo.sleep',
+      { v: 1, taskId: id, type: 'demo.sleep' },
+      { correlationId: id, messageId: 'unrouted-1' },
+    );
+    await publisher.publish(
+      topology.exchanges.unrouted,
+      'report.build',
+      { v: 1, taskId: other, type: 'report.build' },
+      { correlationId: other, messageId: 'unrouted-2' },
+    );
 
     const list = await h.call('GET', '/v1/admin/unrouted');
     expect(list.status).toBe(200);
-    expect(list.body.items.map((m: { taskId: string; routingKey: string; messageId: string }) => [m.messageId, m.taskId, m.routingKey])).toEqual([
+    expect(
+      list.body.items.map((m: { taskId: string; routingKey: string; messageId: string }) => [
+        m.messageId,
+        m.taskId,
+        m.routingKey,
+      ]),
+    ).toEqual([
       ['unrouted-1', id, 'demo.sleep'],
       ['unrouted-2', other, 'report.build'],
     ]);
 
     const chosen = await h.call('POST', '/v1/admin/unrouted/redrive', { body: { taskIds: [id] } });
     expect([chosen.status, chosen.body]).toEqual([200, { redriven: 1, skipped: 1, error: null }]);
-    const moved = await waitFor('the redriven message in the work queue', () => ch.get(topology.workQueue('demo.sleep'), { noAck: true }), 5000);
-    expect([moved.properties.messageId, moved.fields.routingKey, JSON.parse(moved.content.toString()).taskId]).toEqual(['unrouted-1', 'demo.sleep', id]);
-    expect((await h.call('GET', '/v1/admin/unrouted')).body.items.map((m: { messageId: string }) => m.messageId)).toEqual(['unrouted-2']);
+    const moved = await waitFor(
+      'the redriven message in the work queue',
+      () => ch.get(topology.workQueue('demo.sleep'), { noAck: true }),
+      5000,
+    );
+    expect([moved.properties.messageId, moved.fields.routingKey, JSON.parse(moved.content.toString()).taskId]).toEqual([
+      'unrouted-1',
+      'demo.sleep',
+      id,
+    ]);
+    expect(
+      (await h.call('GET', '/v1/admin/unrouted')).body.items.map((m: { messageId: string }) => m.messageId),
+    ).toEqual(['unrouted-2']);
 
-    expect((await h.call('POST', '/v1/admin/unrouted/redrive', { body: {} })).body).toEqual({ redriven: 1, skipped: 0, error: null });
+    expect((await h.call('POST', '/v1/admin/unrouted/redrive', { body: {} })).body).toEqual({
+      redriven: 1,
+      skipped: 0,
+      error: null,
+    });
     // No worker serves report.build: republished, it comes back through the alternate exchange.
-    const back = await waitFor('report.build back in unrouted', () => ch.get(topology.queues.unrouted, { noAck: true }), 5000);
+    const back = await waitFor(
+      'report.build back in unrouted',
+      () => ch.get(topology.queues.unrouted, { noAck: true }),
+      5000,
+    );
     expect([back.properties.messageId, back.fields.routingKey]).toEqual(['unrouted-2', 'report.build']);
     await ch.purgeQueue(topology.workQueue('demo.sleep'));
   });
@@ -256,19 +326,28 @@ describe('admin API (real api over HTTP, real PostgreSQL and RabbitMQ with its m
     expect((await sm.claim(stranded, 'gone-worker', 1)).applied).toBe(true); // lease of 1 ms: expired at once
     const retrying = await createTask();
     const c = await sm.claim(retrying, 'w', 30_000);
-    expect((await sm.failRetryable(retrying, c.task!.attempt, { code: 'X', message: 'again', retryable: true }, -1000, 'w')).applied).toBe(true);
+    expect(
+      (await sm.failRetryable(retrying, c.task!.attempt, { code: 'X', message: 'again', retryable: true }, -1000, 'w'))
+        .applied,
+    ).toBe(true);
     const oldQueued = await createTask();
     await h.t.db.query(`UPDATE tasks SET updated_at = now() - interval '10 minutes' WHERE id = $1`, [oldQueued]);
     const freshQueued = await createTask();
     const leased = await createTask();
     await sm.claim(leased, 'live-worker', 60_000);
-    await waitFor('the outbox relayed', async () => (await h.t.db.query(`SELECT count(*)::int AS n FROM outbox`))[0].n === 0, 10_000);
+    await waitFor(
+      'the outbox relayed',
+      async () => (await h.t.db.query(`SELECT count(*)::int AS n FROM outbox`))[0].n === 0,
+      10_000,
+    );
     const written = (await h.counts()).outbox;
 
     const r = await h.call('POST', '/v1/admin/reconcile', { body: { olderThanMs: 120_000 } });
     expect([r.status, r.body]).toEqual([200, { running: 1, retrying: 1, queued: 1, total: 3 }]);
     expect((await h.counts()).outbox - written).toBe(3);
-    const rows: { correlation_id: string }[] = await h.t.db.query(`SELECT correlation_id FROM outbox WHERE id > $1`, [written]);
+    const rows: { correlation_id: string }[] = await h.t.db.query(`SELECT correlation_id FROM outbox WHERE id > $1`, [
+      written,
+    ]);
     // The relay may already have published (and deleted) some; what is left must be among the three.
     for (const row of rows) expect([stranded, retrying, oldQueued]).toContain(row.correlation_id);
     expect(written - before).toBe(5); // the five creates; the fresh queued and the leased task got nothing more

@@ -10,8 +10,23 @@ import {
   ApiTags,
   ApiUnauthorizedResponse,
 } from '@nestjs/swagger';
-import { BrokerUnavailableError, MAX_BROWSE, QueueBrowser, QueueStatsReader, Topology, UnroutedRedriver } from '@tasksys/messaging';
-import { ApiKeyService, type Principal, ReconcileCommand, RedriveDeadLettersCommand, TaskReports, TaskTypeRegistry, WorkerFleetQuery } from '@tasksys/tasks';
+import {
+  BrokerUnavailableError,
+  MAX_BROWSE,
+  QueueBrowser,
+  QueueStatsReader,
+  Topology,
+  UnroutedRedriver,
+} from '@tasksys/messaging';
+import {
+  ApiKeyService,
+  type Principal,
+  ReconcileCommand,
+  RedriveDeadLettersCommand,
+  TaskReports,
+  TaskTypeRegistry,
+  WorkerFleetQuery,
+} from '@tasksys/tasks';
 import type { ApiConfig } from '../api.config';
 import { actorOf, CurrentPrincipal, RequireRole } from '../auth/auth.decorators';
 import { CreateApiKeyRequestDto, PageQueryDto } from '../tasks/task.dto';
@@ -36,7 +51,8 @@ async function broker<T>(work: () => Promise<T>): Promise<T> {
   } catch (err) {
     const e = err as { code?: unknown; message?: string };
     // amqplib: the connection dropped under us (BrokerUnavailableError has a code: it goes on as it is).
-    if (/closed|connection/i.test(e?.message ?? '') && e?.code === undefined) throw new BrokerUnavailableError(String(e.message));
+    if (/closed|connection/i.test(e?.message ?? '') && e?.code === undefined)
+      throw new BrokerUnavailableError(String(e.message));
     throw err;
   }
 }
@@ -85,7 +101,8 @@ export class AdminController {
   @Get('queues')
   @ApiOperation({
     summary: 'Every queue of the topology: messages ready, unacked and consumers',
-    description: 'From the RabbitMQ management API (RABBITMQ_MANAGEMENT_URL) when reachable, refreshed by the broker every few seconds; otherwise from AMQP, with `unacked: null`.',
+    description:
+      'From the RabbitMQ management API (RABBITMQ_MANAGEMENT_URL) when reachable, refreshed by the broker every few seconds; otherwise from AMQP, with `unacked: null`.',
   })
   @ApiOkResponse({ type: QueueListView })
   @ApiServiceUnavailableResponse({ description: 'RabbitMQ unreachable (code BROKER.UNAVAILABLE)' })
@@ -95,7 +112,10 @@ export class AdminController {
   }
 
   @Get('dead-letters')
-  @ApiOperation({ summary: 'Dead letters from the head of the dead-letter queue, left in place', description: `limit at most ${MAX_BROWSE}` })
+  @ApiOperation({
+    summary: 'Dead letters from the head of the dead-letter queue, left in place',
+    description: `limit at most ${MAX_BROWSE}`,
+  })
   @ApiOkResponse({ type: BrokerMessageListView })
   @ApiServiceUnavailableResponse({ description: 'RabbitMQ unreachable (code BROKER.UNAVAILABLE)' })
   async listDeadLetters(@Query() q: BrowseQueryDto): Promise<BrokerMessageListView> {
@@ -114,9 +134,17 @@ export class AdminController {
   })
   @ApiOkResponse({ type: DeadLetterRedriveView })
   @ApiServiceUnavailableResponse({ description: 'RabbitMQ unreachable (code BROKER.UNAVAILABLE)' })
-  async redriveDeadLetters(@CurrentPrincipal() p: Principal, @Body() dto: RedriveDeadLettersRequestDto): Promise<DeadLetterRedriveView> {
+  async redriveDeadLetters(
+    @CurrentPrincipal() p: Principal,
+    @Body() dto: RedriveDeadLettersRequestDto,
+  ): Promise<DeadLetterRedriveView> {
     return broker(() =>
-      this.deadLetters.execute({ taskIds: dto.taskIds, purgeMalformed: dto.purgeMalformed ?? false, limit: dto.limit ?? MAX_BROWSE, actor: actorOf(p) }),
+      this.deadLetters.execute({
+        taskIds: dto.taskIds,
+        purgeMalformed: dto.purgeMalformed ?? false,
+        limit: dto.limit ?? MAX_BROWSE,
+        actor: actorOf(p),
+      }),
     );
   }
 
@@ -130,7 +158,10 @@ export class AdminController {
 
   @Post('unrouted/redrive')
   @HttpCode(200)
-  @ApiOperation({ summary: 'Republish unrouted messages (of the chosen tasks, or all) to the work exchange under their routing key, confirmed, then remove them' })
+  @ApiOperation({
+    summary:
+      'Republish unrouted messages (of the chosen tasks, or all) to the work exchange under their routing key, confirmed, then remove them',
+  })
   @ApiOkResponse({ type: UnroutedRedriveView })
   @ApiServiceUnavailableResponse({ description: 'RabbitMQ unreachable (code BROKER.UNAVAILABLE)' })
   async redriveUnrouted(@Body() dto: RedriveRequestDto): Promise<UnroutedRedriveView> {
@@ -142,7 +173,11 @@ export class AdminController {
   @ApiOkResponse({ type: WorkerFleetView })
   async workers(): Promise<WorkerFleetView> {
     const workers = await this.fleet.list();
-    return { expected: this.workersExpected, alive: workers.filter((w) => w.alive).length, workers: workers.map(toWorkerView) };
+    return {
+      expected: this.workersExpected,
+      alive: workers.filter((w) => w.alive).length,
+      workers: workers.map(toWorkerView),
+    };
   }
 
   @Post('reconcile')

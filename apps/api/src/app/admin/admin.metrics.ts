@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
-import { MetricsService } from '@tasksys/platform';
 import { QueueStatsReader, type QueueStatsReport } from '@tasksys/messaging';
+import { MetricsService } from '@tasksys/platform';
 import { TaskTypeRegistry, WorkerFleetQuery } from '@tasksys/tasks';
 import type { ApiConfig } from '../api.config';
 

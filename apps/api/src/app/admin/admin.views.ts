@@ -6,18 +6,33 @@ import type { WorkerStatus } from '@tasksys/tasks';
 export class QueueView {
   @ApiProperty() name!: string;
   @ApiProperty({ enum: ['work', 'retry', 'dead', 'unrouted'] }) role!: QueueStats['role'];
-  @ApiProperty({ type: String, nullable: true, description: 'Work queues: the task type whose work waits there' }) type!: string | null;
-  @ApiProperty({ description: 'False for the work queue of a type no worker has served yet (its messages go to unrouted)' }) exists!: boolean;
+  @ApiProperty({ type: String, nullable: true, description: 'Work queues: the task type whose work waits there' })
+  type!: string | null;
+  @ApiProperty({
+    description: 'False for the work queue of a type no worker has served yet (its messages go to unrouted)',
+  })
+  exists!: boolean;
   @ApiProperty({ description: 'ready + unacked' }) messages!: number;
   @ApiProperty() ready!: number;
-  @ApiProperty({ type: Number, nullable: true, description: 'null when the management API is not reachable (AMQP cannot tell)' }) unacked!: number | null;
+  @ApiProperty({
+    type: Number,
+    nullable: true,
+    description: 'null when the management API is not reachable (AMQP cannot tell)',
+  })
+  unacked!: number | null;
   @ApiProperty() consumers!: number;
-  @ApiProperty({ type: Number, nullable: true, description: 'Age of the oldest ready message in ms (management API only)' })
+  @ApiProperty({
+    type: Number,
+    nullable: true,
+    description: 'Age of the oldest ready message in ms (management API only)',
+  })
   oldestMessageAgeMs!: number | null;
 }
 
 export class QueueListView {
-  @ApiProperty({ enum: ['management', 'amqp'], description: 'Where the figures come from' }) source!: 'management' | 'amqp';
+  @ApiProperty({ enum: ['management', 'amqp'], description: 'Where the figures come from' }) source!:
+    | 'management'
+    | 'amqp';
   @ApiProperty({ format: 'date-time' }) at!: string;
   @ApiProperty({ type: [QueueView] }) items!: QueueView[];
 }
@@ -43,12 +58,15 @@ export class BrokerMessageListView {
 }
 
 export class DeadLetterRedriveView {
-  @ApiProperty({ description: 'Tasks returned to queued (work message via the outbox); their dead letters removed' }) redriven!: number;
+  @ApiProperty({ description: 'Tasks returned to queued (work message via the outbox); their dead letters removed' })
+  redriven!: number;
   @ApiProperty({
-    description: 'Dead letters of tasks still queued, retrying or running: a new work message went through the outbox first, then removed',
+    description:
+      'Dead letters of tasks still queued, retrying or running: a new work message went through the outbox first, then removed',
   })
   requeued!: number;
-  @ApiProperty({ description: 'Dead letters of tasks that succeeded (or are not started yet): removed' }) stale!: number;
+  @ApiProperty({ description: 'Dead letters of tasks that succeeded (or are not started yet): removed' })
+  stale!: number;
   @ApiProperty({ description: 'Left in place: not chosen, malformed, or of an unknown task' }) skipped!: number;
   @ApiProperty({ description: 'Malformed dead letters removed (purgeMalformed)' }) purged!: number;
 }
@@ -56,7 +74,9 @@ export class DeadLetterRedriveView {
 export class UnroutedRedriveView {
   @ApiProperty({ description: 'Republished to the work exchange (confirmed), then removed' }) redriven!: number;
   @ApiProperty({ description: 'Left in place' }) skipped!: number;
-  @ApiProperty({ type: String, nullable: true, description: 'Why publishing stopped, if it did' }) error!: string | null;
+  @ApiProperty({ type: String, nullable: true, description: 'Why publishing stopped, if it did' }) error!:
+    | string
+    | null;
 }
 
 export class WorkerView {

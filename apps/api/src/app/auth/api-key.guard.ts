@@ -1,11 +1,24 @@
 import { timingSafeEqual } from 'node:crypto';
-import { type CanActivate, type ExecutionContext, ForbiddenException, Injectable, UnauthorizedException } from '@nestjs/common';
+import {
+  type CanActivate,
+  type ExecutionContext,
+  ForbiddenException,
+  Injectable,
+  UnauthorizedException,
+} from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { Reflector } from '@nestjs/core';
 import { normalizeIp, ThrottlerException } from '@nestjs/throttler';
-import { PUBLIC_ROUTE_KEY } from '@tasksys/platform';
-import { ApiKeyService, type ApiKeyRole, DistributedRateLimiter, hashApiKey, type Principal, type RateLimitDecision } from '@tasksys/tasks';
 import type { Request, Response } from 'express';
+import { PUBLIC_ROUTE_KEY } from '@tasksys/platform';
+import {
+  ApiKeyService,
+  type ApiKeyRole,
+  DistributedRateLimiter,
+  hashApiKey,
+  type Principal,
+  type RateLimitDecision,
+} from '@tasksys/tasks';
 import type { ApiConfig } from '../api.config';
 import { type AuthenticatedRequest, REQUIRED_ROLE_KEY } from './auth.decorators';
 import { retryAfterSeconds } from './shared-throttler.storage';
@@ -86,7 +99,11 @@ export class ApiKeyGuard implements CanActivate {
   /** One request from the client's address against its budget; 429 (with Retry-After) past it. */
   private async spendAddressBudget(req: Request, res: Response): Promise<RateLimitDecision> {
     const address = normalizeIp(req.ip ?? req.socket.remoteAddress ?? 'unknown');
-    const decision = await this.limiter.hit(`unauthenticated:ip:${address}`, this.unauthenticatedLimit, UNAUTHENTICATED_WINDOW_MS);
+    const decision = await this.limiter.hit(
+      `unauthenticated:ip:${address}`,
+      this.unauthenticatedLimit,
+      UNAUTHENTICATED_WINDOW_MS,
+    );
     if (!decision.allowed) {
       res.setHeader('Retry-After', String(retryAfterSeconds(decision.retryAfterMs)));
       throw new ThrottlerException();

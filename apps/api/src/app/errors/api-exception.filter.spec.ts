@@ -1,12 +1,27 @@
-import { type ArgumentsHost, ConflictException, Logger, NotFoundException, UnauthorizedException } from '@nestjs/common';
+import {
+  type ArgumentsHost,
+  ConflictException,
+  Logger,
+  NotFoundException,
+  UnauthorizedException,
+} from '@nestjs/common';
 import { ThrottlerException } from '@nestjs/throttler';
 import { BrokerUnavailableError, PublishError } from '@tasksys/messaging';
-import { IdempotencyConflictError, InvalidCursorError, InvalidTransitionError, TaskNotFoundError } from '@tasksys/tasks';
+import {
+  IdempotencyConflictError,
+  InvalidCursorError,
+  InvalidTransitionError,
+  TaskNotFoundError,
+} from '@tasksys/tasks';
 import { ApiExceptionFilter } from './api-exception.filter';
 import { RequestValidationError } from './request-validation.error';
 
 /** What the filter wrote: status, headers and body. */
-function answerTo(exception: unknown): { status: number; headers: Record<string, string>; body: Record<string, unknown> } {
+function answerTo(exception: unknown): {
+  status: number;
+  headers: Record<string, string>;
+  body: Record<string, unknown>;
+} {
   const written = { status: 0, headers: {} as Record<string, string>, body: {} as Record<string, unknown> };
   const res = {
     headersSent: false,
@@ -29,16 +44,31 @@ describe('ApiExceptionFilter: every code keeps its HTTP status and Nest body sha
 
   it.each([
     ['TaskNotFoundError', 404, 'Not Found', 'TASK.NOT_FOUND', new TaskNotFoundError('t1')],
-    ['InvalidTransitionError', 409, 'Conflict', 'TASK.INVALID_TRANSITION', new InvalidTransitionError('start', 'cancelled')],
+    [
+      'InvalidTransitionError',
+      409,
+      'Conflict',
+      'TASK.INVALID_TRANSITION',
+      new InvalidTransitionError('start', 'cancelled'),
+    ],
     ['IdempotencyConflictError', 409, 'Conflict', 'TASK.IDEMPOTENCY_CONFLICT', new IdempotencyConflictError()],
-    ['BrokerUnavailableError', 503, 'Service Unavailable', 'BROKER.UNAVAILABLE', new BrokerUnavailableError('not connected')],
+    [
+      'BrokerUnavailableError',
+      503,
+      'Service Unavailable',
+      'BROKER.UNAVAILABLE',
+      new BrokerUnavailableError('not connected'),
+    ],
     ['NotFoundException (no route)', 404, 'Not Found', 'NOT_FOUND', new NotFoundException('Cannot GET /x')],
     ['UnauthorizedException', 401, 'Unauthorized', 'AUTH.UNAUTHENTICATED', new UnauthorizedException('no key')],
     ['ThrottlerException', 429, 'Too Many Requests', 'RATE_LIMITED', new ThrottlerException()],
     ['ConflictException (no code for its status)', 409, 'Conflict', 'HTTP.409', new ConflictException('x')],
   ])('%s: %i %s, code %s', (_, status, error, code, exception) => {
     const r = answerTo(exception);
-    expect([r.status, r.body]).toEqual([status, { statusCode: status, error, message: (exception as Error).message, code }]);
+    expect([r.status, r.body]).toEqual([
+      status,
+      { statusCode: status, error, message: (exception as Error).message, code },
+    ]);
   });
 
   it('names the field of a request error, and of a forged cursor, with the message clients saw before', () => {
@@ -68,7 +98,12 @@ describe('ApiExceptionFilter: every code keeps its HTTP status and Nest body sha
 
   it('hides what it does not answer for: an AppError of no HTTP meaning and a bug are a 500 INTERNAL', () => {
     for (const e of [new PublishError('timeout', 'no confirm'), new TypeError('x is undefined')]) {
-      expect(answerTo(e).body).toEqual({ statusCode: 500, error: 'Internal Server Error', message: 'internal error', code: 'INTERNAL' });
+      expect(answerTo(e).body).toEqual({
+        statusCode: 500,
+        error: 'Internal Server Error',
+        message: 'internal error',
+        code: 'INTERNAL',
+      });
     }
   });
 });

@@ -83,7 +83,13 @@ function codeOfStatus(status: number): AnswerCode {
 /** An answer with the status the table gives `code`. */
 function answer(code: ErrorCode, message: string, field?: string): ErrorBody {
   const status = statusOf(code);
-  return { statusCode: status, error: REASON[status] ?? 'Error', message, code, ...(field !== undefined ? { field } : {}) };
+  return {
+    statusCode: status,
+    error: REASON[status] ?? 'Error',
+    message,
+    code,
+    ...(field !== undefined ? { field } : {}),
+  };
 }
 
 /** The database is unreachable, every pooled connection is busy, or too many submits wait for one: a 503 the client may retry, not a 500. */
@@ -102,8 +108,10 @@ export class ApiExceptionFilter implements ExceptionFilter {
   catch(exception: unknown, host: ArgumentsHost): void {
     const res = host.switchToHttp().getResponse<Response>();
     const body = this.toBody(exception);
-    if (body.statusCode === 503) this.logger.warn(`503: ${exception instanceof Error ? exception.message : String(exception)}`);
-    else if (body.statusCode >= 500) this.logger.error(exception instanceof Error ? exception.stack ?? exception.message : String(exception));
+    if (body.statusCode === 503)
+      this.logger.warn(`503: ${exception instanceof Error ? exception.message : String(exception)}`);
+    else if (body.statusCode >= 500)
+      this.logger.error(exception instanceof Error ? (exception.stack ?? exception.message) : String(exception));
     if (body.statusCode === 503) res.setHeader('Retry-After', '1');
     if (res.headersSent) {
       // An SSE stream that failed after it started: end it; the client reconnects.
@@ -128,13 +136,22 @@ export class ApiExceptionFilter implements ExceptionFilter {
     }
     // body-parser errors carry an HTTP status and a type.
     const bp = e as { type?: string; status?: number };
-    if (bp?.type === 'entity.too.large') return answer(ERROR_CODES.REQUEST_TOO_LARGE, 'body: request body is larger than the limit', 'body');
-    if (bp?.type === 'entity.parse.failed') return answer(ERROR_CODES.REQUEST_MALFORMED_JSON, 'body: malformed JSON', 'body');
+    if (bp?.type === 'entity.too.large')
+      return answer(ERROR_CODES.REQUEST_TOO_LARGE, 'body: request body is larger than the limit', 'body');
+    if (bp?.type === 'entity.parse.failed')
+      return answer(ERROR_CODES.REQUEST_MALFORMED_JSON, 'body: malformed JSON', 'body');
     if (typeof bp?.status === 'number' && bp.status >= 400 && bp.status < 500) {
       const status = bp.status;
-      return { statusCode: status, error: REASON[status] ?? 'Error', message: `body: ${(e as Error).message}`, code: codeOfStatus(status), field: 'body' };
+      return {
+        statusCode: status,
+        error: REASON[status] ?? 'Error',
+        message: `body: ${(e as Error).message}`,
+        code: codeOfStatus(status),
+        field: 'body',
+      };
     }
-    if (isDatabaseUnavailable(e)) return answer(ERROR_CODES.SERVICE_UNAVAILABLE, 'the database is unavailable or busy; retry shortly');
+    if (isDatabaseUnavailable(e))
+      return answer(ERROR_CODES.SERVICE_UNAVAILABLE, 'the database is unavailable or busy; retry shortly');
     return answer(ERROR_CODES.INTERNAL, 'internal error');
   }
 }

@@ -1,7 +1,7 @@
 import { type BeforeApplicationShutdown, Inject, Injectable, type MessageEvent } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
-import { isTerminal, type Task, TaskQueries, type TaskStatus, type TaskUpdate, TaskUpdateFeed } from '@tasksys/tasks';
 import { Observable, type Subscriber } from 'rxjs';
+import { isTerminal, type Task, TaskQueries, type TaskStatus, type TaskUpdate, TaskUpdateFeed } from '@tasksys/tasks';
 import type { ApiConfig } from '../api.config';
 import { toTaskView } from './task.views';
 
@@ -49,7 +49,12 @@ export class TaskStreamService implements BeforeApplicationShutdown {
 
       const showTask = (task: Task | null) => {
         if (sub.closed || !task) return;
-        const next: Shown = { status: task.status, attempt: task.attempt, percent: task.progressPercent, message: task.progressMessage };
+        const next: Shown = {
+          status: task.status,
+          attempt: task.attempt,
+          percent: task.progressPercent,
+          message: task.progressMessage,
+        };
         if (!shown || shown.status !== next.status || shown.attempt !== next.attempt) {
           sub.next({ type: 'status', data: toTaskView(task) });
         } else if (shown.percent !== next.percent || shown.message !== next.message) {
@@ -72,7 +77,9 @@ export class TaskStreamService implements BeforeApplicationShutdown {
       };
 
       // Subscribe first, then read: nothing committed after the read can be missed.
-      const feedSub = this.feed.watch(id).subscribe((e) => enqueue(() => (e.kind === 'resync' ? reread() : onUpdate(e.update))));
+      const feedSub = this.feed
+        .watch(id)
+        .subscribe((e) => enqueue(() => (e.kind === 'resync' ? reread() : onUpdate(e.update))));
       enqueue(reread);
       const heartbeat = setInterval(() => sub.next({ comment: 'heartbeat' }), this.heartbeatMs);
       return () => {

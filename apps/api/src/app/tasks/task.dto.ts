@@ -1,5 +1,4 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { TASK_STATUSES, type TaskStatus } from '@tasksys/tasks';
 import { Type } from 'class-transformer';
 import {
   ArrayMaxSize,
@@ -18,6 +17,7 @@ import {
   Min,
   ValidateNested,
 } from 'class-validator';
+import { TASK_STATUSES, type TaskStatus } from '@tasksys/tasks';
 
 export const MAX_BATCH = 1000;
 export const MAX_TIMEOUT_MS = 86_400_000;
@@ -37,7 +37,10 @@ export class CreateTaskRequestDto {
   @IsDefined()
   payload!: unknown;
 
-  @ApiPropertyOptional({ description: 'Queue it right away (`queued`) or leave it `new` until POST /start', default: true })
+  @ApiPropertyOptional({
+    description: 'Queue it right away (`queued`) or leave it `new` until POST /start',
+    default: true,
+  })
   @IsOptional()
   @IsBoolean()
   start?: boolean;
@@ -49,14 +52,23 @@ export class CreateTaskRequestDto {
   @Max(100)
   maxAttempts?: number;
 
-  @ApiPropertyOptional({ description: "Time limit of one run in ms (default: the type's)", minimum: 1, maximum: MAX_TIMEOUT_MS })
+  @ApiPropertyOptional({
+    description: "Time limit of one run in ms (default: the type's)",
+    minimum: 1,
+    maximum: MAX_TIMEOUT_MS,
+  })
   @IsOptional()
   @IsInt()
   @Min(1)
   @Max(MAX_TIMEOUT_MS)
   timeoutMs?: number;
 
-  @ApiPropertyOptional({ description: 'Higher runs first where the broker supports it', minimum: 0, maximum: 9, default: 0 })
+  @ApiPropertyOptional({
+    description: 'Higher runs first where the broker supports it',
+    minimum: 0,
+    maximum: 9,
+    default: 0,
+  })
   @IsOptional()
   @IsInt()
   @Min(0)
@@ -120,7 +132,9 @@ export class CreateReportRequestDto {
 export class CreateApiKeyRequestDto {
   @ApiProperty({ description: 'Owner the key acts as; its tasks are private to it', example: 'alice' })
   @IsString()
-  @Matches(/^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$/, { message: 'owner must be 1-100 letters, digits, ".", "_", "@" or "-", starting with a letter or digit' })
+  @Matches(/^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$/, {
+    message: 'owner must be 1-100 letters, digits, ".", "_", "@" or "-", starting with a letter or digit',
+  })
   owner!: string;
 
   @ApiProperty({ enum: ['user', 'admin'] })

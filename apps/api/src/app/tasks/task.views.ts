@@ -18,15 +18,18 @@ export class TaskView {
   @ApiProperty() type!: string;
   @ApiProperty({ enum: TASK_STATUSES }) status!: TaskStatus;
   @ApiProperty({ type: 'object', additionalProperties: true }) payload!: unknown;
-  @ApiProperty({ type: 'object', nullable: true, additionalProperties: true, description: 'Set when succeeded' }) result!: unknown;
+  @ApiProperty({ type: 'object', nullable: true, additionalProperties: true, description: 'Set when succeeded' })
+  result!: unknown;
   @ApiProperty({ type: TaskErrorView, nullable: true }) error!: TaskErrorView | null;
   @ApiProperty({ description: 'Runs started so far (the fencing token of the current run)' }) attempt!: number;
   @ApiProperty() maxAttempts!: number;
-  @ApiProperty({ minimum: 0, maximum: 9, description: '9 starts first among waiting tasks of the same type' }) priority!: number;
+  @ApiProperty({ minimum: 0, maximum: 9, description: '9 starts first among waiting tasks of the same type' })
+  priority!: number;
   @ApiProperty({
     type: String,
     nullable: true,
-    description: 'Why a queued task is not running yet when the system knows, e.g. `no worker serves demo.x`; null otherwise',
+    description:
+      'Why a queued task is not running yet when the system knows, e.g. `no worker serves demo.x`; null otherwise',
   })
   waiting!: string | null;
   @ApiProperty({ type: ProgressView }) progress!: ProgressView;
@@ -39,7 +42,8 @@ export class TaskView {
 
 export class TaskPageView {
   @ApiProperty({ type: [TaskView] }) items!: TaskView[];
-  @ApiProperty({ type: String, nullable: true, description: 'Pass as `cursor` for the next (older) page' }) nextCursor!: string | null;
+  @ApiProperty({ type: String, nullable: true, description: 'Pass as `cursor` for the next (older) page' })
+  nextCursor!: string | null;
 }
 
 export class TaskListView {

@@ -1,5 +1,18 @@
-import { continueTrace } from '@tasksys/platform';
-import { Body, Controller, Get, Headers, HttpCode, type MessageEvent, Param, ParseUUIDPipe, Post, Query, Req, Res, Sse } from '@nestjs/common';
+import {
+  Body,
+  Controller,
+  Get,
+  Headers,
+  HttpCode,
+  type MessageEvent,
+  Param,
+  ParseUUIDPipe,
+  Post,
+  Query,
+  Req,
+  Res,
+  Sse,
+} from '@nestjs/common';
 import {
   ApiAcceptedResponse,
   ApiBadRequestResponse,
@@ -16,14 +29,24 @@ import {
   ApiTooManyRequestsResponse,
   ApiUnauthorizedResponse,
 } from '@nestjs/swagger';
-import { type Principal, type Task, TaskQueries, TaskReports, WorkerFleetQuery } from '@tasksys/tasks';
 import type { Request, Response } from 'express';
 import type { Observable } from 'rxjs';
+import { continueTrace } from '@tasksys/platform';
+import { type Principal, type Task, TaskQueries, TaskReports, WorkerFleetQuery } from '@tasksys/tasks';
 import { CurrentPrincipal } from '../auth/auth.decorators';
 import { RequestValidationError } from '../errors/request-validation.error';
-import { CreateReportRequestDto, CreateTaskBatchRequestDto, CreateTaskRequestDto, ListTasksQueryDto } from './task.dto';
-import { ReportView, TaskEventListView, TaskListView, TaskPageView, TaskView, toEventView, toReportView, toTaskView } from './task.views';
 import { TaskStreamService } from './task-stream.service';
+import { CreateReportRequestDto, CreateTaskBatchRequestDto, CreateTaskRequestDto, ListTasksQueryDto } from './task.dto';
+import {
+  ReportView,
+  TaskEventListView,
+  TaskListView,
+  TaskPageView,
+  TaskView,
+  toEventView,
+  toReportView,
+  toTaskView,
+} from './task.views';
 import { TasksService } from './tasks.service';
 
 const uuid = new ParseUUIDPipe({ exceptionFactory: () => new RequestValidationError('id', 'id must be a UUID') });
@@ -54,7 +77,11 @@ export class TasksController {
 
   @Post()
   @ApiOperation({ summary: 'Submit a task (queued at once unless start is false)' })
-  @ApiHeader({ name: 'Idempotency-Key', required: false, description: 'Retries with the same key and body return the same task (200); another body is 409' })
+  @ApiHeader({
+    name: 'Idempotency-Key',
+    required: false,
+    description: 'Retries with the same key and body return the same task (200); another body is 409',
+  })
   @ApiCreatedResponse({ type: TaskView, description: 'Created' })
   @ApiOkResponse({ type: TaskView, description: 'Same Idempotency-Key and body as an earlier request: that task' })
   @ApiBadRequestResponse({ description: 'Unknown type, bad payload or unknown field; the message names the field' })
@@ -67,7 +94,13 @@ export class TasksController {
     @Res({ passthrough: true }) res: Response,
     @Headers('idempotency-key') idempotencyKey?: string,
   ): Promise<TaskView> {
-    const { created, task } = await this.tasks.create(p, dto, req.body, idempotencyKey, continueTrace(req.headers['traceparent']));
+    const { created, task } = await this.tasks.create(
+      p,
+      dto,
+      req.body,
+      idempotencyKey,
+      continueTrace(req.headers['traceparent']),
+    );
     res.status(created ? 201 : 200);
     return this.view(task);
   }
@@ -75,16 +108,25 @@ export class TasksController {
   @Post('batch')
   @ApiOperation({ summary: 'Submit up to 1000 tasks at once, all or nothing' })
   @ApiCreatedResponse({ type: TaskListView, description: 'Created, in request order' })
-  @ApiBadRequestResponse({ description: 'The first bad item, named by index and field (`tasks[3].payload.ms`); nothing was written' })
-  async createBatch(@CurrentPrincipal() p: Principal, @Body() dto: CreateTaskBatchRequestDto, @Req() req: Request): Promise<TaskListView> {
-    return { items: await this.views(await this.tasks.createBatch(p, dto.tasks, continueTrace(req.headers['traceparent']))) };
+  @ApiBadRequestResponse({
+    description: 'The first bad item, named by index and field (`tasks[3].payload.ms`); nothing was written',
+  })
+  async createBatch(
+    @CurrentPrincipal() p: Principal,
+    @Body() dto: CreateTaskBatchRequestDto,
+    @Req() req: Request,
+  ): Promise<TaskListView> {
+    return {
+      items: await this.views(await this.tasks.createBatch(p, dto.tasks, continueTrace(req.headers['traceparent']))),
+    };
   }
 
   @Get()
   @ApiOperation({ summary: 'List your tasks, newest first (admins: everyone’s, or one owner’s)' })
   @ApiOkResponse({ type: TaskPageView })
   async list(@CurrentPrincipal() p: Principal, @Query() q: ListTasksQueryDto): Promise<TaskPageView> {
-    if (q.owner !== undefined && p.role !== 'admin') throw new RequestValidationError('owner', 'owner: only admins may list other owners’ tasks');
+    if (q.owner !== undefined && p.role !== 'admin')
+      throw new RequestValidationError('owner', 'owner: only admins may list other owners’ tasks');
     const page = await this.queries.list({
       owner: p.role === 'admin' ? (q.owner ?? null) : p.owner,
       status: q.status,
@@ -161,7 +203,11 @@ export class TasksController {
   @ApiOperation({ summary: 'Report a problem with one of your tasks (listed for admins)' })
   @ApiCreatedResponse({ type: ReportView })
   @ApiNotFoundResponse()
-  async report(@CurrentPrincipal() p: Principal, @Param('id', uuid) id: string, @Body() dto: CreateReportRequestDto): Promise<ReportView> {
+  async report(
+    @CurrentPrincipal() p: Principal,
+    @Param('id', uuid) id: string,
+    @Body() dto: CreateReportRequestDto,
+  ): Promise<ReportView> {
     const task = await this.tasks.get(p, id);
     return toReportView(await this.reports.create(task.id, p.owner, dto.message));
   }

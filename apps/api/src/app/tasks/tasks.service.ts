@@ -13,10 +13,10 @@ import {
   TaskTypeRegistry,
   type TaskTypeDefinition,
 } from '@tasksys/tasks';
-import { RequestValidationError } from '../errors/request-validation.error';
 import { actorOf, ownerScope } from '../auth/auth.decorators';
-import type { CreateTaskRequestDto } from './task.dto';
+import { RequestValidationError } from '../errors/request-validation.error';
 import { requestHash } from './request-hash';
+import type { CreateTaskRequestDto } from './task.dto';
 
 export type TaskAction = 'start' | 'cancel' | 'retry';
 
@@ -45,12 +45,18 @@ export class TasksService {
     traceparent?: string,
   ): Promise<{ created: boolean; task: Task }> {
     if (idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(idempotencyKey)) {
-      throw new RequestValidationError('Idempotency-Key', 'Idempotency-Key header must be 1-200 printable ASCII characters');
+      throw new RequestValidationError(
+        'Idempotency-Key',
+        'Idempotency-Key header must be 1-200 printable ASCII characters',
+      );
     }
     const { start, ...fields } = this.toNewTask(p, dto, '');
     if (idempotencyKey === undefined) {
       // Nothing to look up first: concurrent submits share one insert statement.
-      return { created: true, task: await this.batch.createOne({ ...fields, start }, { actor: actorOf(p), traceparent }) };
+      return {
+        created: true,
+        task: await this.batch.createOne({ ...fields, start }, { actor: actorOf(p), traceparent }),
+      };
     }
     const hash = requestHash(rawBody);
     const result = await this.sm.create(
@@ -79,7 +85,11 @@ export class TasksService {
   async act(p: Principal, id: string, action: TaskAction): Promise<Task> {
     await this.get(p, id); // owners never learn whether another owner's task exists
     const actor = actorOf(p);
-    const r = await (action === 'start' ? this.sm.start(id, actor) : action === 'cancel' ? this.sm.cancel(id, actor) : this.sm.retry(id, actor));
+    const r = await (action === 'start'
+      ? this.sm.start(id, actor)
+      : action === 'cancel'
+        ? this.sm.cancel(id, actor)
+        : this.sm.retry(id, actor));
     if (!r.task) throw new TaskNotFoundError(id);
     if (r.applied || r.task.status === TARGET[action]) return r.task;
     throw new InvalidTransitionError(action, r.task.status);
@@ -101,9 +111,16 @@ export class TasksService {
 
   private check(dto: CreateTaskRequestDto, prefix: string): { payload: unknown; definition: TaskTypeDefinition } {
     const c = this.types.check(dto.type, dto.payload);
-    if (!c.ok) throw new RequestValidationError(`${prefix}${c.field}`, `${prefix}${c.message.startsWith(c.field) ? c.message : `${c.field}: ${c.message}`}`);
+    if (!c.ok)
+      throw new RequestValidationError(
+        `${prefix}${c.field}`,
+        `${prefix}${c.message.startsWith(c.field) ? c.message : `${c.field}: ${c.message}`}`,
+      );
     if (dto.timeoutMs !== undefined && dto.timeoutMs > c.definition.timeoutMs) {
-      throw new RequestValidationError(`${prefix}timeoutMs`, `${prefix}timeoutMs must not be greater than ${c.definition.timeoutMs} for ${dto.type}`);
+      throw new RequestValidationError(
+        `${prefix}timeoutMs`,
+        `${prefix}timeoutMs must not be greater than ${c.definition.timeoutMs} for ${dto.type}`,
+      );
     }
     return { payload: c.payload, definition: c.definition };
   }

@@ -1,6 +1,6 @@
 import { Inject } from '@nestjs/common';
-import { env } from '@tasksys/platform';
 import { z } from 'zod';
+import { env } from '@tasksys/platform';
 
 /**
  * Environment of the broker inspection used by the admin API: the RabbitMQ management HTTP API,

@@ -18,11 +18,21 @@ describe('QueueBrowser on quorum queues (real RabbitMQ)', () => {
 
   it('lists dead letters and unrouted messages 25 times without losing one', async () => {
     for (let i = 0; i < 3; i++) {
-      const body = Buffer.from(JSON.stringify({ v: 1, taskId: `00000000-0000-4000-8000-00000000000${i}`, type: 'demo.sleep' }));
-      await m.publisher.publishDeadLetter(body, { headers: {} } as never, { code: 'TEST.DEAD', message: 'test', routingKey: 'demo.sleep' });
+      const body = Buffer.from(
+        JSON.stringify({ v: 1, taskId: `00000000-0000-4000-8000-00000000000${i}`, type: 'demo.sleep' }),
+      );
+      await m.publisher.publishDeadLetter(body, { headers: {} } as never, {
+        code: 'TEST.DEAD',
+        message: 'test',
+        routingKey: 'demo.sleep',
+      });
     }
     // As the alternate exchange would (the work exchange's catch-all binding aside).
-    await m.publisher.publish(m.topology.exchanges.unrouted, 'nobody.serves.this', { v: 1, taskId: '00000000-0000-4000-8000-00000000000a', type: 'x' });
+    await m.publisher.publish(m.topology.exchanges.unrouted, 'nobody.serves.this', {
+      v: 1,
+      taskId: '00000000-0000-4000-8000-00000000000a',
+      type: 'x',
+    });
     for (let round = 0; round < 25; round++) {
       const dead = await browser.peek(m.topology.queues.dead, 50);
       const unrouted = await browser.peek(m.topology.queues.unrouted, 50);

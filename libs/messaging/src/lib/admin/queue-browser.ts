@@ -46,14 +46,18 @@ export function describeMessage(msg: GetMessage): BrowsedMessage {
   const correlation = str(msg.properties.correlationId);
   // Broker dead-lettering (delivery limit, rejection) leaves x-death instead of our reason headers.
   const death = Array.isArray(headers['x-death']) ? (headers['x-death'][0] as Record<string, unknown>) : undefined;
-  const safeHeaders = Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, Buffer.isBuffer(v) ? v.toString('utf8') : v]));
+  const safeHeaders = Object.fromEntries(
+    Object.entries(headers).map(([k, v]) => [k, Buffer.isBuffer(v) ? v.toString('utf8') : v]),
+  );
   return {
     messageId: str(msg.properties.messageId),
     taskId: parsed?.taskId ?? (correlation && UUID.test(correlation) ? correlation.toLowerCase() : null),
     type: parsed?.type ?? null,
     routingKey: str(headers[HEADERS.originalRoutingKey]) ?? msg.fields.routingKey,
     reasonCode: str(headers[HEADERS.reasonCode]) ?? (death ? `BROKER.${String(death['reason']).toUpperCase()}` : null),
-    reason: str(headers[HEADERS.reason]) ?? (death ? `dead-lettered by the broker from ${String(death['queue'])} (${String(death['reason'])})` : null),
+    reason:
+      str(headers[HEADERS.reason]) ??
+      (death ? `dead-lettered by the broker from ${String(death['queue'])} (${String(death['reason'])})` : null),
     deadLetteredAt: str(headers[HEADERS.deadLetteredAt]),
     malformed: parsed === null,
     redelivered: msg.fields.redelivered,

@@ -41,7 +41,10 @@ interface ManagementQueue {
 }
 
 /** @internal The topology's queues, in operator order: the work queues of `types`, retry tiers, dead, unrouted. */
-export function topologyQueues(topology: Topology, types: readonly string[]): { name: string; role: QueueRole; type?: string }[] {
+export function topologyQueues(
+  topology: Topology,
+  types: readonly string[],
+): { name: string; role: QueueRole; type?: string }[] {
   return [
     ...types.flatMap((type) => topology.queuesOf(type).map((name) => ({ name, role: 'work' as const, type }))),
     ...topology.queues.retry.map((t) => ({ name: t.name, role: 'retry' as const })),
@@ -92,7 +95,15 @@ export class QueueStatsReader {
       source,
       queues: queues.map((q) => {
         const s = fromManagement?.get(q.name) ?? fromAmqp.get(q.name);
-        const figures = s ?? { name: q.name, exists: false, messages: 0, ready: 0, unacked: null, consumers: 0, oldestMessageAgeMs: null };
+        const figures = s ?? {
+          name: q.name,
+          exists: false,
+          messages: 0,
+          ready: 0,
+          unacked: null,
+          consumers: 0,
+          oldestMessageAgeMs: null,
+        };
         return { ...figures, role: q.role, ...(q.type ? { type: q.type } : {}) };
       }),
     };
@@ -107,7 +118,8 @@ export class QueueStatsReader {
       const out = new Map<string, QueueStats>();
       await Promise.all(
         names.map(async (name) => {
-          const url = `${this.managementBase}/api/queues/${encodeURIComponent(this.vhost)}/${encodeURIComponent(name)}` +
+          const url =
+            `${this.managementBase}/api/queues/${encodeURIComponent(this.vhost)}/${encodeURIComponent(name)}` +
             '?columns=messages,messages_ready,messages_unacknowledged,consumers,head_message_timestamp';
           const res = await fetch(url, { headers, signal });
           if (res.status === 404) return; // not declared (yet): the AMQP fallback reports it
@@ -135,7 +147,9 @@ export class QueueStatsReader {
       return out;
     } catch (err) {
       if (!this.managementWasDown) {
-        this.logger.warn(`RabbitMQ management API not usable (${(err as Error).message}); queue figures from AMQP, without unacked counts`);
+        this.logger.warn(
+          `RabbitMQ management API not usable (${(err as Error).message}); queue figures from AMQP, without unacked counts`,
+        );
       }
       this.managementWasDown = true;
       return null;

@@ -27,7 +27,11 @@ export class UnroutedRedriver {
   ) {}
 
   /** Redrives the messages of the chosen tasks and/or task types (all when neither is given). */
-  async redrive(opts: { taskIds?: string[]; types?: readonly string[]; limit: number }): Promise<UnroutedRedriveResult> {
+  async redrive(opts: {
+    taskIds?: string[];
+    types?: readonly string[];
+    limit: number;
+  }): Promise<UnroutedRedriveResult> {
     return this.republishFrom(this.topology.queues.unrouted, opts);
   }
 
@@ -36,7 +40,10 @@ export class UnroutedRedriver {
    * per-type routing: each message goes back to the work exchange under its routing key, where the
    * binding of its type (or the alternate exchange) takes it.
    */
-  async republishFrom(queue: string, opts: { taskIds?: string[]; types?: readonly string[]; limit: number }): Promise<UnroutedRedriveResult> {
+  async republishFrom(
+    queue: string,
+    opts: { taskIds?: string[]; types?: readonly string[]; limit: number },
+  ): Promise<UnroutedRedriveResult> {
     const chosen = opts.taskIds ? new Set(opts.taskIds.map((id) => id.toLowerCase())) : null;
     const types = opts.types ? new Set(opts.types) : null;
     const result: UnroutedRedriveResult = { redriven: 0, skipped: 0, error: null };

@@ -72,7 +72,8 @@ export class ConsumerFactory {
     return this.subscribe(
       `consumer:${queues.join(',')}`,
       async (ch) => {
-        if (this.topology.queueType === 'quorum') await ch.prefetch(Math.max(1, Math.floor(prefetch / Math.max(1, queues.length))), false);
+        if (this.topology.queueType === 'quorum')
+          await ch.prefetch(Math.max(1, Math.floor(prefetch / Math.max(1, queues.length))), false);
         else await ch.prefetch(prefetch, true);
         return [...queues];
       },
@@ -118,7 +119,12 @@ export class ConsumerFactory {
     const resubscribes = new Set<NodeJS.Timeout>();
     let recreateDelay = RESUBSCRIBE_DELAY_MS;
 
-    const consumeOne = async (ch: Channel, state: ChannelState, tags: Map<string, string>, queue: string): Promise<void> => {
+    const consumeOne = async (
+      ch: Channel,
+      state: ChannelState,
+      tags: Map<string, string>,
+      queue: string,
+    ): Promise<void> => {
       if (stopped || !state.open) return;
       const { consumerTag } = await ch.consume(
         queue,
@@ -130,7 +136,9 @@ export class ConsumerFactory {
             this.logger.warn(`${name}: consumer of ${queue} cancelled by the broker; subscribing again`);
             const t = setTimeout(() => {
               resubscribes.delete(t);
-              consumeOne(ch, state, tags, queue).catch((err: Error) => this.logger.error(`${name}: resubscribe to ${queue} failed: ${err.message}`));
+              consumeOne(ch, state, tags, queue).catch((err: Error) =>
+                this.logger.error(`${name}: resubscribe to ${queue} failed: ${err.message}`),
+              );
             }, RESUBSCRIBE_DELAY_MS);
             resubscribes.add(t);
             return;
@@ -203,7 +211,8 @@ export class ConsumerFactory {
       const a = active;
       active = null;
       if (!a?.state.open) return;
-      for (const tag of a.tags.values()) await a.ch.cancel(tag).catch((err: Error) => this.logger.warn(`${name}: cancel: ${err.message}`));
+      for (const tag of a.tags.values())
+        await a.ch.cancel(tag).catch((err: Error) => this.logger.warn(`${name}: cancel: ${err.message}`));
     };
     return {
       stop,

@@ -1,4 +1,11 @@
-import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnApplicationBootstrap, Optional } from '@nestjs/common';
+import {
+  BeforeApplicationShutdown,
+  Inject,
+  Injectable,
+  Logger,
+  OnApplicationBootstrap,
+  Optional,
+} from '@nestjs/common';
 import { BrokerStatus } from '../broker-status';
 import type { MessagingConfig } from '../messaging.config';
 import { InjectMessagingConfig } from '../messaging.constants';
@@ -100,7 +107,10 @@ export class OutboxRelayService implements OnApplicationBootstrap, BeforeApplica
       this.wake();
       const { count } = await this.store.backlog();
       if (count === 0) return;
-      if (Date.now() > deadline) throw new Error(`Outbox not drained within ${timeoutMs} ms: ${count} rows left (${this.lastError ?? 'no error'})`);
+      if (Date.now() > deadline)
+        throw new Error(
+          `Outbox not drained within ${timeoutMs} ms: ${count} rows left (${this.lastError ?? 'no error'})`,
+        );
       await new Promise((r) => setTimeout(r, 50));
     }
   }

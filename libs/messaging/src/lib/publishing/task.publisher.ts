@@ -1,8 +1,8 @@
+import { randomUUID } from 'node:crypto';
+import { setImmediate as nextMacrotask } from 'node:timers/promises';
 import { AmqpConnection } from '@golevelup/nestjs-rabbitmq';
 import { Injectable, Logger } from '@nestjs/common';
 import type { Channel, Message, MessageProperties, Options } from 'amqplib';
-import { randomUUID } from 'node:crypto';
-import { setImmediate as nextMacrotask } from 'node:timers/promises';
 import type { MessagingConfig } from '../messaging.config';
 import { HEADERS, InjectMessagingConfig } from '../messaging.constants';
 import { PublishError, type PublishFailure } from '../messaging.errors';
@@ -69,7 +69,14 @@ const MAX_REASON_LENGTH = 1000;
 export class TaskPublisher {
   private readonly logger = new Logger(TaskPublisher.name);
   private readonly pending = new Map<string, PendingPublish>();
-  private readonly counters: PublisherStats = { published: 0, confirmed: 0, nacked: 0, returned: 0, timeouts: 0, failed: 0 };
+  private readonly counters: PublisherStats = {
+    published: 0,
+    confirmed: 0,
+    nacked: 0,
+    returned: 0,
+    timeouts: 0,
+    failed: 0,
+  };
 
   constructor(
     private readonly amqp: AmqpConnection,
@@ -152,7 +159,13 @@ export class TaskPublisher {
    */
   async publishRetry(
     msg: TaskMessage,
-    opts: { attempt: number; delayMs: number; priority?: number; headers?: Record<string, unknown>; traceparent?: string },
+    opts: {
+      attempt: number;
+      delayMs: number;
+      priority?: number;
+      headers?: Record<string, unknown>;
+      traceparent?: string;
+    },
   ): Promise<RetryTier> {
     const tier = pickRetryTier(opts.delayMs, this.topology.queues.retry);
     // The routing key it comes back to the work exchange under, and its priority, are the task's own.
@@ -192,20 +205,27 @@ export class TaskPublisher {
     const exchange = this.topology.exchangeForRole(record.exchange);
     if (!exchange) {
       this.counters.failed++;
-      return Promise.reject(new PublishError('unknown-exchange', `outbox row ${record.id}: role "${record.exchange}"`, record.messageId));
+      return Promise.reject(
+        new PublishError('unknown-exchange', `outbox row ${record.id}: role "${record.exchange}"`, record.messageId),
+      );
     }
     const attempt = record.headers[HEADERS.attempt];
     const work = exchange === this.topology.exchanges.work;
-    return this.publish(exchange, work ? this.topology.routingKey(record.routingKey, record.priority) : record.routingKey, record.body, {
-      priority: work ? record.priority : undefined,
-      messageId: record.messageId,
-      correlationId: record.correlationId ?? undefined,
-      headers: record.headers,
-      attempt: typeof attempt === 'number' ? attempt : undefined,
-      // A cancel signal with no worker listening has nobody to stop (the heartbeat catches a
-      // missed one anyway): it must not come back as a failed publish and stall its outbox row.
-      mandatory: exchange !== this.topology.exchanges.control,
-    });
+    return this.publish(
+      exchange,
+      work ? this.topology.routingKey(record.routingKey, record.priority) : record.routingKey,
+      record.body,
+      {
+        priority: work ? record.priority : undefined,
+        messageId: record.messageId,
+        correlationId: record.correlationId ?? undefined,
+        headers: record.headers,
+        attempt: typeof attempt === 'number' ? attempt : undefined,
+        // A cancel signal with no worker listening has nobody to stop (the heartbeat catches a
+        // missed one anyway): it must not come back as a failed publish and stall its outbox row.
+        mandatory: exchange !== this.topology.exchanges.control,
+      },
+    );
   }
 
   private onReturn(msg: Message): void {
@@ -214,7 +234,9 @@ export class TaskPublisher {
     // A basic.return carries reply code and text; amqplib's type only declares the common fields.
     const fields = msg.fields as Message['fields'] & { replyCode?: number; replyText?: string };
     const text = `${fields.replyCode} ${fields.replyText}`;
-    this.logger.warn(`Message ${id || '(no id)'} returned by the broker: ${text} (exchange ${msg.fields.exchange}, key "${msg.fields.routingKey}")`);
+    this.logger.warn(
+      `Message ${id || '(no id)'} returned by the broker: ${text} (exchange ${msg.fields.exchange}, key "${msg.fields.routingKey}")`,
+    );
     const entry = this.pending.get(id);
     if (entry) entry.returned = text;
     else this.counters.returned++; // a publish that already gave up (timeout); still count it

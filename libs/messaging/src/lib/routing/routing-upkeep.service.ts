@@ -52,7 +52,10 @@ export class RoutingUpkeep {
       await this.drainLegacyQueue();
       if (((await this.messagesIn(this.topology.queues.unrouted)) ?? 0) > 0) {
         const r = await this.redriver.redrive({ types: this.topology.served, limit: MAX_BROWSE });
-        if (r.redriven > 0) this.logger.log(`redrove ${r.redriven} unrouted message(s) of ${this.topology.served.join(', ')} to their queues`);
+        if (r.redriven > 0)
+          this.logger.log(
+            `redrove ${r.redriven} unrouted message(s) of ${this.topology.served.join(', ')} to their queues`,
+          );
         if (r.error) this.logger.warn(`unrouted redrive stopped: ${r.error}`);
       }
     } catch (err) {
@@ -90,7 +93,8 @@ export class RoutingUpkeep {
       // No new messages flow in; then what is there moves to the per-type queues.
       await ch.unbindQueue(legacy, this.topology.exchanges.work, '#');
       const r = await this.redriver.republishFrom(legacy, { limit: MAX_BROWSE });
-      if (r.redriven > 0) this.logger.log(`moved ${r.redriven} message(s) from the legacy queue ${legacy} to the per-type queues`);
+      if (r.redriven > 0)
+        this.logger.log(`moved ${r.redriven} message(s) from the legacy queue ${legacy} to the per-type queues`);
       if (r.error) throw new Error(r.error);
     } finally {
       await ch.close().catch(() => undefined);

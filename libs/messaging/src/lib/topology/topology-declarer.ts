@@ -50,15 +50,15 @@ export async function declareTopology(model: ChannelModel, topology: Topology): 
   };
   await settle(
     exchanges.map((x) =>
-      onThrowawayChannel(model, (ch) => ch.assertExchange(x.name, x.type, { durable: true, arguments: x.arguments })).catch(
-        (err) => Promise.reject(mismatchOr(err, 'exchange', x.name)),
-      ),
+      onThrowawayChannel(model, (ch) =>
+        ch.assertExchange(x.name, x.type, { durable: true, arguments: x.arguments }),
+      ).catch((err) => Promise.reject(mismatchOr(err, 'exchange', x.name))),
     ),
   );
   await settle(
     queues.map((q) =>
-      onThrowawayChannel(model, (ch) => ch.assertQueue(q.name, { durable: true, arguments: q.arguments })).catch((err) =>
-        Promise.reject(mismatchOr(err, 'queue', q.name)),
+      onThrowawayChannel(model, (ch) => ch.assertQueue(q.name, { durable: true, arguments: q.arguments })).catch(
+        (err) => Promise.reject(mismatchOr(err, 'queue', q.name)),
       ),
     ),
   );
@@ -159,7 +159,9 @@ export class TopologyDeclarer implements OnApplicationBootstrap {
           this.declared = false;
           this.error = err;
         }
-        this.logger.error(`Topology "${this.topology.namespace}" not declared; broker reported not ready: ${err.message}`);
+        this.logger.error(
+          `Topology "${this.topology.namespace}" not declared; broker reported not ready: ${err.message}`,
+        );
         throw err;
       },
     );

@@ -2,14 +2,20 @@ import { messagingConfigSchema } from '../messaging.config';
 import { buildTopology } from './topology';
 
 const cfg = (queueType: 'classic' | 'quorum' = 'classic') =>
-  messagingConfigSchema.parse({ TASKS_NAMESPACE: 'tasks', RABBITMQ_QUEUE_TYPE: queueType, RETRY_TIERS_MS: '1000,10000' });
+  messagingConfigSchema.parse({
+    TASKS_NAMESPACE: 'tasks',
+    RABBITMQ_QUEUE_TYPE: queueType,
+    RETRY_TIERS_MS: '1000,10000',
+  });
 
 describe('topology: routing by task type', () => {
   it('gives the api no work queue and no binding on the work exchange: only exchanges and the operators’ queues', () => {
     const api = buildTopology(cfg());
     expect(api.declarations.queues.map((q) => q.name)).toEqual(['tasks.unrouted', 'tasks.dead']);
     expect(api.declarations.bindings.filter((b) => b.exchange === 'tasks')).toEqual([]);
-    expect(api.declarations.exchanges.find((x) => x.name === 'tasks')?.arguments).toEqual({ 'alternate-exchange': 'tasks.unrouted' });
+    expect(api.declarations.exchanges.find((x) => x.name === 'tasks')?.arguments).toEqual({
+      'alternate-exchange': 'tasks.unrouted',
+    });
   });
 
   it('binds a worker’s queues by the exact routing keys of the types it serves, never #', () => {
@@ -19,14 +25,18 @@ describe('topology: routing by task type', () => {
       { queue: 'tasks.work.demo.sleep', exchange: 'tasks', routingKey: 'demo.sleep', arguments: {} },
       { queue: 'tasks.work.sql.query', exchange: 'tasks', routingKey: 'sql.query', arguments: {} },
     ]);
-    expect(worker.declarations.bindings.some((b) => b.routingKey.includes('#') || b.routingKey.includes('*'))).toBe(false);
+    expect(worker.declarations.bindings.some((b) => b.routingKey.includes('#') || b.routingKey.includes('*'))).toBe(
+      false,
+    );
     expect(worker.servedQueues()).toEqual(['tasks.work.demo.sleep', 'tasks.work.sql.query']);
     // Classic work queues are priority queues (0-9) and dead-letter to the DLX.
     expect(worker.declarations.queues.find((q) => q.name === 'tasks.work.demo.sleep')?.arguments).toEqual({
       'x-max-priority': 9,
       'x-dead-letter-exchange': 'tasks.dlx',
     });
-    expect(worker.declarations.queues.map((q) => q.name)).toEqual(expect.arrayContaining(['tasks.retry.1s', 'tasks.retry.10s']));
+    expect(worker.declarations.queues.map((q) => q.name)).toEqual(
+      expect.arrayContaining(['tasks.retry.1s', 'tasks.retry.10s']),
+    );
   });
 
   it('on quorum queues (no priorities) routes priorities 5-9 to a high-priority queue per type', () => {

@@ -164,7 +164,14 @@ export function buildTopology(
     ...(quorum ? { 'x-delivery-limit': cfg.RABBITMQ_DELIVERY_LIMIT } : { 'x-max-priority': MAX_PRIORITY }),
     'x-dead-letter-exchange': exchanges.dead,
   };
-  const draft = new Topology(ns, exchanges, queues, { exchanges: [], queues: [], bindings: [] }, cfg.RABBITMQ_QUEUE_TYPE, serves);
+  const draft = new Topology(
+    ns,
+    exchanges,
+    queues,
+    { exchanges: [], queues: [], bindings: [] },
+    cfg.RABBITMQ_QUEUE_TYPE,
+    serves,
+  );
   const work = serves.flatMap((type) =>
     (quorum ? [HIGH_PRIORITY, 0] : [0]).map((priority) => ({
       type,
@@ -198,16 +205,27 @@ export function buildTopology(
           purpose: 'delayed retries; header `retry-tier` selects the tier queue',
         },
         { name: exchanges.dead, type: 'fanout', arguments: {}, purpose: 'dead letters, with reason headers' },
-        { name: exchanges.control, type: 'fanout', arguments: {}, purpose: 'cancel signals; each worker binds its own queue' },
+        {
+          name: exchanges.control,
+          type: 'fanout',
+          arguments: {},
+          purpose: 'cancel signals; each worker binds its own queue',
+        },
       ],
       queues: [
         ...work.map((w) => ({
           name: w.queue,
           arguments: workArguments,
-          purpose: w.high ? `${w.type} work of priority ${HIGH_PRIORITY} and up (consumed alongside)` : `${w.type} work`,
+          purpose: w.high
+            ? `${w.type} work of priority ${HIGH_PRIORITY} and up (consumed alongside)`
+            : `${w.type} work`,
         })),
         // The operators' queues: the api reads them too (browse, redrive), so both apps declare them.
-        { name: queues.unrouted, arguments: { ...queueType }, purpose: 'messages no binding matched; redriven when a worker for their type binds' },
+        {
+          name: queues.unrouted,
+          arguments: { ...queueType },
+          purpose: 'messages no binding matched; redriven when a worker for their type binds',
+        },
         { name: queues.dead, arguments: { ...queueType }, purpose: 'dead letters' },
         ...(serves.length === 0
           ? []

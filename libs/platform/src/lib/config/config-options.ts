@@ -21,7 +21,10 @@ export interface OptionsFromConfig<T> {
  */
 export function fromConfig<S extends z.ZodObject>(schema: S): OptionsFromConfig<z.infer<S>>;
 export function fromConfig<S extends z.ZodObject, T>(schema: S, map: (values: z.infer<S>) => T): OptionsFromConfig<T>;
-export function fromConfig<S extends z.ZodObject, T>(schema: S, map?: (values: z.infer<S>) => T): OptionsFromConfig<T | z.infer<S>> {
+export function fromConfig<S extends z.ZodObject, T>(
+  schema: S,
+  map?: (values: z.infer<S>) => T,
+): OptionsFromConfig<T | z.infer<S>> {
   return {
     inject: [ConfigService],
     useFactory: (config: ConfigService) => {

@@ -35,9 +35,15 @@ const isUrlWith = (protocols: string[]) => (value: string) => {
 
 export const env = {
   url: (protocols: string[], fallback: string) =>
-    z.string().default(fallback).refine(isUrlWith(protocols), `must be a URL with scheme ${protocols.join(' or ')}`),
+    z
+      .string()
+      .default(fallback)
+      .refine(isUrlWith(protocols), `must be a URL with scheme ${protocols.join(' or ')}`),
   optionalUrl: (protocols: string[]) =>
-    z.string().refine(isUrlWith(protocols), `must be a URL with scheme ${protocols.join(' or ')}`).optional(),
+    z
+      .string()
+      .refine(isUrlWith(protocols), `must be a URL with scheme ${protocols.join(' or ')}`)
+      .optional(),
   int: (fallback: number, min: number, max = Number.MAX_SAFE_INTEGER) =>
     z.coerce
       .number()

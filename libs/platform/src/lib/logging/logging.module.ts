@@ -51,7 +51,11 @@ function pinoParams({ level, quietPaths = [] }: LoggingOptions): Params {
       // pino-http binds `req` to a child logger on every request, logged or not: keep that
       // cheap. No headers, so no credential can reach a log and nothing needs redacting.
       serializers: {
-        req: (req: { id?: unknown; method?: string; url?: string }) => ({ id: req.id, method: req.method, url: req.url }),
+        req: (req: { id?: unknown; method?: string; url?: string }) => ({
+          id: req.id,
+          method: req.method,
+          url: req.url,
+        }),
         res: (res: { statusCode?: number }) => ({ statusCode: res.statusCode }),
       },
       // Request lines are `info`: above that level they could never be written.

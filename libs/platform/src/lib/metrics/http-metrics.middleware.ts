@@ -1,5 +1,5 @@
-import { Injectable, type NestMiddleware } from '@nestjs/common';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Injectable, type NestMiddleware } from '@nestjs/common';
 import { MetricsService } from './metrics.service';
 
 type Req = IncomingMessage & { route?: { path?: string }; baseUrl?: string };

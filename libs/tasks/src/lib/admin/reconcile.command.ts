@@ -24,7 +24,11 @@ export interface ReconcileResult {
 const CANDIDATES: { status: TaskStatus; key: keyof Omit<ReconcileResult, 'total'>; where: string }[] = [
   { status: 'running', key: 'running', where: `status = 'running' AND lease_expires_at < now()` },
   { status: 'retrying', key: 'retrying', where: `status = 'retrying' AND run_after < now()` },
-  { status: 'queued', key: 'queued', where: `status = 'queued' AND updated_at < now() - $2::bigint * interval '1 millisecond'` },
+  {
+    status: 'queued',
+    key: 'queued',
+    where: `status = 'queued' AND updated_at < now() - $2::bigint * interval '1 millisecond'`,
+  },
 ];
 
 /**
@@ -49,7 +53,10 @@ export class ReconcileCommand {
         `SELECT id FROM tasks WHERE ${c.where} ORDER BY updated_at LIMIT $1`,
         c.where.includes('$2') ? [opts.limit, opts.olderThanMs] : [opts.limit],
       );
-      const done = await this.sm.enqueueAgain(rows.map((r) => r.id), [c.status]);
+      const done = await this.sm.enqueueAgain(
+        rows.map((r) => r.id),
+        [c.status],
+      );
       result[c.key] = done.length;
       result.total += done.length;
     }

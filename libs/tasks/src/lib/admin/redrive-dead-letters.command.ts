@@ -85,7 +85,8 @@ export class RedriveDeadLettersCommand {
       result.stale++;
       return 'ack';
     });
-    if (result.redriven + result.requeued + result.stale + result.purged > 0) this.logger.log(`dead letters: ${JSON.stringify(result)} (by ${opts.actor})`);
+    if (result.redriven + result.requeued + result.stale + result.purged > 0)
+      this.logger.log(`dead letters: ${JSON.stringify(result)} (by ${opts.actor})`);
     return result;
   }
 }

@@ -32,7 +32,12 @@ export class CreateTaskBatchCommand {
   constructor(private readonly sm: TaskStateMachine) {}
 
   async execute(items: NewBatchTask[], opts: { actor: string; traceparent?: string }): Promise<Task[]> {
-    const rows = items.map((t) => ({ ...t, id: randomUUID(), actor: opts.actor, traceparent: opts.traceparent ?? null }));
+    const rows = items.map((t) => ({
+      ...t,
+      id: randomUUID(),
+      actor: opts.actor,
+      traceparent: opts.traceparent ?? null,
+    }));
     const created = await this.sm.createMany(rows);
     return rows.map((r) => created.get(r.id)!);
   }

@@ -1,5 +1,5 @@
-import type { Delivery, TaskMessage, TaskPublisher, Topology } from '@tasksys/messaging';
 import type { ConsumeMessage } from 'amqplib';
+import type { Delivery, TaskMessage, TaskPublisher, Topology } from '@tasksys/messaging';
 import type { Task } from '../entities';
 import type { TaskStateMachine, TransitionResult } from '../task-state-machine';
 import type { TaskStatus } from '../task-status';
@@ -24,7 +24,12 @@ function fakeDelivery(content: Buffer = Buffer.from(JSON.stringify(MESSAGE))): D
     content,
     fields: { routingKey: 'demo.sleep', redelivered: false },
     // A priority-7 task: every successor keeps it.
-    properties: { headers: { 'x-task-attempt': 2, traceparent: '00-abc-def-01' }, messageId: 'm1', correlationId: TASK_ID, priority: 7 },
+    properties: {
+      headers: { 'x-task-attempt': 2, traceparent: '00-abc-def-01' },
+      messageId: 'm1',
+      correlationId: TASK_ID,
+      priority: 7,
+    },
   } as unknown as ConsumeMessage;
   return {
     message,
@@ -58,7 +63,14 @@ interface Published {
   priority?: number;
 }
 
-function setup(opts: { queueType?: 'classic' | 'quorum'; publishFails?: boolean; row?: Task | null; abandon?: TransitionResult } = {}) {
+function setup(
+  opts: {
+    queueType?: 'classic' | 'quorum';
+    publishFails?: boolean;
+    row?: Task | null;
+    abandon?: TransitionResult;
+  } = {},
+) {
   const published: Published[] = [];
   const fail = () => {
     if (opts.publishFails) throw new Error('nacked');
@@ -86,12 +98,24 @@ function setup(opts: { queueType?: 'classic' | 'quorum'; publishFails?: boolean;
       return opts.abandon ?? { applied: true, task: task('failed') };
     },
   } as unknown as TaskStateMachine;
-  const counter = () => ({ n: 0, inc(this: { n: number }) { this.n++; } });
+  const counter = () => ({
+    n: 0,
+    inc(this: { n: number }) {
+      this.n++;
+    },
+  });
   const metrics = { duplicates: counter(), deferrals: counter(), deadLetters: counter(), retries: counter() };
   const topology = { queueType: opts.queueType ?? 'classic' } as Topology;
-  const rule = new AckRule(tasks, publisher, topology, new DatabaseRetry(), metrics as unknown as ExecutionMetrics, {
-    WORKER_ID: 'me',
-  } as WorkerConfig);
+  const rule = new AckRule(
+    tasks,
+    publisher,
+    topology,
+    new DatabaseRetry(),
+    metrics as unknown as ExecutionMetrics,
+    {
+      WORKER_ID: 'me',
+    } as WorkerConfig,
+  );
   rule.pauses.afterFailedDeferral = 0;
   rule.pauses.afterUnexpectedError = 0;
   return { rule, published, metrics, abandoned };
@@ -112,7 +136,11 @@ describe('the ack rule', () => {
       const { rule, published, metrics } = setup();
       const d = fakeDelivery();
       expect(await rule.retried(d, MESSAGE, 2, 1000)).toBe('1s');
-      expect([d.settled, published, metrics.retries.n]).toEqual([['ack'], [{ kind: 'retry', delayMs: 1000, attempt: 2, priority: 7 }], 1]);
+      expect([d.settled, published, metrics.retries.n]).toEqual([
+        ['ack'],
+        [{ kind: 'retry', delayMs: 1000, attempt: 2, priority: 7 }],
+        1,
+      ]);
     });
 
     it('requeues when the retry was not confirmed (the task waits in retrying)', async () => {
@@ -126,7 +154,11 @@ describe('the ack rule', () => {
       const { rule, published, metrics } = setup();
       const d = fakeDelivery();
       await rule.defer(d, MESSAGE, 1, 2500);
-      expect([d.settled, published, metrics.deferrals.n]).toEqual([['ack'], [{ kind: 'retry', delayMs: 2500, attempt: 1, priority: 7 }], 1]);
+      expect([d.settled, published, metrics.deferrals.n]).toEqual([
+        ['ack'],
+        [{ kind: 'retry', delayMs: 2500, attempt: 1, priority: 7 }],
+        1,
+      ]);
     });
 
     it('requeues a deferral the broker refused', async () => {
@@ -191,12 +223,15 @@ describe('the ack rule', () => {
       expect([d.settled, published]).toEqual([['ack'], [{ kind: 'dead', code: 'TASK.NOT_FOUND' }]]);
     });
 
-    it.each(['succeeded', 'failed', 'cancelled'] as const)('acks a duplicate of a %s task and counts it', async (status) => {
-      const { rule, published, metrics } = setup();
-      const d = fakeDelivery();
-      await rule.unowned(d, MESSAGE, task(status));
-      expect([d.settled, published, metrics.duplicates.n]).toEqual([['ack'], [], 1]);
-    });
+    it.each(['succeeded', 'failed', 'cancelled'] as const)(
+      'acks a duplicate of a %s task and counts it',
+      async (status) => {
+        const { rule, published, metrics } = setup();
+        const d = fakeDelivery();
+        await rule.unowned(d, MESSAGE, task(status));
+        expect([d.settled, published, metrics.duplicates.n]).toEqual([['ack'], [], 1]);
+      },
+    );
 
     it('acks a message of a task not started yet (its start queues its own)', async () => {
       const { rule, published } = setup();

@@ -1,7 +1,14 @@
-import { Injectable, Logger } from '@nestjs/common';
-import { type Delivery, HEADERS, parseTaskMessage, TaskPublisher, type TaskMessage, Topology } from '@tasksys/messaging';
-import { ERROR_CODES } from '@tasksys/platform';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Injectable, Logger } from '@nestjs/common';
+import {
+  type Delivery,
+  HEADERS,
+  parseTaskMessage,
+  TaskPublisher,
+  type TaskMessage,
+  Topology,
+} from '@tasksys/messaging';
+import { ERROR_CODES } from '@tasksys/platform';
 import type { Task, TaskError } from '../entities';
 import { TaskStateMachine } from '../task-state-machine';
 import { isTerminal } from '../task-status';
@@ -64,7 +71,11 @@ export class AckRule {
       delivery.ack();
       return tier.label;
     } catch (err) {
-      this.logger.warn({ taskId: message.taskId, attempt, msg: `retry not published (${(err as Error).message}); requeueing the delivery` });
+      this.logger.warn({
+        taskId: message.taskId,
+        attempt,
+        msg: `retry not published (${(err as Error).message}); requeueing the delivery`,
+      });
       delivery.requeue();
       return null;
     }
@@ -77,7 +88,11 @@ export class AckRule {
       this.metrics.deferrals.inc();
       delivery.ack();
     } catch (err) {
-      this.logger.warn({ taskId: message.taskId, attempt, msg: `deferral not published (${(err as Error).message}); requeueing` });
+      this.logger.warn({
+        taskId: message.taskId,
+        attempt,
+        msg: `deferral not published (${(err as Error).message}); requeueing`,
+      });
       await sleep(this.pauses.afterFailedDeferral);
       delivery.requeue();
     }
@@ -127,7 +142,10 @@ export class AckRule {
       });
       delivery.ack();
     } catch (err) {
-      this.logger.warn({ taskId: message.taskId, msg: `hand-back copy not published (${(err as Error).message}); requeueing` });
+      this.logger.warn({
+        taskId: message.taskId,
+        msg: `hand-back copy not published (${(err as Error).message}); requeueing`,
+      });
       delivery.requeue();
     }
   }
@@ -140,7 +158,12 @@ export class AckRule {
   async unowned(delivery: Delivery, message: TaskMessage, known?: Task): Promise<void> {
     const task = known ?? (await this.retry.untilAnswered(() => this.tasks.find(message.taskId), { outcome: true }));
     if (task === undefined) return this.handBack(delivery, message);
-    if (task === null) return this.deadLetter(delivery, { code: ERROR_CODES.TASK_NOT_FOUND, message: `no task ${message.taskId}`, retryable: false });
+    if (task === null)
+      return this.deadLetter(delivery, {
+        code: ERROR_CODES.TASK_NOT_FOUND,
+        message: `no task ${message.taskId}`,
+        retryable: false,
+      });
     if (isTerminal(task.status)) {
       this.metrics.duplicates.inc();
       return this.terminal(delivery);
@@ -150,8 +173,14 @@ export class AckRule {
     const leaseLeft = task.leaseExpiresAt ? task.leaseExpiresAt.getTime() - Date.now() : 0;
     if (task.status === 'running' && leaseLeft <= 0 && task.attempt - task.attemptBase >= task.maxAttempts) {
       // Its workers died on every attempt (a crash loop): fail it rather than run it again.
-      const error = { code: ERROR_CODES.TASK_ABANDONED, message: `lease expired on all ${task.maxAttempts} attempts`, retryable: false };
-      const r = await this.retry.untilAnswered(() => this.tasks.failAbandoned(task.id, error, this.config.WORKER_ID), { outcome: true });
+      const error = {
+        code: ERROR_CODES.TASK_ABANDONED,
+        message: `lease expired on all ${task.maxAttempts} attempts`,
+        retryable: false,
+      };
+      const r = await this.retry.untilAnswered(() => this.tasks.failAbandoned(task.id, error, this.config.WORKER_ID), {
+        outcome: true,
+      });
       if (r === undefined) return this.handBack(delivery, message);
       if (r.applied) return this.deadLetter(delivery, error, true);
       if (r.task && isTerminal(r.task.status)) return this.unowned(delivery, message, r.task);
@@ -178,7 +207,11 @@ export class AckRule {
     this.unexpected.delete(key);
     if (count >= MAX_UNEXPECTED_ERRORS) {
       const message = `${count} deliveries failed with an unexpected error: ${(err as Error)?.message ?? String(err)}`;
-      return this.deadLetter(delivery, { code: ERROR_CODES.WORKER_INTERNAL_ERROR, message: message.slice(0, 1000), retryable: false });
+      return this.deadLetter(delivery, {
+        code: ERROR_CODES.WORKER_INTERNAL_ERROR,
+        message: message.slice(0, 1000),
+        retryable: false,
+      });
     }
     this.unexpected.set(key, count);
     if (this.unexpected.size > UNEXPECTED_MEMORY) this.unexpected.delete(this.unexpected.keys().next().value as string);

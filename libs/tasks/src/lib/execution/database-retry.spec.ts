@@ -19,7 +19,9 @@ describe('DatabaseRetry', () => {
       throw new TypeError("Cannot read properties of undefined (reading 'attempt')");
     });
     await expect(bug).rejects.toThrow(TypeError);
-    await expect(new DatabaseRetry().untilAnswered(async () => Promise.reject(Object.assign(new Error('dup'), { code: '23505' })))).rejects.toThrow('dup');
+    await expect(
+      new DatabaseRetry().untilAnswered(async () => Promise.reject(Object.assign(new Error('dup'), { code: '23505' }))),
+    ).rejects.toThrow('dup');
     expect(calls).toBe(1);
   });
 

@@ -1,5 +1,5 @@
-import { Injectable, Logger } from '@nestjs/common';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Injectable, Logger } from '@nestjs/common';
 import { isTransientDatabaseError } from '../database-errors';
 
 const FIRST_DELAY_MS = 100;

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
-import { MetricsService } from '@tasksys/platform';
 import type { Counter, Histogram } from 'prom-client';
+import { MetricsService } from '@tasksys/platform';
 
 const DURATION_BUCKETS = [0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600];
 
@@ -28,7 +28,11 @@ export class ExecutionMetrics {
       labelNames: ['type'] as const,
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30, 120, 600],
     });
-    this.retries = metrics.counter({ name: 'tasksys_retries_total', help: 'Retries published, by tier', labelNames: ['tier'] as const });
+    this.retries = metrics.counter({
+      name: 'tasksys_retries_total',
+      help: 'Retries published, by tier',
+      labelNames: ['tier'] as const,
+    });
     this.deadLetters = metrics.counter({
       name: 'tasksys_dead_letters_total',
       help: 'Messages dead-lettered, by reason code',

@@ -5,9 +5,9 @@ import { TaskStateMachine } from '../task-state-machine';
 import { TaskTypeRegistry } from '../task-types';
 import { InjectWorkerConfig } from './execution.constants';
 import { LeaseKeeper } from './lease-keeper';
-import { type AbortReason, TaskAbortedError, toStorableJson, toTaskError } from './task.errors';
 import type { TaskContext } from './task-handler';
 import { TaskHandlerRegistry } from './task-handler.registry';
+import { type AbortReason, TaskAbortedError, toStorableJson, toTaskError } from './task.errors';
 import type { WorkerConfig } from './worker.config';
 
 /** @internal How one run ended, for the executor to record and settle. */
@@ -40,11 +40,21 @@ export class HandlerRunner {
     const handler = this.handlers.get(task.type);
     if (!handler) {
       // Checked before the claim; only a task whose row names another type than its message gets here.
-      return { kind: 'failed', error: { code: ERROR_CODES.TASK_NO_HANDLER, message: `this worker has no handler for ${task.type}`, retryable: false } };
+      return {
+        kind: 'failed',
+        error: {
+          code: ERROR_CODES.TASK_NO_HANDLER,
+          message: `this worker has no handler for ${task.type}`,
+          retryable: false,
+        },
+      };
     }
     const checked = this.types.check(task.type, task.payload);
     if (!checked.ok) {
-      return { kind: 'failed', error: { code: ERROR_CODES.TASK_INVALID_PAYLOAD, message: checked.message, retryable: false } };
+      return {
+        kind: 'failed',
+        error: { code: ERROR_CODES.TASK_INVALID_PAYLOAD, message: checked.message, retryable: false },
+      };
     }
 
     const controller = new AbortController();

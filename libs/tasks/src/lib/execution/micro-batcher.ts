@@ -43,7 +43,9 @@ export class MicroBatcher<I, O> {
   }
 
   /** A failed batch is retried item by item, so one bad item fails only its own caller. */
-  private async oneByOne(batch: { item: I; resolve: (o: O | undefined) => void; reject: (e: unknown) => void }[]): Promise<void> {
+  private async oneByOne(
+    batch: { item: I; resolve: (o: O | undefined) => void; reject: (e: unknown) => void }[],
+  ): Promise<void> {
     for (const entry of batch) {
       try {
         const results = await this.opts.run([entry.item]);
@@ -73,7 +75,9 @@ export class MicroBatcher<I, O> {
         .then(
           (results) => batch.forEach((e) => e.resolve(results.get(this.opts.key(e.item)))),
           (err) =>
-            batch.length > 1 && (this.opts.split?.(err) ?? true) ? this.oneByOne(batch) : batch.forEach((e) => e.reject(err)),
+            batch.length > 1 && (this.opts.split?.(err) ?? true)
+              ? this.oneByOne(batch)
+              : batch.forEach((e) => e.reject(err)),
         )
         .finally(() => {
           this.inFlight--;

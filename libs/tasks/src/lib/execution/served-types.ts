@@ -23,12 +23,16 @@ export function resolveServedTypes(
   const wanted = config.WORKER_TASK_TYPES;
   if (!wanted) {
     const runnable = handled.filter((type) => registry.unavailable(type) === null);
-    if (runnable.length === 0) throw new ConfigurationError([`no task type this worker handles (${handled.join(', ')}) can run with its settings`]);
+    if (runnable.length === 0)
+      throw new ConfigurationError([
+        `no task type this worker handles (${handled.join(', ')}) can run with its settings`,
+      ]);
     return runnable;
   }
   const problems: string[] = [];
   for (const type of wanted) {
-    if (!handled.includes(type)) problems.push(`WORKER_TASK_TYPES: "${type}" has no handler in this worker (it handles ${handled.join(', ')})`);
+    if (!handled.includes(type))
+      problems.push(`WORKER_TASK_TYPES: "${type}" has no handler in this worker (it handles ${handled.join(', ')})`);
     else {
       const why = registry.unavailable(type);
       if (why) problems.push(`WORKER_TASK_TYPES: "${type}" cannot run here: ${why}`);

@@ -1,7 +1,7 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Injectable, Logger } from '@nestjs/common';
 import { type Delivery, parseTaskMessage, retryDelayMs, TaskPublisher, type TaskMessage } from '@tasksys/messaging';
 import { ERROR_CODES } from '@tasksys/platform';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Task } from '../entities';
 import { TaskStateMachine, type TransitionResult } from '../task-state-machine';
 import { TaskTypeRegistry } from '../task-types';
@@ -101,7 +101,10 @@ export class TaskExecutor {
   async drain(graceMs: number): Promise<void> {
     const deadline = Date.now() + graceMs;
     while (this.pending.size > 0 && Date.now() < deadline) {
-      await Promise.race([Promise.allSettled([...this.pending]), sleep(Math.min(250, Math.max(1, deadline - Date.now())))]);
+      await Promise.race([
+        Promise.allSettled([...this.pending]),
+        sleep(Math.min(250, Math.max(1, deadline - Date.now()))),
+      ]);
     }
     this.retry.stop(SETTLE_AFTER_GRACE_MS);
     const aborted = this.leases.abortAll('shutdown');
@@ -114,7 +117,8 @@ export class TaskExecutor {
 
   private async process(delivery: Delivery): Promise<void> {
     const parsed = parseTaskMessage(delivery.message.content);
-    if (!parsed.ok) return this.ackRule.deadLetter(delivery, { code: parsed.code, message: parsed.reason, retryable: false });
+    if (!parsed.ok)
+      return this.ackRule.deadLetter(delivery, { code: parsed.code, message: parsed.reason, retryable: false });
     const message = parsed.message;
     const unavailable = this.handlers.get(message.type)
       ? this.types.unavailable(message.type)
@@ -136,14 +140,20 @@ export class TaskExecutor {
     });
     if (claim === undefined) return this.ackRule.handBack(delivery, message);
     if (!claim.task) {
-      return this.ackRule.deadLetter(delivery, { code: ERROR_CODES.TASK_NOT_FOUND, message: `no task ${message.taskId}`, retryable: false });
+      return this.ackRule.deadLetter(delivery, {
+        code: ERROR_CODES.TASK_NOT_FOUND,
+        message: `no task ${message.taskId}`,
+        retryable: false,
+      });
     }
     const task = claim.task;
     if (claim.applied) {
-      if (task.attempt === 1) this.metrics.queueWait.observe({ type: task.type }, Math.max(0, Date.now() - task.createdAt.getTime()) / 1000);
+      if (task.attempt === 1)
+        this.metrics.queueWait.observe({ type: task.type }, Math.max(0, Date.now() - task.createdAt.getTime()) / 1000);
       return this.leases.holding(task.id, () => this.run(delivery, message, task));
     }
-    if (unanswered && this.isOrphanOfOurs(task)) return this.leases.holding(task.id, () => this.adopt(delivery, message, task));
+    if (unanswered && this.isOrphanOfOurs(task))
+      return this.leases.holding(task.id, () => this.adopt(delivery, message, task));
     return this.ackRule.unowned(delivery, message, task);
   }
 
@@ -164,10 +174,17 @@ export class TaskExecutor {
    */
   private async adopt(delivery: Delivery, message: TaskMessage, task: Task): Promise<void> {
     const { WORKER_ID, WORKER_LEASE_MS } = this.config;
-    const owned = await this.retry.untilAnswered(() => this.tasks.heartbeat(task.id, task.attempt, WORKER_ID, WORKER_LEASE_MS));
+    const owned = await this.retry.untilAnswered(() =>
+      this.tasks.heartbeat(task.id, task.attempt, WORKER_ID, WORKER_LEASE_MS),
+    );
     if (owned === undefined) return this.ackRule.handBack(delivery, message);
     if (!owned) return this.ackRule.unowned(delivery, message);
-    this.logger.log({ taskId: task.id, attempt: task.attempt, type: task.type, msg: 'adopted: its claim committed but the answer was lost' });
+    this.logger.log({
+      taskId: task.id,
+      attempt: task.attempt,
+      type: task.type,
+      msg: 'adopted: its claim committed but the answer was lost',
+    });
     return this.run(delivery, message, task);
   }
 
@@ -183,7 +200,10 @@ export class TaskExecutor {
     const started = process.hrtime.bigint();
     const outcome = await this.runner.run(task);
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-    this.metrics.duration.observe({ type: task.type, outcome: outcome.kind === 'aborted' ? outcome.reason : outcome.kind }, seconds);
+    this.metrics.duration.observe(
+      { type: task.type, outcome: outcome.kind === 'aborted' ? outcome.reason : outcome.kind },
+      seconds,
+    );
     const untilAnswered = <T>(call: () => Promise<T>) => this.retry.untilAnswered(call, { outcome: true });
 
     if (outcome.kind === 'aborted') {
@@ -197,7 +217,9 @@ export class TaskExecutor {
     }
 
     if (outcome.kind === 'succeeded') {
-      const r = await untilAnswered(async () => (await this.completions.submit({ id: task.id, token, result: outcome.result })) ?? NOT_FOUND);
+      const r = await untilAnswered(
+        async () => (await this.completions.submit({ id: task.id, token, result: outcome.result })) ?? NOT_FOUND,
+      );
       if (r === undefined) return this.ackRule.handBack(delivery, message);
       if (!r.applied) return this.ackRule.unowned(delivery, message, r.task ?? undefined);
       log('debug', 'succeeded', { seconds });

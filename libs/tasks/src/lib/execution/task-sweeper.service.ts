@@ -38,7 +38,10 @@ export class TaskSweeper {
 
   start(): void {
     this.timer = setInterval(() => {
-      if (!this.running) this.running = this.sweepOnce().then(() => undefined).finally(() => (this.running = null));
+      if (!this.running)
+        this.running = this.sweepOnce()
+          .then(() => undefined)
+          .finally(() => (this.running = null));
     }, this.config.SWEEP_INTERVAL_MS);
   }
 
@@ -71,12 +74,15 @@ export class TaskSweeper {
    */
   private async sweepType(type: string, graceMs: number): Promise<number> {
     const queues = this.topology.queuesOf(type);
-    const queuesEmpty = async () => (await Promise.all(queues.map((q) => this.probe.readyMessages(q)))).every((n) => n === 0);
+    const queuesEmpty = async () =>
+      (await Promise.all(queues.map((q) => this.probe.readyMessages(q)))).every((n) => n === 0);
     let total = 0;
     if (await queuesEmpty()) {
       const stranded = await this.tasks.requeueStranded(graceMs, SWEEP_LIMIT, [type]);
       if (stranded.length > 0) {
-        this.logger.warn(`re-enqueued ${stranded.length} retrying or abandoned ${type} task(s) whose message may be lost`);
+        this.logger.warn(
+          `re-enqueued ${stranded.length} retrying or abandoned ${type} task(s) whose message may be lost`,
+        );
         this.metrics.sweptTasks.inc({ kind: 'stranded' }, stranded.length);
       }
       total += stranded.length;
@@ -87,7 +93,9 @@ export class TaskSweeper {
     if (candidates.length === 0 || !(await queuesEmpty())) return total;
     const requeued = await this.tasks.requeueLostQueued(candidates, graceMs);
     if (requeued.length > 0) {
-      this.logger.warn(`re-enqueued ${requeued.length} queued ${type} task(s) whose message the broker lost (${queues.join(', ')} empty)`);
+      this.logger.warn(
+        `re-enqueued ${requeued.length} queued ${type} task(s) whose message the broker lost (${queues.join(', ')} empty)`,
+      );
       this.metrics.sweptTasks.inc({ kind: 'queued' }, requeued.length);
     }
     return total + requeued.length;

@@ -7,6 +7,10 @@ describe('what a run stores', () => {
     expect(JSON.stringify(toTaskError(new Error('bad \u0000 byte')))).not.toContain('\\u0000');
   });
   it('keeps typed failures as they are', () => {
-    expect(toTaskError(new RetryableError('later', 'X.LATER'))).toEqual({ code: 'X.LATER', message: 'later', retryable: true });
+    expect(toTaskError(new RetryableError('later', 'X.LATER'))).toEqual({
+      code: 'X.LATER',
+      message: 'later',
+      retryable: true,
+    });
   });
 });

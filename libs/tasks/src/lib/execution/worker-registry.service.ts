@@ -1,7 +1,7 @@
-import { Injectable, Logger } from '@nestjs/common';
 import { hostname } from 'node:os';
-import { Topology } from '@tasksys/messaging';
+import { Injectable, Logger } from '@nestjs/common';
 import { DataSource } from 'typeorm';
+import { Topology } from '@tasksys/messaging';
 import { InjectWorkerConfig } from './execution.constants';
 import type { WorkerConfig } from './worker.config';
 
@@ -32,7 +32,10 @@ export class WorkerRegistry {
     this.lastSeenOk = true;
     this.timer = setInterval(() => {
       this.db
-        .query(`UPDATE workers SET last_seen_at = now(), in_flight = $2 WHERE id = $1`, [this.config.WORKER_ID, inFlight()])
+        .query(`UPDATE workers SET last_seen_at = now(), in_flight = $2 WHERE id = $1`, [
+          this.config.WORKER_ID,
+          inFlight(),
+        ])
         .then(
           () => (this.lastSeenOk = true),
           (err) => {

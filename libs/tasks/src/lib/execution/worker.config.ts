@@ -1,7 +1,7 @@
-import { TASK_TYPE_NAME } from '@tasksys/messaging';
-import { env } from '@tasksys/platform';
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import { TASK_TYPE_NAME } from '@tasksys/messaging';
+import { env } from '@tasksys/platform';
 
 /** A comma list of task type names; unset or empty: every type the worker has a handler for. */
 const taskTypeList = z
@@ -12,7 +12,10 @@ const taskTypeList = z
     const types = raw.split(',').map((t) => t.trim());
     const bad = types.find((t) => !TASK_TYPE_NAME.test(t));
     if (bad !== undefined) {
-      ctx.addIssue({ code: 'custom', message: `${JSON.stringify(bad)} is not a task type name (a comma list such as demo.sleep,sql.query)` });
+      ctx.addIssue({
+        code: 'custom',
+        message: `${JSON.stringify(bad)} is not a task type name (a comma list such as demo.sleep,sql.query)`,
+      });
       return z.NEVER;
     }
     return types;

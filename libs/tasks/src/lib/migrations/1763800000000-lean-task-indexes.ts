@@ -28,7 +28,9 @@ export class LeanTaskIndexes1763800000000 implements MigrationInterface {
          FROM pg_index i WHERE i.indexrelid = 'tasks_owner_idempotency_key_set'::regclass`,
     );
     if (!index?.ok) {
-      throw new Error('index tasks_owner_idempotency_key_set exists but is not a valid unique index on (owner, idempotency_key) WHERE idempotency_key IS NOT NULL: drop it and migrate again');
+      throw new Error(
+        'index tasks_owner_idempotency_key_set exists but is not a valid unique index on (owner, idempotency_key) WHERE idempotency_key IS NOT NULL: drop it and migrate again',
+      );
     }
     await q.query(`DROP INDEX tasks_running_lease`);
     await q.query(`ALTER TABLE tasks SET (fillfactor = 90)`);

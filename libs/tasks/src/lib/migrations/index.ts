@@ -4,4 +4,9 @@ import { RateLimitCounters1763900000000 } from './1763900000000-rate-limit-count
 import { RoutingByType1764000000000 } from './1764000000000-routing-by-type';
 
 /** @internal Append-only: add new migrations at the end, never edit a released one. */
-export const TASKS_MIGRATIONS = [InitialSchema1763700000000, LeanTaskIndexes1763800000000, RateLimitCounters1763900000000, RoutingByType1764000000000];
+export const TASKS_MIGRATIONS = [
+  InitialSchema1763700000000,
+  LeanTaskIndexes1763800000000,
+  RateLimitCounters1763900000000,
+  RoutingByType1764000000000,
+];

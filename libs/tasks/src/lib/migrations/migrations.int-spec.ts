@@ -1,7 +1,12 @@
 import { createTestDatabase, type TestDatabase } from '../../testing';
 import { runMigrations } from '../migrate';
 
-const ALL = ['InitialSchema1763700000000', 'LeanTaskIndexes1763800000000', 'RateLimitCounters1763900000000', 'RoutingByType1764000000000'];
+const ALL = [
+  'InitialSchema1763700000000',
+  'LeanTaskIndexes1763800000000',
+  'RateLimitCounters1763900000000',
+  'RoutingByType1764000000000',
+];
 
 describe('migrations', () => {
   let t: TestDatabase;
@@ -12,22 +17,37 @@ describe('migrations', () => {
 
   const tables = () =>
     t.db
-      .query(`SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY 1`, [t.config.DATABASE_SCHEMA])
+      .query(`SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY 1`, [
+        t.config.DATABASE_SCHEMA,
+      ])
       .then((rows: { table_name: string }[]) => rows.map((r) => r.table_name));
 
   it('run from empty, are a no-op when repeated concurrently, and revert cleanly', async () => {
     expect(await tables()).toEqual([]);
-    const runs = await Promise.all([runMigrations(t.db, t.config.DATABASE_SCHEMA), runMigrations(t.db, t.config.DATABASE_SCHEMA)]);
+    const runs = await Promise.all([
+      runMigrations(t.db, t.config.DATABASE_SCHEMA),
+      runMigrations(t.db, t.config.DATABASE_SCHEMA),
+    ]);
     expect(runs.flat()).toEqual(ALL);
-    expect(await tables()).toEqual(['api_keys', 'migrations', 'outbox', 'rate_limit_counters', 'task_events', 'task_reports', 'tasks', 'workers']);
+    expect(await tables()).toEqual([
+      'api_keys',
+      'migrations',
+      'outbox',
+      'rate_limit_counters',
+      'task_events',
+      'task_reports',
+      'tasks',
+      'workers',
+    ]);
 
     while ((await t.db.query(`SELECT count(*)::int AS n FROM migrations`))[0].n > 0) {
       await t.db.undoLastMigration({ transaction: 'all' });
     }
     expect(await tables()).toEqual(['migrations']);
-    const routines = await t.db.query(`SELECT routine_name FROM information_schema.routines WHERE routine_schema = $1`, [
-      t.config.DATABASE_SCHEMA,
-    ]);
+    const routines = await t.db.query(
+      `SELECT routine_name FROM information_schema.routines WHERE routine_schema = $1`,
+      [t.config.DATABASE_SCHEMA],
+    );
     expect(routines).toEqual([]);
     // And forward again after a full revert.
     expect(await runMigrations(t.db, t.config.DATABASE_SCHEMA)).toEqual(ALL);
@@ -36,9 +56,10 @@ describe('migrations', () => {
       `SELECT i.indisvalid AND i.indisunique AS ok, pg_get_expr(i.indpred, i.indrelid) AS predicate FROM pg_index i WHERE i.indexrelid = 'tasks_owner_idempotency_key_set'::regclass`,
     );
     expect(partial).toEqual({ ok: true, predicate: '(idempotency_key IS NOT NULL)' });
-    const indexes = await t.db.query(`SELECT indexname FROM pg_indexes WHERE schemaname = $1 AND tablename = 'tasks' ORDER BY 1`, [
-      t.config.DATABASE_SCHEMA,
-    ]);
+    const indexes = await t.db.query(
+      `SELECT indexname FROM pg_indexes WHERE schemaname = $1 AND tablename = 'tasks' ORDER BY 1`,
+      [t.config.DATABASE_SCHEMA],
+    );
     expect(indexes.map((r: { indexname: string }) => r.indexname)).toEqual([
       'tasks_active_status',
       'tasks_owner_created',
@@ -64,9 +85,12 @@ describe('migrations', () => {
     await runMigrations(t.db, t.config.DATABASE_SCHEMA);
     // Back to just before the second migration, whatever came after it.
     const applied = async () => (await t.db.query(`SELECT name FROM migrations`)).map((r: { name: string }) => r.name);
-    while ((await applied()).includes('LeanTaskIndexes1763800000000')) await t.db.undoLastMigration({ transaction: 'all' });
+    while ((await applied()).includes('LeanTaskIndexes1763800000000'))
+      await t.db.undoLastMigration({ transaction: 'all' });
     await t.db.query(`CREATE INDEX tasks_owner_idempotency_key_set ON tasks (owner, idempotency_key)`);
-    await expect(runMigrations(t.db, t.config.DATABASE_SCHEMA)).rejects.toThrow(/tasks_owner_idempotency_key_set .*not a valid unique index/);
+    await expect(runMigrations(t.db, t.config.DATABASE_SCHEMA)).rejects.toThrow(
+      /tasks_owner_idempotency_key_set .*not a valid unique index/,
+    );
     await t.db.query(`DROP INDEX tasks_owner_idempotency_key_set`);
     expect(await runMigrations(t.db, t.config.DATABASE_SCHEMA)).toEqual(ALL.slice(1));
   });

@@ -1,23 +1,24 @@
-import { writeOutboxRows } from '../testing/outbox-rows';
 /**
  * Broker faults: stops, restarts and kills the connections of the local RabbitMQ. That hurts
  * every other test talking to it, so this file runs on its own (scripts/test.mjs runs names
  * matching `faults` serially, after the parallel phase). The broker is always restarted in
  * `finally`/`afterAll`.
  */
-import { OutboxRelayService, PublishError, TASK_MESSAGE_SCHEMA_VERSION } from '@tasksys/messaging';
-import { createTestMessaging, type TestMessaging } from '@tasksys/messaging/testing';
-import { waitFor } from '@tasksys/testing';
-import { createTestDatabase, type TestDatabase } from '../testing/test-database';
-import { connect, type ChannelModel } from 'amqplib';
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { Socket } from 'node:net';
+import { connect, type ChannelModel } from 'amqplib';
+import { OutboxRelayService, PublishError, TASK_MESSAGE_SCHEMA_VERSION } from '@tasksys/messaging';
+import { createTestMessaging, type TestMessaging } from '@tasksys/messaging/testing';
+import { waitFor } from '@tasksys/testing';
+import { writeOutboxRows } from '../testing/outbox-rows';
+import { createTestDatabase, type TestDatabase } from '../testing/test-database';
 import { PgOutboxStore } from './pg-outbox.store';
 
 jest.setTimeout(90_000);
 
-const rabbitmqctl = (...args: string[]) => execFileSync('rabbitmqctl', args, { stdio: 'pipe', timeout: 60_000 }).toString();
+const rabbitmqctl = (...args: string[]) =>
+  execFileSync('rabbitmqctl', args, { stdio: 'pipe', timeout: 60_000 }).toString();
 
 function amqpPortOpen(): Promise<boolean> {
   return new Promise((resolve) => {
@@ -49,12 +50,16 @@ async function countInQueue(queue: string, url: string, atLeast: number): Promis
     const ch = await conn.createChannel();
     const counts = new Map<string, number>();
     let total = 0;
-    await ch.consume(queue, (msg) => {
-      if (!msg) return;
-      total++;
-      const id = String(msg.properties.messageId);
-      counts.set(id, (counts.get(id) ?? 0) + 1);
-    }, { noAck: true });
+    await ch.consume(
+      queue,
+      (msg) => {
+        if (!msg) return;
+        total++;
+        const id = String(msg.properties.messageId);
+        counts.set(id, (counts.get(id) ?? 0) + 1);
+      },
+      { noAck: true },
+    );
     await waitFor(`${atLeast} messages in ${queue}`, () => total >= atLeast, 30_000);
     await waitFor(`${queue} to be empty`, async () => (await ch.checkQueue(queue)).messageCount === 0, 5000);
     await ch.close();
@@ -131,7 +136,9 @@ describe('broker faults (stops and restarts the local RabbitMQ)', () => {
       const { missing, duplicates } = summarize(ids, counts);
       expect(missing).toBe(0);
       expect(duplicates).toBeLessThanOrEqual(10);
-      console.log(`broker stopped: publish timeout after ${timeoutMs} ms; ready ${readyMs} ms after start_app; 5000 rows drained ${drainedMs} ms after; duplicates ${duplicates}`);
+      console.log(
+        `broker stopped: publish timeout after ${timeoutMs} ms; ready ${readyMs} ms after start_app; 5000 rows drained ${drainedMs} ms after; duplicates ${duplicates}`,
+      );
     } finally {
       if (!(await amqpPortOpen())) await startBroker();
     }
@@ -155,7 +162,9 @@ describe('broker faults (stops and restarts the local RabbitMQ)', () => {
       expect(missing).toBe(0);
       // At most the batch in flight when the broker went away is published twice.
       expect(duplicates).toBeLessThanOrEqual(500);
-      console.log(`restart mid-relay (after ${sentBefore} sent): 5000 rows in ${ms} ms, duplicates ${duplicates}, failed publishes ${r.stats().failed}`);
+      console.log(
+        `restart mid-relay (after ${sentBefore} sent): 5000 rows in ${ms} ms, duplicates ${duplicates}, failed publishes ${r.stats().failed}`,
+      );
     } finally {
       if (!(await amqpPortOpen())) await startBroker();
     }

@@ -1,10 +1,10 @@
-import { writeOutboxRows } from '../testing/outbox-rows';
+import { connect, type ChannelModel } from 'amqplib';
 import { OutboxRelayService } from '@tasksys/messaging';
 import { createTestMessaging, type TestMessaging } from '@tasksys/messaging/testing';
 import { waitFor } from '@tasksys/testing';
-import { createTestDatabase, type TestDatabase } from '../testing/test-database';
-import { connect, type ChannelModel } from 'amqplib';
 import { pgPool } from '../prepared-query';
+import { writeOutboxRows } from '../testing/outbox-rows';
+import { createTestDatabase, type TestDatabase } from '../testing/test-database';
 import { PgOutboxStore } from './pg-outbox.store';
 
 /** Consumes the whole queue (no ack needed: these copies are only counted) and counts per message id. */
@@ -79,8 +79,19 @@ describe('outbox relay (PostgreSQL + RabbitMQ)', () => {
     await writeOutboxRows(t, 3);
     const round = store.relayBatch(10, async () => {
       // PostgreSQL restarting looks like this to the relay's connection: terminated mid-transaction.
-      await t.db.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE state = 'idle in transaction' AND query LIKE 'BEGIN; SELECT * FROM outbox%'`);
-      await waitFor('the relay connection gone', async () => (await t.db.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE 'BEGIN; SELECT * FROM outbox%'`))[0].n === 0, 5000);
+      await t.db.query(
+        `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE state = 'idle in transaction' AND query LIKE 'BEGIN; SELECT * FROM outbox%'`,
+      );
+      await waitFor(
+        'the relay connection gone',
+        async () =>
+          (
+            await t.db.query(
+              `SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE 'BEGIN; SELECT * FROM outbox%'`,
+            )
+          )[0].n === 0,
+        5000,
+      );
       return { confirmed: [] };
     });
     await expect(round).rejects.toThrow();
@@ -102,7 +113,10 @@ describe('outbox relay (PostgreSQL + RabbitMQ)', () => {
     expect(left).toEqual(ids.slice(2).map((id) => ({ id, publish_attempts: 1, last_error: 'nacked' })));
     // Only this store's pooled connections: other test files run relays of their own beside this one.
     const pids = (pgPool(t.db) as unknown as { _clients: { processID: number }[] })._clients.map((c) => c.processID);
-    const open = await t.db.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = ANY($1::int[]) AND state LIKE 'idle in transaction%'`, [pids]);
+    const open = await t.db.query(
+      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = ANY($1::int[]) AND state LIKE 'idle in transaction%'`,
+      [pids],
+    );
     expect(pids.length).toBeGreaterThan(0);
     expect(open[0].n).toBe(0);
     await t.db.query(`DELETE FROM outbox`);

@@ -1,9 +1,9 @@
 import { Injectable } from '@nestjs/common';
-import type { OutboxBatchResult, OutboxRecord, OutboxStore } from '@tasksys/messaging';
 import type { QueryResult } from 'pg';
 import { DataSource } from 'typeorm';
-import type { DatabaseConfig } from '../database.config';
+import type { OutboxBatchResult, OutboxRecord, OutboxStore } from '@tasksys/messaging';
 import { pgConnectionConfig } from '../data-source.options';
+import type { DatabaseConfig } from '../database.config';
 import { PgNotificationListener } from '../pg-notification.listener';
 import { pgPool } from '../prepared-query';
 import { InjectDatabaseConfig } from '../tasks.constants';
@@ -55,10 +55,10 @@ export class PgOutboxStore implements OutboxStore {
       const done = new Set(confirmed);
       const failed = rows.filter((r) => !done.has(r.id)).map((r) => r.id);
       if (failed.length > 0) {
-        await client.query(`UPDATE outbox SET publish_attempts = publish_attempts + 1, last_error = $2 WHERE id = ANY($1::bigint[])`, [
-          failed,
-          error ?? 'not confirmed',
-        ]);
+        await client.query(
+          `UPDATE outbox SET publish_attempts = publish_attempts + 1, last_error = $2 WHERE id = ANY($1::bigint[])`,
+          [failed, error ?? 'not confirmed'],
+        );
       }
       const sent = rows.filter((r) => done.has(r.id)).map((r) => integer(r.id));
       await client.query(sent.length > 0 ? `DELETE FROM outbox WHERE id IN (${sent.join(',')}); COMMIT` : 'COMMIT');

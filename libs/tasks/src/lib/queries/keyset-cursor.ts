@@ -20,7 +20,8 @@ const AT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** @internal SQL expression producing `KeysetPosition.at` from a timestamptz column (JS Dates would lose the microseconds). */
-export const KEYSET_AT_SQL = (column: string) => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+export const KEYSET_AT_SQL = (column: string) =>
+  `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
 
 /** @internal Opaque to clients: base64url of a small JSON array. */
 export function encodeCursor(pos: KeysetPosition): string {
@@ -37,7 +38,8 @@ export function decodeCursor(cursor: string): KeysetPosition {
   }
   if (!Array.isArray(parsed) || parsed.length !== 2) throw new InvalidCursorError();
   const [at, id] = parsed as unknown[];
-  if (typeof at !== 'string' || !AT.test(at) || typeof id !== 'string' || !UUID.test(id)) throw new InvalidCursorError();
+  if (typeof at !== 'string' || !AT.test(at) || typeof id !== 'string' || !UUID.test(id))
+    throw new InvalidCursorError();
   return { at, id };
 }
 

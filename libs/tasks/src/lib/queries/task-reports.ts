@@ -40,5 +40,11 @@ export class TaskReports {
 }
 
 function toReport(row: Record<string, any>): TaskReport {
-  return { id: row['id'], taskId: row['task_id'], owner: row['owner'], message: row['message'], createdAt: row['created_at'] };
+  return {
+    id: row['id'],
+    taskId: row['task_id'],
+    owner: row['owner'],
+    message: row['message'],
+    createdAt: row['created_at'],
+  };
 }

@@ -1,10 +1,10 @@
 import { Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { Observable } from 'rxjs';
-import type { DatabaseConfig } from '../database.config';
 import { pgConnectionConfig } from '../data-source.options';
+import type { DatabaseConfig } from '../database.config';
 import { PgNotificationListener } from '../pg-notification.listener';
-import { InjectDatabaseConfig } from '../tasks.constants';
 import type { TaskStatus } from '../task-status';
+import { InjectDatabaseConfig } from '../tasks.constants';
 
 /** What the tasks table trigger sends on `<schema>.task_updates` when a status or progress changes. */
 export interface TaskUpdate {

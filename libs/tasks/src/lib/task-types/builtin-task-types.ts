@@ -1,5 +1,5 @@
-import { env } from '@tasksys/platform';
 import { z } from 'zod';
+import { env } from '@tasksys/platform';
 import type { TaskTypeDefinition } from './task-type';
 
 export const taskTypesConfigSchema = z.object({
@@ -27,7 +27,10 @@ export type DemoCrashPayload = z.infer<typeof demoCrashPayload>;
 /** @internal The payload of `sql.query`. */
 export const sqlQueryPayload = z.strictObject({
   sql: z.string().min(1).max(100_000),
-  params: z.array(z.union([z.string(), z.number(), z.boolean(), z.null()])).max(100).optional(),
+  params: z
+    .array(z.union([z.string(), z.number(), z.boolean(), z.null()]))
+    .max(100)
+    .optional(),
   maxRows: z.int().min(1).max(10_000).optional(),
   timeoutMs: z.int().min(100).max(600_000).optional(),
 });
@@ -38,7 +41,8 @@ const backoff = { baseMs: 1000, maxMs: 600_000 };
 export const BUILTIN_TASK_TYPES: TaskTypeDefinition[] = [
   {
     type: 'demo.sleep',
-    description: 'Sleeps `ms` in `steps` progress reports; fails its first `failTimes` attempts; `fatal` fails without retry.',
+    description:
+      'Sleeps `ms` in `steps` progress reports; fails its first `failTimes` attempts; `fatal` fails without retry.',
     payload: demoSleepPayload,
     timeoutMs: 3_900_000,
     maxAttempts: 5,

@@ -5,7 +5,10 @@ describe('TaskTypeRegistry', () => {
   const registry = new TaskTypeRegistry(BUILTIN_TASK_TYPES, { DEMO_ALLOW_CRASH: false });
 
   it('accepts a valid payload', () => {
-    expect(registry.check('demo.sleep', { ms: 10, steps: 2 })).toMatchObject({ ok: true, payload: { ms: 10, steps: 2 } });
+    expect(registry.check('demo.sleep', { ms: 10, steps: 2 })).toMatchObject({
+      ok: true,
+      payload: { ms: 10, steps: 2 },
+    });
   });
   it.each([
     ['nope', { ms: 1 }, 'type'],

@@ -1,7 +1,7 @@
 import { DataSource } from 'typeorm';
 import { testDatabaseUrl, uniqueName } from '@tasksys/testing';
-import type { DatabaseConfig } from '../database.config';
 import { dataSourceOptions } from '../data-source.options';
+import type { DatabaseConfig } from '../database.config';
 import { runMigrations } from '../migrate';
 
 export interface TestDatabase {

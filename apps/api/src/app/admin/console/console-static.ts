@@ -11,7 +11,8 @@ export const CONSOLE_PATH = '/console';
  * The console's page calls only this origin. The admin key lives in localStorage, so no script
  * from elsewhere may run on the page.
  */
-const CSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+const CSP =
+  "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
 /**
  * Where the console's build (apps/console, `index.html` and `assets/`) is: CONSOLE_DIR, else next to
@@ -19,7 +20,9 @@ const CSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inl
  * project's own output (`dist/apps/console`, from the workspace root). Null when none has it.
  */
 export function findConsoleDir(configured?: string): string | null {
-  const candidates = configured ? [resolve(configured)] : [join(__dirname, 'console'), resolve('dist/apps/api/console'), resolve('dist/apps/console')];
+  const candidates = configured
+    ? [resolve(configured)]
+    : [join(__dirname, 'console'), resolve('dist/apps/api/console'), resolve('dist/apps/console')];
   return candidates.find((dir) => existsSync(join(dir, 'index.html'))) ?? null;
 }
 

@@ -6,11 +6,11 @@
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { MessageProperties } from 'amqplib';
+import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { TaskPublisher, Topology } from '@tasksys/messaging';
 import { BUILTIN_TASK_TYPES, TaskStateMachine } from '@tasksys/tasks';
 import { AppProcess, freePort, testRabbitmqUrl, waitFor, WORKSPACE_ROOT } from '@tasksys/testing';
-import type { MessageProperties } from 'amqplib';
-import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { type ApiHarness, startApi, TEST_ADMIN_KEY } from '../../../testing/api-harness';
 import { findConsoleDir } from './console-static';
 
@@ -18,8 +18,14 @@ const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
 // Each run saves its screenshots under tmp/; `SCREENSHOTS_DIR=docs/screenshots` refreshes the README's.
 const SHOTS = join(WORKSPACE_ROOT, process.env['SCREENSHOTS_DIR'] ?? 'tmp/screenshots');
 const CHROMIUM_ARGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync',
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
 ];
 
 describe('web console in headless Chromium (real api, one real worker, real PostgreSQL and RabbitMQ)', () => {
@@ -36,10 +42,15 @@ describe('web console in headless Chromium (real api, one real worker, real Post
   beforeAll(async () => {
     // Say exactly what is missing rather than skip.
     if (!existsSync(CHROMIUM)) {
-      throw new Error(`Chromium not found at ${CHROMIUM}. Install it: apt-get update && apt-get install -y chromium (or set CHROMIUM_PATH).`);
+      throw new Error(
+        `Chromium not found at ${CHROMIUM}. Install it: apt-get update && apt-get install -y chromium (or set CHROMIUM_PATH).`,
+      );
     }
     const consoleDir = findConsoleDir();
-    if (!consoleDir) throw new Error('The console is not built (no dist/apps/api/console or dist/apps/console): run `npm run build` first');
+    if (!consoleDir)
+      throw new Error(
+        'The console is not built (no dist/apps/api/console or dist/apps/console): run `npm run build` first',
+      );
 
     h = await startApi({ WORKERS_EXPECTED: '2', CONSOLE_DIR: consoleDir });
     sm = h.app.get(TaskStateMachine);
@@ -121,18 +132,22 @@ describe('web console in headless Chromium (real api, one real worker, real Post
     await page.waitForSelector(row);
     const seen = new Set<number>();
     let shotTaken = false;
-    await waitFor('the task to succeed in the console', async () => {
-      const state = await page.$eval(row, (tr) => ({
-        status: tr.getAttribute('data-status'),
-        percent: Number(tr.querySelector('[role="progressbar"]')?.getAttribute('aria-valuenow')),
-      }));
-      seen.add(state.percent);
-      if (!shotTaken && state.status === 'running' && state.percent > 0) {
-        shotTaken = true;
-        await shot('tasks');
-      }
-      return state.status === 'succeeded' ? state : undefined;
-    }, 20_000);
+    await waitFor(
+      'the task to succeed in the console',
+      async () => {
+        const state = await page.$eval(row, (tr) => ({
+          status: tr.getAttribute('data-status'),
+          percent: Number(tr.querySelector('[role="progressbar"]')?.getAttribute('aria-valuenow')),
+        }));
+        seen.add(state.percent);
+        if (!shotTaken && state.status === 'running' && state.percent > 0) {
+          shotTaken = true;
+          await shot('tasks');
+        }
+        return state.status === 'succeeded' ? state : undefined;
+      },
+      20_000,
+    );
     const between = [...seen].filter((p) => p > 0 && p < 100);
     expect(between.length).toBeGreaterThanOrEqual(2); // it moved through intermediate steps, not just 0 -> 100
     expect(await page.$eval(`${row} [role="progressbar"]`, (b) => b.getAttribute('aria-valuenow'))).toBe('100');
@@ -166,7 +181,9 @@ describe('web console in headless Chromium (real api, one real worker, real Post
     await page.waitForSelector(`tr[data-queue="${work}"]`);
     // Two samples (3 s apart) draw a line.
     await page.waitForSelector(`tr[data-queue="${work}"] svg polyline`, { timeout: 15_000 });
-    const names = await page.$$eval('[data-testid="queues-table"] tbody tr', (trs) => trs.map((tr) => tr.getAttribute('data-queue')));
+    const names = await page.$$eval('[data-testid="queues-table"] tbody tr', (trs) =>
+      trs.map((tr) => tr.getAttribute('data-queue')),
+    );
     expect(names).toEqual([
       ...BUILTIN_TASK_TYPES.map((t) => topology.workQueue(t.type)),
       ...topology.queues.retry.map((t) => t.name),
@@ -180,10 +197,26 @@ describe('web console in headless Chromium (real api, one real worker, real Post
     const id = await createTask({ ms: 10 });
     await waitFor('the task to succeed first', async () => (await statusOf(id)) === 'succeeded', 15_000);
     // Make it a failed task with a dead letter, as a worker would after its last attempt.
-    await h.t.db.query(`UPDATE tasks SET status = 'failed', error = '{"code":"TASK.MAX_ATTEMPTS","message":"gave up"}'::jsonb WHERE id = $1`, [id]);
-    const reason = { code: 'TASK.MAX_ATTEMPTS', message: 'attempts exhausted: boom', queue: topology.workQueue('demo.sleep'), routingKey: 'demo.sleep' };
-    await publisher.publishDeadLetter(Buffer.from(JSON.stringify({ v: 1, taskId: id, type: 'demo.sleep' })), { correlationId: id, headers: {} } as MessageProperties, reason);
-    await publisher.publishDeadLetter(Buffer.from('{"garbage":'), { headers: {} } as MessageProperties, { ...reason, code: 'MESSAGE.MALFORMED', message: 'body is not JSON' });
+    await h.t.db.query(
+      `UPDATE tasks SET status = 'failed', error = '{"code":"TASK.MAX_ATTEMPTS","message":"gave up"}'::jsonb WHERE id = $1`,
+      [id],
+    );
+    const reason = {
+      code: 'TASK.MAX_ATTEMPTS',
+      message: 'attempts exhausted: boom',
+      queue: topology.workQueue('demo.sleep'),
+      routingKey: 'demo.sleep',
+    };
+    await publisher.publishDeadLetter(
+      Buffer.from(JSON.stringify({ v: 1, taskId: id, type: 'demo.sleep' })),
+      { correlationId: id, headers: {} } as MessageProperties,
+      reason,
+    );
+    await publisher.publishDeadLetter(Buffer.from('{"garbage":'), { headers: {} } as MessageProperties, {
+      ...reason,
+      code: 'MESSAGE.MALFORMED',
+      message: 'body is not JSON',
+    });
 
     await open('dead-letters');
     const row = `[data-testid="dead-table"] tr[data-task-id="${id}"]`;
@@ -195,13 +228,20 @@ describe('web console in headless Chromium (real api, one real worker, real Post
     expect(await page.textContent('[data-testid="redrive-outcome"]')).toContain('redriven 1');
     await page.waitForSelector(row, { state: 'detached' });
     await waitFor('the redriven task to succeed', async () => (await statusOf(id)) === 'succeeded', 15_000);
-    expect((await h.call('GET', '/v1/admin/dead-letters')).body.items.map((m: { malformed: boolean }) => m.malformed)).toEqual([true]);
+    expect(
+      (await h.call('GET', '/v1/admin/dead-letters')).body.items.map((m: { malformed: boolean }) => m.malformed),
+    ).toEqual([true]);
   }, 40_000);
 
   it('lists unrouted messages by type; one of a type the worker serves is redriven to it without an operator', async () => {
     // A type no worker serves here (no SQL target): it stays, shown by type.
     const orphan = '00000000-0000-4000-8000-0000000000c1';
-    await publisher.publish(topology.exchanges.unrouted, 'sql.query', { v: 1, taskId: orphan, type: 'sql.query' }, { correlationId: orphan });
+    await publisher.publish(
+      topology.exchanges.unrouted,
+      'sql.query',
+      { v: 1, taskId: orphan, type: 'sql.query' },
+      { correlationId: orphan },
+    );
     await open('unrouted');
     await page.waitForSelector(`[data-testid="unrouted-table"] tr[data-task-id="${orphan}"]`);
     await page.waitForSelector('[data-testid="unrouted-by-type"] tr[data-type="sql.query"]');
@@ -211,20 +251,34 @@ describe('web console in headless Chromium (real api, one real worker, real Post
     const id = await createTask({ ms: 10 });
     await waitFor('the task to succeed', async () => (await statusOf(id)) === 'succeeded', 15_000);
     await h.t.db.query(`UPDATE tasks SET status = 'queued', finished_at = NULL WHERE id = $1`, [id]);
-    await publisher.publish(topology.exchanges.unrouted, 'demo.sleep', { v: 1, taskId: id, type: 'demo.sleep' }, { correlationId: id });
+    await publisher.publish(
+      topology.exchanges.unrouted,
+      'demo.sleep',
+      { v: 1, taskId: id, type: 'demo.sleep' },
+      { correlationId: id },
+    );
     await waitFor('the unrouted task to be redriven and run', async () => (await statusOf(id)) === 'succeeded', 15_000);
-    await page.waitForSelector(`[data-testid="unrouted-table"] tr[data-task-id="${id}"]`, { state: 'detached', timeout: 10_000 });
+    await page.waitForSelector(`[data-testid="unrouted-table"] tr[data-task-id="${id}"]`, {
+      state: 'detached',
+      timeout: 10_000,
+    });
     // What stays can still be redriven by hand; still unserved, it comes back through the alternate exchange.
     await page.click('[data-testid="redrive-all"]');
     await page.waitForSelector('[data-testid="redrive-outcome"]');
     expect(await page.textContent('[data-testid="redrive-outcome"]')).toContain('redriven 1');
-    await waitFor('the unserved message back in unrouted', async () => (await h.call('GET', '/v1/admin/unrouted')).body.total === 1, 5000);
+    await waitFor(
+      'the unserved message back in unrouted',
+      async () => (await h.call('GET', '/v1/admin/unrouted')).body.total === 1,
+      5000,
+    );
   }, 45_000);
 
   it('shows workers alive against expected, with a warning below it', async () => {
     await open('workers');
     await page.waitForSelector('[data-testid="fleet-summary"]');
-    expect((await page.textContent('[data-testid="fleet-summary"]'))?.replace(/\s+/g, ' ')).toContain('1 alive of 2 expected');
+    expect((await page.textContent('[data-testid="fleet-summary"]'))?.replace(/\s+/g, ' ')).toContain(
+      '1 alive of 2 expected',
+    );
     await page.waitForSelector('[data-testid="fleet-warning"]');
     await page.waitForSelector('[data-testid="workers-banner"]');
     expect(await page.textContent('[data-testid="workers-table"]')).toContain('console-w1');
@@ -233,7 +287,10 @@ describe('web console in headless Chromium (real api, one real worker, real Post
 
   it('lists problem reports', async () => {
     const [task] = (await h.call('GET', '/v1/tasks?status=cancelled&limit=1')).body.items;
-    const r = await h.call('POST', `/v1/tasks/${task.id}/reports`, { key: alice, body: { message: 'I cancelled this by mistake; can it be resumed?' } });
+    const r = await h.call('POST', `/v1/tasks/${task.id}/reports`, {
+      key: alice,
+      body: { message: 'I cancelled this by mistake; can it be resumed?' },
+    });
     expect(r.status).toBe(201);
     await open('reports');
     await page.locator('[data-testid="reports-table"]', { hasText: 'by mistake' }).waitFor();
