@@ -180,7 +180,8 @@ describe('web console in headless Chromium (real api, one real worker, real Post
     const work = topology.workQueue('demo.sleep');
     await page.waitForSelector(`tr[data-queue="${work}"]`);
     // Two samples (3 s apart) draw a line.
-    await page.waitForSelector(`tr[data-queue="${work}"] svg polyline`, { timeout: 15_000 });
+    // attached, not visible: a queue that stayed empty draws a flat line, a box of zero height.
+    await page.waitForSelector(`tr[data-queue="${work}"] svg polyline`, { state: 'attached', timeout: 15_000 });
     const names = await page.$$eval('[data-testid="queues-table"] tbody tr', (trs) =>
       trs.map((tr) => tr.getAttribute('data-queue')),
     );
