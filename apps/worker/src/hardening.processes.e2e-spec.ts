@@ -4,6 +4,7 @@ import { deleteTopology, testMessagingConfig } from '@tasksys/messaging/testing'
 import { BUILTIN_TASK_TYPES, TaskStateMachine } from '@tasksys/tasks';
 import { createTestDatabase, type TestDatabase } from '@tasksys/tasks/testing';
 import { type AppProcess, waitFor } from '@tasksys/testing';
+import { type SubmitOptions, TaskProbes, workerMetric } from '../test/task-probes';
 import { WorkerFleet } from '../test/worker-fleet';
 
 /**
@@ -24,6 +25,7 @@ describe('worker hardening (processes)', () => {
   beforeAll(async () => {
     t = await createTestDatabase();
     sm = new TaskStateMachine(t.db);
+    probes = new TaskProbes(t.db, sm);
     // One tier of 3 s: every retry and deferral waits exactly that, so timings are unambiguous.
     messaging = { ...testMessagingConfig(), RETRY_TIERS_MS: [3000] };
     fleet = new WorkerFleet(
@@ -55,64 +57,12 @@ describe('worker hardening (processes)', () => {
     await t?.drop();
   }, 60_000);
 
-  async function submit(
-    n: number,
-    payload: Record<string, unknown>,
-    opts: { type?: string; maxAttempts?: number } = {},
-  ) {
-    const ids: string[] = [];
-    for (let i = 0; i < n; i++) {
-      const { task } = await sm.create(
-        {
-          owner: 'test',
-          type: opts.type ?? 'demo.sleep',
-          payload,
-          maxAttempts: opts.maxAttempts ?? 3,
-          timeoutMs: 120_000,
-        },
-        { start: true, actor: 'owner:test' },
-      );
-      ids.push(task.id);
-    }
-    return ids;
-  }
-
-  async function row(id: string): Promise<{ status: string; attempt: number; lease_owner: string | null }> {
-    return (await t.db.query(`SELECT status, attempt, lease_owner FROM tasks WHERE id = $1`, [id]))[0];
-  }
-
-  async function allSucceeded(ids: string[], timeoutMs: number): Promise<void> {
-    let counts: unknown;
-    await waitFor(
-      `${ids.length} tasks succeeded`,
-      async () => {
-        const rows: { status: string; n: number }[] = await t.db.query(
-          `SELECT status, count(*)::int AS n FROM tasks WHERE id = ANY($1::uuid[]) GROUP BY status`,
-          [ids],
-        );
-        counts = rows;
-        return rows.length === 1 && rows[0].status === 'succeeded' && rows[0].n === ids.length;
-      },
-      timeoutMs,
-      200,
-    ).catch((err) => {
-      throw new Error(`${(err as Error).message}; counts ${JSON.stringify(counts)}`);
-    });
-  }
-
-  /** A counter of the worker's Prometheus endpoint, summed over the series whose labels include `labels`. */
-  async function metric(w: AppProcess, name: string, labels = ''): Promise<number> {
-    const text = await (await fetch(`http://127.0.0.1:${w.port}/metrics`)).text();
-    return text
-      .split('\n')
-      .filter(
-        (line) =>
-          line.startsWith(name) &&
-          (line.startsWith(`${name} `) || line.startsWith(`${name}{`)) &&
-          line.includes(labels),
-      )
-      .reduce((sum, line) => sum + Number(line.split(' ').at(-1)), 0);
-  }
+  let probes: TaskProbes;
+  const submit = (n: number, payload: Record<string, unknown>, opts: SubmitOptions = {}) =>
+    probes.submit(n, payload, opts);
+  const row = (id: string) => probes.row(id);
+  const allSucceeded = (ids: string[], timeoutMs: number) => probes.allIn(ids, 'succeeded', timeoutMs);
+  const metric = (w: AppProcess, name: string, labels = '') => workerMetric(w.port, name, labels);
 
   /** What the outbox relay does: publish each outbox row of `ids` (confirmed), then delete it. */
   async function relayByHand(ids: string[]): Promise<void> {

@@ -1,9 +1,10 @@
-import { type ChannelModel, type ConfirmChannel, connect } from 'amqplib';
+import { type ChannelModel, type ConfirmChannel, connect, type ConsumeMessage } from 'amqplib';
 import { buildTopology, type MessagingConfig } from '@tasksys/messaging';
 import { deleteTopology, testMessagingConfig } from '@tasksys/messaging/testing';
 import { BUILTIN_TASK_TYPES, TaskStateMachine, WorkerFleetQuery } from '@tasksys/tasks';
 import { createTestDatabase, type TestDatabase } from '@tasksys/tasks/testing';
 import { waitFor } from '@tasksys/testing';
+import { TaskProbes } from '../test/task-probes';
 import { WorkerFleet } from '../test/worker-fleet';
 
 const SQL_TARGET_URL = 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -28,6 +29,7 @@ describe('routing by task type (processes)', () => {
   beforeAll(async () => {
     t = await createTestDatabase();
     sm = new TaskStateMachine(t.db);
+    probes = new TaskProbes(t.db, sm);
     messaging = testMessagingConfig({ RETRY_TIERS_MS: '500,2000' });
     fleet = new WorkerFleet(
       { database: t.config, messaging },
@@ -64,33 +66,45 @@ describe('routing by task type (processes)', () => {
     await t?.drop();
   }, 60_000);
 
-  async function submit(n: number, type: string, payload: Record<string, unknown>, priority = 0): Promise<string[]> {
-    const ids: string[] = [];
-    for (let i = 0; i < n; i++) {
-      const { task } = await sm.create(
-        { owner: 'test', type, payload, maxAttempts: 3, timeoutMs: 60_000, priority },
-        { start: true, actor: 'owner:test' },
-      );
-      ids.push(task.id);
-    }
-    return ids;
-  }
+  let probes: TaskProbes;
+  const submit = (n: number, type: string, payload: Record<string, unknown>, priority = 0) =>
+    probes.submit(n, payload, { type, priority, timeoutMs: 60_000 });
+  const statuses = (ids: string[]) => probes.statusCounts(ids);
+  const allSucceeded = (ids: string[], timeoutMs: number) => probes.allIn(ids, 'succeeded', timeoutMs);
 
-  async function statuses(ids: string[]): Promise<Record<string, number>> {
-    const rows: { status: string; n: number }[] = await t.db.query(
-      `SELECT status, count(*)::int AS n FROM tasks WHERE id = ANY($1::uuid[]) GROUP BY status`,
+  /** The topology of older versions (one queue bound with #), holding the work messages of `ids` as that version relayed them. */
+  async function oldTopologyWith(ids: string[]): Promise<string> {
+    const legacy = topology().queues.legacyWork;
+    const ns = messaging.TASKS_NAMESPACE;
+    await ch.assertExchange(ns, 'topic', { durable: true, arguments: { 'alternate-exchange': `${ns}.unrouted` } });
+    await ch.assertQueue(legacy, { durable: true, arguments: { 'x-dead-letter-exchange': `${ns}.dlx` } });
+    await ch.bindQueue(legacy, ns, '#');
+    const rows: { id: string; routing_key: string; body: unknown; correlation_id: string }[] = await t.db.query(
+      `SELECT id, routing_key, body, correlation_id FROM outbox WHERE correlation_id = ANY($1::text[])`,
       [ids],
     );
-    return Object.fromEntries(rows.map((r) => [r.status, r.n]));
+    for (const r of rows) {
+      ch.publish(ns, r.routing_key, Buffer.from(JSON.stringify(r.body)), {
+        persistent: true,
+        correlationId: r.correlation_id,
+      });
+    }
+    await ch.waitForConfirms();
+    await t.db.query(`DELETE FROM outbox WHERE id = ANY($1::bigint[])`, [rows.map((r) => r.id)]);
+    return legacy;
   }
 
-  const allSucceeded = (ids: string[], timeoutMs: number) =>
-    waitFor(
-      `${ids.length} tasks succeeded`,
-      async () => (await statuses(ids))['succeeded'] === ids.length,
-      timeoutMs,
-      200,
+  /** Whether `queue` is gone from the broker (a passive declare on a channel of its own). */
+  async function queueGone(queue: string): Promise<boolean> {
+    const probe = await amqp.createChannel();
+    probe.on('error', () => undefined);
+    const gone = await probe.checkQueue(queue).then(
+      () => false,
+      () => true,
     );
+    await probe.close().catch(() => undefined);
+    return gone;
+  }
 
   /** The routing keys bound on the work exchange, as the broker reports them (management API). */
   async function workBindings(): Promise<string[]> {
@@ -187,49 +201,19 @@ describe('routing by task type (processes)', () => {
     await fleet.start({ WORKER_TASK_TYPES: 'demo.sleep' });
     const queue = topology().workQueue('demo.sleep');
     await ch.deleteQueue(queue); // by hand, or with a broker's data
-    await waitFor(
-      'the queue back',
-      async () => {
-        const probe = await amqp.createChannel();
-        probe.on('error', () => undefined);
-        const back = await probe.checkQueue(queue).then(
-          () => true,
-          () => false,
-        );
-        await probe.close().catch(() => undefined);
-        return back;
-      },
-      15_000,
-    );
+    await waitFor('the queue back', async () => !(await queueGone(queue)), 15_000);
     expect(await workBindings()).toEqual(['demo.sleep']);
     const ids = await submit(5, 'demo.sleep', { ms: 5 });
     await allSucceeded(ids, 30_000);
   }, 60_000);
 
   it('keeps the old queue while a worker of the old version still consumes it, so a hand-back is not lost', async () => {
-    const legacy = topology().queues.legacyWork;
-    await ch.assertExchange(messaging.TASKS_NAMESPACE, 'topic', {
-      durable: true,
-      arguments: { 'alternate-exchange': `${messaging.TASKS_NAMESPACE}.unrouted` },
-    });
-    await ch.assertQueue(legacy, {
-      durable: true,
-      arguments: { 'x-dead-letter-exchange': `${messaging.TASKS_NAMESPACE}.dlx` },
-    });
-    await ch.bindQueue(legacy, messaging.TASKS_NAMESPACE, '#');
     const [id] = await submit(1, 'demo.sleep', { ms: 5 });
-    const [r] = await t.db.query(`SELECT id, routing_key, body FROM outbox WHERE correlation_id = $1`, [id]);
-    ch.publish(messaging.TASKS_NAMESPACE, r.routing_key, Buffer.from(JSON.stringify(r.body)), {
-      persistent: true,
-      correlationId: id,
-    });
-    await ch.waitForConfirms();
-    await t.db.query(`DELETE FROM outbox WHERE id = $1`, [r.id]);
+    const legacy = await oldTopologyWith([id]);
     // The old worker: it holds the task's message, unacked.
     const old = await amqp.createChannel();
     await old.prefetch(1);
-    const held = new Promise<import('amqplib').ConsumeMessage>((ok) => void old.consume(legacy, (m) => m && ok(m)));
-    const message = await held;
+    const message = await new Promise<ConsumeMessage>((ok) => void old.consume(legacy, (m) => m && ok(m)));
     await fleet.start({ WORKER_TASK_TYPES: 'demo.sleep', SWEEP_GRACE_MS: '600000' });
     await waitFor('the # binding gone', async () => !(await workBindings()).includes('#'), 15_000);
     // Still there: a consumer holds a delivery it may hand back.
@@ -238,71 +222,17 @@ describe('routing by task type (processes)', () => {
     old.nack(message, false, true);
     await old.close();
     await allSucceeded([id], 30_000);
-    await waitFor(
-      'the old queue deleted',
-      async () => {
-        const probe = await amqp.createChannel();
-        probe.on('error', () => undefined);
-        const gone = await probe.checkQueue(legacy).then(
-          () => false,
-          () => true,
-        );
-        await probe.close().catch(() => undefined);
-        return gone;
-      },
-      15_000,
-    );
+    await waitFor('the old queue deleted', () => queueGone(legacy), 15_000);
   }, 60_000);
 
   it('moves an existing deployment from the single work queue: the old queue is drained, then removed, nothing lost', async () => {
-    // The topology of older versions: one queue bound with # (a worker of that version declared it).
-    const legacy = topology().queues.legacyWork;
-    await ch.assertExchange(messaging.TASKS_NAMESPACE, 'topic', {
-      durable: true,
-      arguments: { 'alternate-exchange': `${messaging.TASKS_NAMESPACE}.unrouted` },
-    });
-    await ch.assertQueue(legacy, {
-      durable: true,
-      arguments: { 'x-dead-letter-exchange': `${messaging.TASKS_NAMESPACE}.dlx` },
-    });
-    await ch.bindQueue(legacy, messaging.TASKS_NAMESPACE, '#');
     const ids = await submit(40, 'demo.sleep', { ms: 5 });
-    // Relayed by that version, so the messages wait in the old queue.
-    const rows: { id: string; routing_key: string; body: unknown; correlation_id: string }[] = await t.db.query(
-      `SELECT id, routing_key, body, correlation_id FROM outbox WHERE correlation_id = ANY($1::text[])`,
-      [ids],
-    );
-    for (const r of rows) {
-      ch.publish(messaging.TASKS_NAMESPACE, r.routing_key, Buffer.from(JSON.stringify(r.body)), {
-        persistent: true,
-        correlationId: r.correlation_id,
-      });
-    }
-    await ch.waitForConfirms();
-    await t.db.query(`DELETE FROM outbox WHERE id = ANY($1::bigint[])`, [rows.map((r) => r.id)]);
+    const legacy = await oldTopologyWith(ids);
     expect((await ch.checkQueue(legacy)).messageCount).toBe(40);
-
     await fleet.start({ WORKER_TASK_TYPES: 'demo.sleep', SWEEP_GRACE_MS: '600000' }); // the sweep must not be what saves them
     await allSucceeded(ids, 30_000);
-    const runs: { n: number }[] = await t.db.query(
-      `SELECT count(*)::int AS n FROM task_events WHERE task_id = ANY($1::uuid[]) AND to_status = 'running' GROUP BY task_id`,
-      [ids],
-    );
-    expect(runs.map((r) => r.n)).toEqual(ids.map(() => 1));
-    await waitFor(
-      'the old queue deleted',
-      async () => {
-        const probe = await amqp.createChannel();
-        probe.on('error', () => undefined);
-        const gone = await probe.checkQueue(legacy).then(
-          () => false,
-          () => true,
-        );
-        await probe.close().catch(() => undefined);
-        return gone;
-      },
-      15_000,
-    );
+    expect(await probes.runsPerTask(ids)).toEqual(ids.map(() => 1));
+    await waitFor('the old queue deleted', () => queueGone(legacy), 15_000);
     expect(await workBindings()).toEqual(['demo.sleep']);
   }, 60_000);
 });

@@ -4,6 +4,7 @@ import { deleteTopology, testMessagingConfig } from '@tasksys/messaging/testing'
 import { BUILTIN_TASK_TYPES, TaskStateMachine } from '@tasksys/tasks';
 import { createTestDatabase, type TestDatabase } from '@tasksys/tasks/testing';
 import { waitFor } from '@tasksys/testing';
+import { TaskProbes } from '../test/task-probes';
 import { WorkerFleet } from '../test/worker-fleet';
 
 /**
@@ -23,6 +24,7 @@ describe('worker processes', () => {
   beforeAll(async () => {
     t = await createTestDatabase();
     sm = new TaskStateMachine(t.db);
+    probes = new TaskProbes(t.db, sm);
     messaging = { ...testMessagingConfig(), RETRY_TIERS_MS: [200, 1000, 5000] };
     fleet = new WorkerFleet(
       { database: t.config, messaging },
@@ -47,45 +49,11 @@ describe('worker processes', () => {
     await t?.drop();
   }, 60_000);
 
-  async function submit(
-    n: number,
-    payload: Record<string, unknown>,
-    type = 'demo.sleep',
-    maxAttempts = 3,
-  ): Promise<string[]> {
-    const ids: string[] = [];
-    for (let i = 0; i < n; i++) {
-      const { task } = await sm.create(
-        { owner: 'test', type, payload, maxAttempts, timeoutMs: 120_000 },
-        { start: true, actor: 'owner:test' },
-      );
-      ids.push(task.id);
-    }
-    return ids;
-  }
-
-  async function statusCounts(ids: string[]): Promise<Record<string, number>> {
-    const rows: { status: string; n: number }[] = await t.db.query(
-      `SELECT status, count(*)::int AS n FROM tasks WHERE id = ANY($1::uuid[]) GROUP BY status`,
-      [ids],
-    );
-    return Object.fromEntries(rows.map((r) => [r.status, r.n]));
-  }
-
-  async function allIn(ids: string[], status: string, timeoutMs: number) {
-    let counts: Record<string, number> = {};
-    await waitFor(
-      `${ids.length} tasks ${status}`,
-      async () => {
-        counts = await statusCounts(ids);
-        return counts[status] === ids.length;
-      },
-      timeoutMs,
-      250,
-    ).catch((err) => {
-      throw new Error(`${(err as Error).message}; counts ${JSON.stringify(counts)}`);
-    });
-  }
+  let probes: TaskProbes;
+  const submit = (n: number, payload: Record<string, unknown>, type = 'demo.sleep', maxAttempts = 3) =>
+    probes.submit(n, payload, { type, maxAttempts });
+  const statusCounts = (ids: string[]) => probes.statusCounts(ids);
+  const allIn = (ids: string[], status: string, timeoutMs: number) => probes.allIn(ids, status, timeoutMs);
 
   /** Terminal events per task: exactly one each is the "committed once" invariant. */
   async function terminalEventsPerTask(ids: string[]): Promise<number[]> {
