@@ -16,6 +16,7 @@ const TASK_KEYS = [
   'priority',
   'progress',
   'result',
+  'runAt',
   'startedAt',
   'status',
   'type',
@@ -100,6 +101,7 @@ describe('task HTTP API (real api over HTTP, real PostgreSQL and RabbitMQ)', () 
         maxAttempts: 5,
         progress: { percent: 0, message: null },
         owner: 'alice',
+        runAt: null,
         startedAt: null,
         finishedAt: null,
         // No worker runs in this test: the api says why the task waits.
@@ -416,6 +418,126 @@ describe('task HTTP API (real api over HTTP, real PostgreSQL and RabbitMQ)', () 
         `/v1/admin/reports?limit=1&cursor=${encodeURIComponent(page1.body.nextCursor)}`,
       );
       expect(page2.body.items.map((x: { message: string }) => x.message)).toEqual(['it is slow']);
+    });
+  });
+
+  describe('delayed start (runAt, delayMs)', () => {
+    const outboxRows = async (id: string) =>
+      (await h.t.db.query(`SELECT count(*)::int AS n FROM outbox WHERE correlation_id = $1`, [id]))[0].n;
+
+    it('answers 201 with status scheduled and runAt for delayMs and for a runAt with an offset; nothing is sent yet', async () => {
+      const delayed = await create(alice, { ...sleep(1), delayMs: 60_000 });
+      expect(delayed.status).toBe(201);
+      expect(delayed.body).toMatchObject({ status: 'scheduled', waiting: null, startedAt: null });
+      expect(Date.parse(delayed.body.runAt) - Date.parse(delayed.body.createdAt)).toBe(60_000);
+      expect(await outboxRows(delayed.body.id)).toBe(0);
+      const at = new Date(Date.now() + 3_600_000);
+      // The same instant written in another zone: +02:00.
+      const local = new Date(at.getTime() + 2 * 3_600_000).toISOString().replace('Z', '+02:00');
+      const scheduled = await create(alice, { ...sleep(1), runAt: local });
+      expect(scheduled.status).toBe(201);
+      expect(scheduled.body).toMatchObject({ status: 'scheduled', runAt: at.toISOString() });
+      const got = await h.call('GET', `/v1/tasks/${scheduled.body.id}`, { key: alice });
+      expect(got.body).toMatchObject({ status: 'scheduled', runAt: at.toISOString() });
+      const listed = await h.call('GET', '/v1/tasks?status=scheduled', { key: alice });
+      expect(listed.body.items.map((x: { id: string }) => x.id)).toContain(scheduled.body.id);
+    });
+
+    it('starts a task whose runAt is past (or delayMs 0) at once: queued with its message', async () => {
+      const past = await create(alice, { ...sleep(1), runAt: '2020-01-01T00:00:00Z' });
+      expect([past.status, past.body.status, past.body.runAt]).toEqual([201, 'queued', '2020-01-01T00:00:00.000Z']);
+      expect(await outboxRows(past.body.id)).toBe(1);
+      const now = await create(alice, { ...sleep(1), delayMs: 0 });
+      expect([now.status, now.body.status]).toEqual([201, 'queued']);
+    });
+
+    it('answers 400 naming runAt or delayMs for bad values, too far ahead, and both given, writing nothing', async () => {
+      const before = await h.counts();
+      const yearAndADay = new Date(Date.now() + 367 * 86_400_000).toISOString();
+      const bad: [Record<string, unknown>, string][] = [
+        [{ runAt: '2026-12-01T22:00:00' }, 'runAt'], // no offset
+        [{ runAt: '2026-12-01' }, 'runAt'],
+        [{ runAt: 'tomorrow' }, 'runAt'],
+        [{ runAt: '2026-13-45T25:00:00Z' }, 'runAt'],
+        [{ runAt: 1764626400000 }, 'runAt'],
+        [{ runAt: yearAndADay }, 'runAt'],
+        [{ delayMs: -1 }, 'delayMs'],
+        [{ delayMs: 1.5 }, 'delayMs'],
+        [{ delayMs: '1000' }, 'delayMs'],
+        [{ delayMs: 367 * 86_400_000 }, 'delayMs'],
+        [{ runAt: new Date(Date.now() + 60_000).toISOString(), delayMs: 1000 }, 'runAt'],
+      ];
+      for (const [extra, field] of bad) {
+        const r = await create(alice, { ...sleep(1), ...extra });
+        expect([JSON.stringify(extra), r.status, r.body.code, r.body.field]).toEqual([
+          JSON.stringify(extra),
+          400,
+          'REQUEST.INVALID',
+          field,
+        ]);
+        expect(r.body.message).toContain(field);
+      }
+      const both = await create(alice, { ...sleep(1), runAt: new Date().toISOString(), delayMs: 1 });
+      expect(both.body.message).toMatch(/runAt and delayMs: give one of them, not both/);
+      expect(await h.counts()).toEqual(before);
+    });
+
+    it('cancels a scheduled task: cancelled, never queued, no message', async () => {
+      const { body: t } = await create(alice, { ...sleep(1), delayMs: 60_000 });
+      const cancelled = await h.call('POST', `/v1/tasks/${t.id}/cancel`, { key: alice });
+      expect([cancelled.status, cancelled.body.status]).toEqual([202, 'cancelled']);
+      expect((await h.call('POST', `/v1/tasks/${t.id}/cancel`, { key: alice })).status).toBe(202);
+      const events = await h.call('GET', `/v1/tasks/${t.id}/events`, { key: alice });
+      expect(events.body.items.map((e: { from: string | null; to: string }) => `${e.from}->${e.to}`)).toEqual([
+        'null->scheduled',
+        'scheduled->cancelled',
+      ]);
+      expect(await outboxRows(t.id)).toBe(0);
+    });
+
+    it('start of a new task due later schedules it; a repeated start answers 202 too', async () => {
+      const { body: t } = await create(alice, { ...sleep(1), start: false, delayMs: 60_000 });
+      expect(t).toMatchObject({ status: 'new', runAt: expect.any(String) });
+      const started = await h.call('POST', `/v1/tasks/${t.id}/start`, { key: alice });
+      expect([started.status, started.body.status]).toEqual([202, 'scheduled']);
+      expect((await h.call('POST', `/v1/tasks/${t.id}/start`, { key: alice })).status).toBe(202);
+    });
+
+    it('takes runAt and delayMs per batch item, naming the index of a bad one', async () => {
+      const at = new Date(Date.now() + 3_600_000).toISOString();
+      const r = await h.call('POST', '/v1/tasks/batch', {
+        key: bob,
+        body: { tasks: [{ ...sleep(1), delayMs: 60_000 }, sleep(2), { ...sleep(3), runAt: at }] },
+      });
+      expect(r.status).toBe(201);
+      expect(r.body.items.map((x: { status: string; runAt: string | null }) => [x.status, x.runAt])).toEqual([
+        ['scheduled', expect.any(String)],
+        ['queued', null],
+        ['scheduled', at],
+      ]);
+      const before = await h.counts();
+      const bad = await h.call('POST', '/v1/tasks/batch', {
+        key: bob,
+        body: { tasks: [sleep(1), { ...sleep(2), runAt: at, delayMs: 5 }] },
+      });
+      expect([bad.status, bad.body.field]).toEqual([400, 'tasks[1].runAt']);
+      const badDelay = await h.call('POST', '/v1/tasks/batch', {
+        key: bob,
+        body: { tasks: [sleep(1), sleep(1), { ...sleep(2), delayMs: -5 }] },
+      });
+      expect([badDelay.status, badDelay.body.field]).toEqual([400, 'tasks[2].delayMs']);
+      expect(await h.counts()).toEqual(before);
+    });
+
+    it('documents runAt and delayMs in the OpenAPI document', async () => {
+      const doc = await h.call('GET', '/docs-json', { key: null });
+      const schemas = doc.body.components.schemas;
+      expect(schemas.CreateTaskRequestDto.properties).toMatchObject({
+        runAt: { type: 'string', format: 'date-time' },
+        delayMs: { type: 'number', minimum: 0 },
+      });
+      expect(schemas.TaskView.properties.runAt).toMatchObject({ format: 'date-time', nullable: true });
+      expect(schemas.TaskView.properties.status.enum).toContain('scheduled');
     });
   });
 

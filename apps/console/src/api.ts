@@ -2,8 +2,17 @@
 
 const KEY_STORAGE = 'tasksys.adminKey';
 
-export type TaskStatus = 'new' | 'queued' | 'running' | 'retrying' | 'succeeded' | 'failed' | 'cancelled';
-export const STATUSES: TaskStatus[] = ['new', 'queued', 'running', 'retrying', 'succeeded', 'failed', 'cancelled'];
+export type TaskStatus = 'new' | 'scheduled' | 'queued' | 'running' | 'retrying' | 'succeeded' | 'failed' | 'cancelled';
+export const STATUSES: TaskStatus[] = [
+  'new',
+  'scheduled',
+  'queued',
+  'running',
+  'retrying',
+  'succeeded',
+  'failed',
+  'cancelled',
+];
 export const TERMINAL: TaskStatus[] = ['succeeded', 'failed', 'cancelled'];
 
 export interface Task {
@@ -19,6 +28,8 @@ export interface Task {
   owner: string;
   createdAt: string;
   updatedAt: string;
+  /** When it was asked to start; `scheduled` until then. */
+  runAt: string | null;
   startedAt: string | null;
   finishedAt: string | null;
 }

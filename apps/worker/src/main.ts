@@ -1,8 +1,15 @@
 import { NestFactory } from '@nestjs/core';
 import { Logger } from 'nestjs-pino';
-import { ConsumerFactory, RoutingUpkeep, Topology } from '@tasksys/messaging';
+import { ConsumerFactory, OutboxRelayService, RoutingUpkeep, Topology } from '@tasksys/messaging';
 import { ConfigurationError } from '@tasksys/platform';
-import { TaskExecutor, TaskSweeper, WORKER_CONFIG, type WorkerConfig, WorkerRegistry } from '@tasksys/tasks';
+import {
+  TaskExecutor,
+  TaskPromoter,
+  TaskSweeper,
+  WORKER_CONFIG,
+  type WorkerConfig,
+  WorkerRegistry,
+} from '@tasksys/tasks';
 import { TaskConsumerStrategy } from './transport/task-consumer.strategy';
 import { WorkerModule } from './worker.module';
 
@@ -18,6 +25,8 @@ async function bootstrap(): Promise<void> {
         executor: app.get(TaskExecutor),
         registry: app.get(WorkerRegistry),
         sweeper: app.get(TaskSweeper),
+        promoter: app.get(TaskPromoter),
+        relay: app.get(OutboxRelayService),
         routing: app.get(RoutingUpkeep),
         config,
       }),

@@ -14,6 +14,7 @@ export {
   type CreateResult,
   type NewTask,
   type NewTaskRow,
+  type PromotionResult,
   TaskStateMachine,
   type TransitionResult,
 } from './lib/task-state-machine';
@@ -33,7 +34,7 @@ export {
 export type { BackoffPolicy, TaskTypeDefinition, TaskTypesConfig } from './lib/task-types/task-type';
 export { type PayloadCheck, TaskTypeRegistry } from './lib/task-types/task-type.registry';
 
-// Running tasks (the worker): the executor, handlers and their failures, the sweeper, the fleet.
+// Running tasks (the worker): the executor, handlers and their failures, the sweeper, the promoter, the fleet.
 export {
   ExecutionModule,
   type ExecutionModuleAsyncOptions,
@@ -46,6 +47,7 @@ export { HandlesTask, type TaskContext, type TaskHandler } from './lib/execution
 export { RetryableError, TaskFailure, UnrecoverableError } from './lib/execution/task.errors';
 export { TaskExecutor } from './lib/execution/task-executor';
 export { TaskSweeper } from './lib/execution/task-sweeper.service';
+export { TaskPromoter } from './lib/execution/task-promoter.service';
 export { WorkerRegistry } from './lib/execution/worker-registry.service';
 
 // The HTTP side's reads and writes beyond the state machine.

@@ -22,6 +22,12 @@ export function TaskPage({ id }: { id: string }) {
             <dd>
               <StatusBadge status={t.status} /> <TaskActions task={t} onDone={task.refresh} />
             </dd>
+            {t.runAt && (
+              <>
+                <dt>run at</dt>
+                <dd title={t.runAt}>{new Date(t.runAt).toLocaleString()}</dd>
+              </>
+            )}
             <dt>progress</dt>
             <dd>
               <ProgressBar percent={t.progress.percent} status={t.status} /> {t.progress.message}

@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { type CustomTransportStrategy, Server } from '@nestjs/microservices';
-import type { Consumer, ConsumerFactory, RoutingUpkeep, Topology } from '@tasksys/messaging';
-import type { TaskExecutor, TaskSweeper, WorkerConfig, WorkerRegistry } from '@tasksys/tasks';
+import type { Consumer, ConsumerFactory, OutboxRelayService, RoutingUpkeep, Topology } from '@tasksys/messaging';
+import type { TaskExecutor, TaskPromoter, TaskSweeper, WorkerConfig, WorkerRegistry } from '@tasksys/tasks';
 
 export interface TaskConsumerDeps {
   consumers: ConsumerFactory;
@@ -9,13 +9,16 @@ export interface TaskConsumerDeps {
   executor: TaskExecutor;
   registry: WorkerRegistry;
   sweeper: TaskSweeper;
+  promoter: TaskPromoter;
+  /** The worker's own relay: the promoter wakes it, so a task that came due is published at once. */
+  relay: OutboxRelayService;
   routing: RoutingUpkeep;
   config: WorkerConfig;
 }
 
 /**
  * Nest's microservice transport for the work queue: `listen()` starts consuming (and the fleet
- * heartbeat and sweeper), `close()` stops new deliveries, drains in-flight tasks within the grace
+ * heartbeat, sweeper and promoter), `close()` stops new deliveries, drains in-flight tasks within the grace
  * period and hands the rest back. Nest calls close() on app.close() (SIGTERM), before it closes
  * the broker connection and the database pool.
  */
@@ -29,7 +32,7 @@ export class TaskConsumerStrategy extends Server implements CustomTransportStrat
   }
 
   async listen(callback: (...optionalParams: unknown[]) => void): Promise<void> {
-    const { consumers, topology, executor, registry, sweeper, routing, config } = this.deps;
+    const { consumers, topology, executor, registry, sweeper, promoter, relay, routing, config } = this.deps;
     try {
       await registry.start(() => executor.inFlight());
       this.control = consumers.subscribeControl((msg) => executor.cancelLocal(msg.taskId, msg.attempt));
@@ -40,6 +43,7 @@ export class TaskConsumerStrategy extends Server implements CustomTransportStrat
         onMessage: (delivery) => void executor.handle(delivery),
       });
       sweeper.start();
+      promoter.start(() => relay.wake());
       routing.start();
       executor.setConsuming(true);
       this.log.log(
@@ -52,12 +56,13 @@ export class TaskConsumerStrategy extends Server implements CustomTransportStrat
   }
 
   async close(): Promise<void> {
-    const { executor, registry, sweeper, routing, config } = this.deps;
+    const { executor, registry, sweeper, promoter, routing, config } = this.deps;
     if (!executor.isConsuming()) return;
     executor.setConsuming(false);
     this.log.log(`stopping: ${executor.inFlight()} task(s) in flight, grace ${config.WORKER_SHUTDOWN_GRACE_MS} ms`);
     await this.work?.stop();
     await sweeper.stop();
+    await promoter.stop();
     await routing.stop();
     await executor.drain(config.WORKER_SHUTDOWN_GRACE_MS);
     await this.work?.close();

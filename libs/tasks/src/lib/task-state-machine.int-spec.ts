@@ -1,6 +1,6 @@
 import { createTestDatabase, type TestDatabase } from '../testing';
 import type { Task } from './entities';
-import { TaskStateMachine } from './task-state-machine';
+import { NEXT_DUE_SQL, PROMOTE_DUE_SQL, TaskStateMachine } from './task-state-machine';
 import { TASK_STATUSES, type TaskStatus } from './task-status';
 
 const LEASE = 30_000;
@@ -16,14 +16,19 @@ describe('TaskStateMachine (real PostgreSQL)', () => {
   });
   afterAll(() => t.drop());
 
-  async function newTask(start = false, extra: Partial<{ maxAttempts: number }> = {}): Promise<Task> {
+  async function newTask(
+    start = false,
+    extra: Partial<{ maxAttempts: number; delayMs: number; runAt: Date; type: string }> = {},
+  ): Promise<Task> {
     const { task } = await sm.create(
       {
         owner: 'alice',
-        type: 'demo.sleep',
+        type: extra.type ?? 'demo.sleep',
         payload: { ms: 1 },
         maxAttempts: extra.maxAttempts ?? 3,
         timeoutMs: 60_000,
+        delayMs: extra.delayMs,
+        runAt: extra.runAt,
       },
       { start, actor: 'owner:alice' },
     );
@@ -32,6 +37,7 @@ describe('TaskStateMachine (real PostgreSQL)', () => {
 
   /** Puts a task into `status` the way the product would get there. */
   async function taskIn(status: TaskStatus): Promise<{ task: Task; token: number }> {
+    if (status === 'scheduled') return { task: await newTask(true, { delayMs: 3_600_000 }), token: 0 };
     const task = await newTask(status !== 'new');
     if (status === 'new' || status === 'queued') return { task, token: 0 };
     const claimed = await sm.claim(task.id, 'w1', LEASE);
@@ -65,12 +71,22 @@ describe('TaskStateMachine (real PostgreSQL)', () => {
     failRetryable: { from: ['running'], to: 'retrying', run: (x, k) => sm.failRetryable(x.id, k, err, 0, 'w1') },
     failFinal: { from: ['running'], to: 'failed', run: (x, k) => sm.failFinal(x.id, k, err, 'w1') },
     cancel: {
-      from: ['new', 'queued', 'retrying', 'running'],
+      from: ['new', 'scheduled', 'queued', 'retrying', 'running'],
       to: 'cancelled',
       run: (x) => sm.cancel(x.id, 'owner:alice'),
     },
     release: { from: ['running'], to: 'queued', run: (x, k) => sm.release(x.id, k, 'w1') },
     retry: { from: ['failed', 'cancelled'], to: 'queued', run: (x) => sm.retry(x.id, 'owner:alice') },
+    // The promoter's statement, once the task is due (its due time moved to the past by hand).
+    promote: {
+      from: ['scheduled'],
+      to: 'queued',
+      run: async (x) => {
+        await t.db.query(`UPDATE tasks SET run_at = now() - interval '1 second' WHERE id = $1`, [x.id]);
+        const r = await sm.promoteDue([x.type], 100, 'w1');
+        return { applied: r.promoted.some((p) => p.id === x.id), task: await sm.find(x.id) };
+      },
+    },
   };
 
   for (const [name, spec] of Object.entries(transitions)) {
@@ -442,5 +458,166 @@ describe('TaskStateMachine (real PostgreSQL)', () => {
     } finally {
       await t.db.query(`ALTER TABLE tasks DROP COLUMN added_later`);
     }
+  });
+  describe('scheduled tasks (delayed start)', () => {
+    /** A task type of its own per test, so promotions see only that test's tasks. */
+    let n = 0;
+    const ownType = () => `demo.scheduled-${++n}`;
+
+    it('creates a task due later as scheduled with its due time and no message; one due now or in the past as queued', async () => {
+      const later = await newTask(true, { delayMs: 60_000 });
+      expect(later.status).toBe('scheduled');
+      expect(later.runAt!.getTime() - later.createdAt.getTime()).toBe(60_000);
+      expect(await outboxFor(later.id)).toHaveLength(0);
+      const past = await newTask(true, { runAt: new Date(Date.now() - 60_000) });
+      expect(past.status).toBe('queued');
+      expect(await outboxFor(past.id)).toHaveLength(1);
+      const zero = await newTask(true, { delayMs: 0 });
+      expect(zero.status).toBe('queued');
+      const notStarted = await newTask(false, { delayMs: 60_000 });
+      expect(notStarted.status).toBe('new');
+      expect(await events(later.id)).toEqual([
+        { from_status: null, to_status: 'scheduled', attempt: 0, actor: 'owner:alice' },
+      ]);
+    });
+
+    it('creates a batch with each item scheduled or queued by its own due time', async () => {
+      const base = { owner: 'alice', type: 'demo.sleep', payload: {}, maxAttempts: 1, timeoutMs: 1000, start: true };
+      const ids = ['a', 'b', 'c'].map((c) => `00000000-0000-4000-8000-00000000000${c}`);
+      const created = await sm.createMany([
+        { ...base, id: ids[0], actor: 'a', delayMs: 60_000 },
+        { ...base, id: ids[1], actor: 'a', runAt: new Date(Date.now() - 1000) },
+        { ...base, id: ids[2], actor: 'a', runAt: new Date(Date.now() + 3_600_000) },
+      ]);
+      expect(ids.map((id) => created.get(id)!.status)).toEqual(['scheduled', 'queued', 'scheduled']);
+      expect(created.get(ids[2])!.runAt!.getTime()).toBeGreaterThan(Date.now() + 3_500_000);
+      expect(await outboxFor(ids[0])).toHaveLength(0);
+      expect(await outboxFor(ids[1])).toHaveLength(1);
+    });
+
+    it('starts a new task due later into scheduled, without a message, and a repeated start changes nothing', async () => {
+      const task = await newTask(false, { delayMs: 60_000 });
+      const r = await sm.start(task.id, 'owner:alice');
+      expect(r).toMatchObject({ applied: true, task: { status: 'scheduled' } });
+      expect(await outboxFor(task.id)).toHaveLength(0);
+      expect((await sm.start(task.id, 'owner:alice')).applied).toBe(false);
+      expect((await events(task.id)).map((e: { to_status: string }) => e.to_status)).toEqual(['new', 'scheduled']);
+    });
+
+    it('promotes due tasks of the given types only, oldest due first, in batches, each with one message and one event', async () => {
+      const type = ownType();
+      const other = ownType();
+      const tasks = [];
+      for (let i = 0; i < 5; i++) tasks.push(await newTask(true, { type, delayMs: 60_000 }));
+      const notDue = await newTask(true, { type, delayMs: 60_000 });
+      const otherType = await newTask(true, { type: other, delayMs: 60_000 });
+      // Due 5, 4, ... 1 seconds ago: the last created is the oldest due.
+      for (const [i, task] of [...tasks, otherType].entries())
+        await t.db.query(`UPDATE tasks SET run_at = now() - $2 * interval '1 second' WHERE id = $1`, [task.id, 5 - i]);
+      const first = await sm.promoteDue([type], 3, 'w1');
+      expect(first.promoted.map((x) => x.id)).toEqual(tasks.slice(0, 3).map((x) => x.id));
+      expect(first.promoted.every((x) => x.status === 'queued')).toBe(true);
+      const second = await sm.promoteDue([type], 3, 'w1');
+      expect(second.promoted.map((x) => x.id)).toEqual(tasks.slice(3).map((x) => x.id));
+      expect((await sm.promoteDue([type], 3, 'w1')).promoted).toEqual([]);
+      // The next due is the one not due yet, about a minute away by the database's clock.
+      expect(second.nextDueInMs).toBeGreaterThan(55_000);
+      expect(second.nextDueInMs).toBeLessThanOrEqual(60_000);
+      for (const task of tasks) {
+        expect(await outboxFor(task.id)).toEqual([
+          { exchange: 'work', routing_key: type, body: { v: 1, taskId: task.id, type } },
+        ]);
+        expect((await events(task.id)).at(-1)).toMatchObject({
+          from_status: 'scheduled',
+          to_status: 'queued',
+          actor: 'w1',
+        });
+      }
+      expect((await sm.find(notDue.id))!.status).toBe('scheduled');
+      expect((await sm.find(otherType.id))!.status).toBe('scheduled');
+      expect((await sm.promoteDue([ownType()], 3, 'w1')).nextDueInMs).toBeNull();
+      expect(await sm.nextDueInMs([ownType()])).toBeNull();
+      expect(await sm.nextDueInMs([type])).toBeGreaterThan(55_000);
+      await t.db.query(`UPDATE tasks SET run_at = now() - interval '1 second' WHERE id = $1`, [notDue.id]);
+      expect(await sm.nextDueInMs([type])).toBeLessThan(0);
+    });
+
+    it('lets concurrent promoters queue each due task exactly once', async () => {
+      const type = ownType();
+      const ids: string[] = [];
+      for (let i = 0; i < 50; i++) ids.push((await newTask(true, { type, delayMs: 60_000 })).id);
+      await t.db.query(`UPDATE tasks SET run_at = now() - interval '1 second' WHERE type = $1`, [type]);
+      const rounds = await Promise.all(Array.from({ length: 8 }, (_, i) => sm.promoteDue([type], 10, `w${i}`)));
+      const again = await Promise.all(Array.from({ length: 8 }, (_, i) => sm.promoteDue([type], 10, `w${i}`)));
+      const promoted = [...rounds, ...again].flatMap((r) => r.promoted.map((x) => x.id));
+      const more = [];
+      for (
+        let r = await sm.promoteDue([type], 100, 'w');
+        r.promoted.length > 0;
+        r = await sm.promoteDue([type], 100, 'w')
+      )
+        more.push(...r.promoted.map((x) => x.id));
+      expect([...promoted, ...more].sort()).toEqual([...ids].sort());
+      const [{ n: messages }] = await t.db.query(
+        `SELECT count(*)::int AS n FROM outbox WHERE exchange = 'work' AND correlation_id = ANY($1::text[])`,
+        [ids],
+      );
+      expect(messages).toBe(50);
+    });
+
+    it('costs one short walk of the partial index per round with 100,000 tasks waiting (EXPLAIN)', async () => {
+      const type = ownType();
+      await t.db.query(
+        `INSERT INTO tasks (owner, type, payload, status, max_attempts, timeout_ms, run_at)
+         SELECT 'bulk', $1, '{}', 'scheduled', 1, 1000, now() + interval '30 days' + g * interval '1 second'
+           FROM generate_series(1, 100000) g`,
+        [type],
+      );
+      await t.db.query(`ANALYZE tasks`);
+      try {
+        const plan = async (sql: string, params: unknown[]) => {
+          const [{ 'QUERY PLAN': json }] = await t.db.query(`EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${sql}`, params);
+          if (process.env['SHOW_PLAN']) {
+            const text = await t.db.query(`EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) ${sql}`, params);
+            console.log(text.map((r: Record<string, string>) => r['QUERY PLAN']).join('\n'));
+          }
+          const nodes: Record<string, unknown>[] = [];
+          const walk = (node: Record<string, unknown>) => {
+            nodes.push(node);
+            for (const child of (node['Plans'] as Record<string, unknown>[] | undefined) ?? []) walk(child);
+          };
+          walk(json[0]['Plan']);
+          const root = json[0]['Plan'];
+          return {
+            reads: nodes
+              .filter((x) => x['Relation Name'] === 'tasks' && x['Node Type'] !== 'ModifyTable')
+              .map((x) => [x['Node Type'], x['Index Name'], x['Actual Rows']]),
+            buffers: (root['Shared Hit Blocks'] as number) + (root['Shared Read Blocks'] as number),
+          };
+        };
+        // Index-only when the visibility map allows; a table scan never.
+        const INDEX_SCAN = expect.stringMatching(/^Index (Only )?Scan$/);
+        // The idle round: one descent of the partial index to its first entry, a few pages.
+        const probe = await plan(NEXT_DUE_SQL, [[type]]);
+        expect(probe.reads).toEqual([[INDEX_SCAN, 'tasks_scheduled_due', 1]]);
+        // And as cheap for a worker that serves another type, with those 100,000 ahead of its own.
+        const mine = ownType();
+        await newTask(true, { type: mine, runAt: new Date(Date.now() + 40 * 86_400_000) });
+        expect((await plan(NEXT_DUE_SQL, [[mine]])).reads).toEqual([[INDEX_SCAN, 'tasks_scheduled_due', 1]]);
+        expect(probe.buffers).toBeLessThan(10);
+        expect(await sm.nextDueInMs([type])).toBeGreaterThan(29 * 86_400_000);
+        // The promotion, when something is due: two probes of the partial index (what is due: none here;
+        // what is next: one row) and the update's primary-key lookup of the due rows; no table scan.
+        const promotion = await plan(PROMOTE_DUE_SQL, [[type], 1000, 'w1']);
+        expect(promotion.reads).toEqual([
+          [INDEX_SCAN, 'tasks_scheduled_due', 0],
+          [INDEX_SCAN, 'tasks_pkey', 0],
+          [INDEX_SCAN, 'tasks_scheduled_due', 1],
+        ]);
+        expect(promotion.buffers).toBeLessThan(20);
+      } finally {
+        await t.db.query(`DELETE FROM tasks WHERE type = $1`, [type]);
+      }
+    }, 60_000);
   });
 });

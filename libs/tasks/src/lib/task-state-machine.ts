@@ -20,6 +20,12 @@ export interface NewTask {
   priority?: number;
   idempotencyKey?: string | null;
   requestHash?: string | null;
+  /**
+   * When it is due: a time (`runAt`) or a delay from the database's clock (`delayMs`), at most one
+   * of them. A started task due later waits as `scheduled` until then; one due now or in the past is queued at once.
+   */
+  runAt?: Date | null;
+  delayMs?: number | null;
 }
 
 /** A task of `createMany`: its id chosen by the caller, who it was created by, and whether it is queued at once. */
@@ -54,6 +60,15 @@ interface TransitionSpec {
   enqueue?: boolean;
   /** Send a cancel signal on the control exchange (only when the task was running). */
   signalCancel?: boolean;
+  /** SQL choosing the new state from `cur` instead of `to` (a start goes to `scheduled` or `queued`). */
+  toSql?: string;
+}
+
+/** What one promotion round did: the tasks it queued and how long until the next one of those types is due. */
+export interface PromotionResult {
+  promoted: Task[];
+  /** By the database's clock; null when no task of those types is scheduled. */
+  nextDueInMs: number | null;
 }
 
 /** One task's inputs to a batched transition. */
@@ -69,6 +84,54 @@ function enqueueWorkSql(from: string, headers = `'{}'::jsonb`): string {
   return `INSERT INTO outbox (exchange, routing_key, correlation_id, body, headers, priority)
           SELECT 'work', upd.type, upd.id::text, ${taskMessageSql('upd')}, ${headers}, upd.priority FROM ${from}`;
 }
+
+/** SQL of a task's due time from a time and a delay parameter (null, null: no due time, it starts at once). */
+function runAtSql(runAt: string, delayMs: string): string {
+  return `coalesce(${runAt}::timestamptz, now() + ${delayMs}::bigint * interval '1 millisecond')`;
+}
+
+/** SQL of a new or started task's state: `new` unless started, then `scheduled` while its due time is ahead, else `queued`. */
+function startStatusSql(start: string, runAt: string): string {
+  return `CASE WHEN NOT ${start} THEN 'new' WHEN ${runAt} > now() THEN 'scheduled' ELSE 'queued' END`;
+}
+
+/**
+ * @internal The promotion statement ($1 the types, $2 the batch size, $3 the actor): due `scheduled` tasks,
+ * oldest due first, to `queued` with their events and work messages; and the time until the next one is due.
+ */
+export const PROMOTE_DUE_SQL = `WITH due AS (
+     SELECT d.id FROM unnest($1::text[]) AS s(type)
+     CROSS JOIN LATERAL (
+       SELECT id, run_at FROM tasks
+        WHERE status = 'scheduled' AND type = s.type AND run_at <= now()
+        ORDER BY run_at LIMIT $2 FOR UPDATE SKIP LOCKED) d
+     ORDER BY d.run_at LIMIT $2),
+   upd AS (
+     UPDATE tasks t SET status = 'queued', updated_at = now()
+       FROM due WHERE t.id = due.id AND t.status = 'scheduled'
+     RETURNING t.*),
+   ev AS (
+     INSERT INTO task_events (task_id, from_status, to_status, attempt, actor)
+     SELECT upd.id, 'scheduled', upd.status, upd.attempt, $3 FROM upd),
+   ob AS (${enqueueWorkSql('upd')}),
+   next AS (
+     SELECT min(d.run_at) AS run_at FROM unnest($1::text[]) AS s(type)
+     CROSS JOIN LATERAL (
+       SELECT run_at FROM tasks WHERE status = 'scheduled' AND type = s.type AND run_at > now() ORDER BY run_at LIMIT 1) d)
+   SELECT (SELECT extract(epoch FROM next.run_at - clock_timestamp()) * 1000 FROM next)::float8 AS next_due_in_ms, upd.*
+     FROM (SELECT 1) one LEFT JOIN upd ON true`;
+
+/**
+ * @internal The promoter's probe between promotions ($1 the types): how long until the earliest scheduled task
+ * of those types is due (zero or less: due now), by the database's clock; no row when none is scheduled. One
+ * descent of the partial index `tasks_scheduled_due` (type, run_at) per type, whatever waits behind or
+ * beside it, and no write: an idle round does not even notify the relays.
+ */
+export const NEXT_DUE_SQL = `SELECT extract(epoch FROM min(d.run_at) - clock_timestamp())::float8 * 1000 AS due_in_ms
+  FROM unnest($1::text[]) AS s(type)
+  CROSS JOIN LATERAL (
+    SELECT run_at FROM tasks WHERE status = 'scheduled' AND type = s.type ORDER BY run_at LIMIT 1) d
+  HAVING min(d.run_at) IS NOT NULL`;
 
 /**
  * @internal A claim accepts a message this much before the task's `run_after`: a retry tier's message is
@@ -99,7 +162,10 @@ export class TaskStateMachine {
     @Optional() @Inject(TRANSITION_OBSERVER) private readonly observer?: TransitionObserver | null,
   ) {}
 
-  /** Inserts a task (as `queued` with its message in the outbox when `start`), idempotent per (owner, idempotency key). */
+  /**
+   * Inserts a task (as `queued` with its message in the outbox when `start`, `scheduled` when started and
+   * due later), idempotent per (owner, idempotency key).
+   */
   async create(
     input: NewTask,
     opts: { start: boolean; actor: string; traceparent?: string },
@@ -107,8 +173,8 @@ export class TaskStateMachine {
   ): Promise<CreateResult> {
     const sql = `
       WITH ins AS (
-        INSERT INTO tasks (owner, type, payload, status, max_attempts, timeout_ms, priority, idempotency_key, request_hash)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+        INSERT INTO tasks (owner, type, payload, status, max_attempts, timeout_ms, priority, idempotency_key, request_hash, run_at)
+        VALUES ($1, $2, $3, ${startStatusSql('$4::boolean', runAtSql('$12', '$13'))}, $5, $6, $7, $8, $9, ${runAtSql('$12', '$13')})
         ON CONFLICT (owner, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
         RETURNING *),
       ev AS (
@@ -124,7 +190,7 @@ export class TaskStateMachine {
       input.owner,
       input.type,
       JSON.stringify(input.payload ?? null),
-      opts.start ? 'queued' : 'new',
+      opts.start,
       input.maxAttempts,
       input.timeoutMs,
       input.priority ?? 0,
@@ -132,6 +198,8 @@ export class TaskStateMachine {
       input.requestHash ?? null,
       opts.actor,
       opts.traceparent ?? null,
+      input.runAt ?? null,
+      input.delayMs ?? null,
     ];
     // A concurrent insert of the same key commits after this statement's snapshot was taken:
     // ON CONFLICT then skips, and the row is visible only to the next statement.
@@ -162,18 +230,22 @@ export class TaskStateMachine {
       max_attempts: t.maxAttempts,
       timeout_ms: t.timeoutMs,
       priority: t.priority ?? 0,
-      status: t.start ? 'queued' : 'new',
+      start: t.start,
+      run_at: t.runAt ?? null,
+      delay_ms: t.delayMs ?? null,
       actor: t.actor,
       traceparent: t.traceparent ?? null,
     }));
     const rows = await this.rows(
       `WITH input AS (
          SELECT * FROM jsonb_to_recordset($1::jsonb)
-           AS x(id uuid, owner text, type text, payload jsonb, max_attempts int, timeout_ms int, priority smallint, status text,
-                actor text, traceparent text)),
+           AS x(id uuid, owner text, type text, payload jsonb, max_attempts int, timeout_ms int, priority smallint, start boolean,
+                run_at timestamptz, delay_ms bigint, actor text, traceparent text)),
        ins AS (
-         INSERT INTO tasks (id, owner, type, payload, status, max_attempts, timeout_ms, priority)
-         SELECT id, owner, type, payload, status, max_attempts, timeout_ms, priority FROM input
+         INSERT INTO tasks (id, owner, type, payload, status, max_attempts, timeout_ms, priority, run_at)
+         SELECT id, owner, type, payload, ${startStatusSql('start', runAtSql('run_at', 'delay_ms'))}, max_attempts, timeout_ms,
+                priority, ${runAtSql('run_at', 'delay_ms')}
+           FROM input
          RETURNING *),
        ev AS (
          INSERT INTO task_events (task_id, from_status, to_status, attempt, actor)
@@ -197,9 +269,45 @@ export class TaskStateMachine {
     return rows.length > 0 ? this.hydrate(rows[0]) : null;
   }
 
-  /** new -> queued, with the work message in the outbox. */
+  /** new -> queued, with the work message in the outbox; new -> scheduled when its due time is still ahead. */
   start(id: string, actor: string): Promise<TransitionResult> {
-    return this.one(id, { from: ['new'], to: 'queued', actor, enqueue: true });
+    return this.one(id, {
+      from: ['new'],
+      to: 'queued',
+      toSql: startStatusSql('true', 'cur.run_at'),
+      actor,
+      enqueue: true,
+    });
+  }
+
+  /**
+   * scheduled -> queued for the due tasks of `types`, oldest due first, at most `limit`, with their work
+   * messages in the outbox: ONE statement for the batch. Rows another promoter (or a cancel) holds are
+   * skipped, so promoters of every worker may run at once. The same statement probes for the next due
+   * task of those types: both start at the low end of each type's part of the partial index
+   * `tasks_scheduled_due` (type, run_at), so a round costs the same with a million tasks waiting for
+   * next month, or due soon but of types this worker does not serve, as with none (EXPLAIN in
+   * task-state-machine.int-spec.ts).
+   */
+  async promoteDue(types: readonly string[], limit: number, actor: string): Promise<PromotionResult> {
+    // Every statement with an outbox INSERT notifies the relays on commit, even one that inserts nothing:
+    // the promoter runs this only when `nextDueInMs` says something is due.
+    const rows = await this.rows(PROMOTE_DUE_SQL, [types, limit, actor]);
+    const promoted: Task[] = [];
+    for (const row of rows) {
+      if (row['id'] === null) continue;
+      const task = this.hydrate(row);
+      this.observer?.transitioned('scheduled', task.status, task);
+      promoted.push(task);
+    }
+    const next = rows[0]?.['next_due_in_ms'];
+    return { promoted, nextDueInMs: next === null || next === undefined ? null : Number(next) };
+  }
+
+  /** Ms until the earliest `scheduled` task of `types` is due (<= 0: due now); null when none is scheduled. */
+  async nextDueInMs(types: readonly string[]): Promise<number | null> {
+    const rows = await this.rows<{ due_in_ms: number }>(NEXT_DUE_SQL, [types]);
+    return rows.length > 0 ? Number(rows[0].due_in_ms) : null;
   }
 
   /**
@@ -352,7 +460,7 @@ export class TaskStateMachine {
   /** Any non-terminal state -> cancelled; a running task's worker is signalled through the control exchange. */
   cancel(id: string, actor: string): Promise<TransitionResult> {
     return this.one(id, {
-      from: ['new', 'queued', 'retrying', 'running'],
+      from: ['new', 'scheduled', 'queued', 'retrying', 'running'],
       to: 'cancelled',
       set: `finished_at = now(), lease_owner = NULL, lease_expires_at = NULL, run_after = NULL`,
       actor,
@@ -486,7 +594,7 @@ export class TaskStateMachine {
       WITH x AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(id uuid${spec.inputs ? `, ${spec.inputs}` : ''})),
       cur AS (SELECT t.* FROM tasks t WHERE t.id = ANY(ARRAY(SELECT id FROM x)) ORDER BY t.id FOR UPDATE),
       upd AS (
-        UPDATE tasks t SET status = '${spec.to}', updated_at = now()${spec.set ? `, ${spec.set}` : ''}
+        UPDATE tasks t SET status = ${spec.toSql ?? `'${spec.to}'`}, updated_at = now()${spec.set ? `, ${spec.set}` : ''}
           FROM cur JOIN x ON x.id = cur.id
          WHERE t.id = cur.id AND cur.status IN (${spec.from.map((st) => `'${st}'`).join(', ')}) ${spec.guard ?? ''}
         RETURNING t.*),
@@ -494,7 +602,7 @@ export class TaskStateMachine {
         INSERT INTO task_events (task_id, from_status, to_status, attempt, actor, error)
         SELECT upd.id, cur.status, upd.status, upd.attempt, $2, ${spec.eventError ?? 'NULL'}
           FROM upd JOIN cur ON cur.id = upd.id JOIN x ON x.id = upd.id)
-      ${spec.enqueue ? `, ob AS (${enqueueWorkSql('upd')})` : ''}
+      ${spec.enqueue ? `, ob AS (${enqueueWorkSql(`upd WHERE upd.status = 'queued'`)})` : ''}
       ${
         spec.signalCancel
           ? `, sig AS (INSERT INTO outbox (exchange, routing_key, correlation_id, body)

@@ -21,6 +21,8 @@ import { TASK_STATUSES, type TaskStatus } from '@tasksys/tasks';
 
 export const MAX_BATCH = 1000;
 export const MAX_TIMEOUT_MS = 86_400_000;
+/** Furthest a task may be scheduled ahead (`runAt`, `delayMs`): a year. */
+export const MAX_DELAY_MS = 366 * 86_400_000;
 
 export class CreateTaskRequestDto {
   @ApiProperty({ description: 'A registered task type', example: 'demo.sleep' })
@@ -74,6 +76,30 @@ export class CreateTaskRequestDto {
   @Min(0)
   @Max(9)
   priority?: number;
+
+  @ApiPropertyOptional({
+    description:
+      'Start it at this time (ISO 8601 with an offset, `Z` or `+02:00`; at most a year ahead): until then it is ' +
+      '`scheduled`; a time already past starts it at once. Not together with `delayMs`',
+    format: 'date-time',
+    example: '2026-12-01T22:00:00Z',
+  })
+  @IsOptional()
+  @IsString()
+  @MaxLength(40)
+  runAt?: string;
+
+  @ApiPropertyOptional({
+    description: 'Start it this many ms from now (until then it is `scheduled`). Not together with `runAt`',
+    minimum: 0,
+    maximum: MAX_DELAY_MS,
+    example: 60000,
+  })
+  @IsOptional()
+  @IsInt()
+  @Min(0)
+  @Max(MAX_DELAY_MS)
+  delayMs?: number;
 }
 
 export class CreateTaskBatchRequestDto {

@@ -36,6 +36,13 @@ export class TaskView {
   @ApiProperty() owner!: string;
   @ApiProperty({ format: 'date-time' }) createdAt!: string;
   @ApiProperty({ format: 'date-time' }) updatedAt!: string;
+  @ApiProperty({
+    format: 'date-time',
+    nullable: true,
+    type: String,
+    description: 'When it was asked to start (`runAt` / `delayMs`); it is `scheduled` until then. Null: at once',
+  })
+  runAt!: string | null;
   @ApiProperty({ format: 'date-time', nullable: true, type: String }) startedAt!: string | null;
   @ApiProperty({ format: 'date-time', nullable: true, type: String }) finishedAt!: string | null;
 }
@@ -102,6 +109,7 @@ export function toTaskView(t: Task, served?: ReadonlySet<string>): TaskView {
     owner: t.owner,
     createdAt: t.createdAt.toISOString(),
     updatedAt: t.updatedAt.toISOString(),
+    runAt: iso(t.runAt),
     startedAt: iso(t.startedAt),
     finishedAt: iso(t.finishedAt),
   };

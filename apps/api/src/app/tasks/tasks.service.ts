@@ -16,12 +16,19 @@ import {
 import { actorOf, ownerScope } from '../auth/auth.decorators';
 import { RequestValidationError } from '../errors/request-validation.error';
 import { requestHash } from './request-hash';
-import type { CreateTaskRequestDto } from './task.dto';
+import { type CreateTaskRequestDto, MAX_DELAY_MS } from './task.dto';
 
 export type TaskAction = 'start' | 'cancel' | 'retry';
 
 /** Where each action leads: finding the task already there means a repeated request, answered like the first. */
-const TARGET: Record<TaskAction, TaskStatus> = { start: 'queued', cancel: 'cancelled', retry: 'queued' };
+const TARGET: Record<TaskAction, readonly TaskStatus[]> = {
+  start: ['queued', 'scheduled'],
+  cancel: ['cancelled'],
+  retry: ['queued'],
+};
+
+/** ISO 8601 date and time with an offset (`Z` or `±hh:mm`): a time without one would mean the server's zone. */
+const ISO_WITH_OFFSET = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/i;
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,200}$/;
 
@@ -91,7 +98,7 @@ export class TasksService {
         ? this.sm.cancel(id, actor)
         : this.sm.retry(id, actor));
     if (!r.task) throw new TaskNotFoundError(id);
-    if (r.applied || r.task.status === TARGET[action]) return r.task;
+    if (r.applied || TARGET[action].includes(r.task.status)) return r.task;
     throw new InvalidTransitionError(action, r.task.status);
   }
 
@@ -106,7 +113,28 @@ export class TasksService {
       timeoutMs: dto.timeoutMs ?? definition.timeoutMs,
       priority: dto.priority ?? 0,
       start: dto.start ?? true,
+      ...this.dueTime(dto, prefix),
     };
+  }
+
+  /** `runAt` or `delayMs` (not both) as the task store takes them; the delay runs from the database's clock. */
+  private dueTime(dto: CreateTaskRequestDto, prefix: string): { runAt?: Date; delayMs?: number } {
+    if (dto.runAt !== undefined && dto.delayMs !== undefined)
+      throw new RequestValidationError(
+        `${prefix}runAt`,
+        `${prefix}runAt and ${prefix}delayMs: give one of them, not both`,
+      );
+    if (dto.delayMs !== undefined) return { delayMs: dto.delayMs };
+    if (dto.runAt === undefined) return {};
+    const runAt = new Date(dto.runAt);
+    if (!ISO_WITH_OFFSET.test(dto.runAt) || Number.isNaN(runAt.getTime()))
+      throw new RequestValidationError(
+        `${prefix}runAt`,
+        `${prefix}runAt must be an ISO 8601 date and time with an offset, e.g. 2026-12-01T22:00:00Z or 2026-12-01T23:00:00+01:00`,
+      );
+    if (runAt.getTime() > Date.now() + MAX_DELAY_MS)
+      throw new RequestValidationError(`${prefix}runAt`, `${prefix}runAt must be at most a year ahead`);
+    return { runAt };
   }
 
   private check(dto: CreateTaskRequestDto, prefix: string): { payload: unknown; definition: TaskTypeDefinition } {

@@ -74,7 +74,7 @@ export class RedriveDeadLettersCommand {
         result.redriven++;
         return 'ack';
       }
-      if (!isTerminal(r.task.status) && r.task.status !== 'new') {
+      if (!isTerminal(r.task.status) && r.task.status !== 'new' && r.task.status !== 'scheduled') {
         // A live task whose message was dead-lettered by the broker (a delivery limit, a rejection):
         // this dead letter may be the last copy of its work, so a new message goes through the
         // outbox first (the claim absorbs it if another copy turns up).

@@ -25,6 +25,8 @@ export class Task {
   @Column('text', { name: 'lease_owner', nullable: true }) leaseOwner!: string | null;
   @Column('timestamptz', { name: 'lease_expires_at', nullable: true }) leaseExpiresAt!: Date | null;
   @Column('timestamptz', { name: 'run_after', nullable: true }) runAfter!: Date | null;
+  /** When the submitter asked it to start (`runAt` / `delayMs`); it waits as `scheduled` until then. Null: at once. */
+  @Column('timestamptz', { name: 'run_at', nullable: true }) runAt!: Date | null;
   @Column('smallint', { name: 'progress_percent' }) progressPercent!: number;
   @Column('text', { name: 'progress_message', nullable: true }) progressMessage!: string | null;
   @Column('jsonb', { nullable: true }) result!: unknown;

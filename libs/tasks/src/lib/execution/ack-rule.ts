@@ -168,8 +168,8 @@ export class AckRule {
       this.metrics.duplicates.inc();
       return this.terminal(delivery);
     }
-    // Not started: its start will queue a message of its own.
-    if (task.status === 'new') return delivery.ack();
+    // Not started, or not due yet: its start (or its promotion when due) queues a message of its own.
+    if (task.status === 'new' || task.status === 'scheduled') return delivery.ack();
     const leaseLeft = task.leaseExpiresAt ? task.leaseExpiresAt.getTime() - Date.now() : 0;
     if (task.status === 'running' && leaseLeft <= 0 && task.attempt - task.attemptBase >= task.maxAttempts) {
       // Its workers died on every attempt (a crash loop): fail it rather than run it again.

@@ -14,6 +14,7 @@ export class ExecutionMetrics {
   readonly duplicates: Counter;
   readonly deferrals: Counter;
   readonly sweptTasks: Counter<'kind'>;
+  readonly promotionLateness: Histogram<'type'>;
 
   constructor(private readonly metrics: MetricsService) {
     this.duration = metrics.histogram({
@@ -50,6 +51,12 @@ export class ExecutionMetrics {
       name: 'tasksys_swept_tasks_total',
       help: 'Tasks re-enqueued by the sweeper because their message may be lost, by kind (queued, stranded)',
       labelNames: ['kind'] as const,
+    });
+    this.promotionLateness = metrics.histogram({
+      name: 'tasksys_scheduled_promotion_lateness_seconds',
+      help: "From a scheduled task's due time to its promotion to queued (its message then goes out at once), by type",
+      labelNames: ['type'] as const,
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 5, 30, 300],
     });
   }
 

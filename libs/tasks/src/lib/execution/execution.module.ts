@@ -9,6 +9,7 @@ import { HandlerRunner } from './handler-runner';
 import { LeaseKeeper } from './lease-keeper';
 import { TaskExecutor } from './task-executor';
 import { TaskHandlerRegistry } from './task-handler.registry';
+import { TaskPromoter } from './task-promoter.service';
 import { TaskSweeper } from './task-sweeper.service';
 import { WorkerRegistry } from './worker-registry.service';
 import type { WorkerConfig } from './worker.config';
@@ -29,7 +30,7 @@ const definition = new ConfigurableModuleBuilder<ExecutionModuleOptions>({
 /** `ExecutionModule.forRootAsync(...)`: the options from a factory (`inject`, `useFactory`), `useClass` or `useExisting`. */
 export type ExecutionModuleAsyncOptions = typeof definition.ASYNC_OPTIONS_TYPE;
 
-/** Running tasks: the executor (the ack rule), handler discovery, fleet registration and the sweeper. Global. */
+/** Running tasks: the executor (the ack rule), handler discovery, fleet registration, the sweeper and the promoter. Global. */
 @Module({
   imports: [DiscoveryModule],
   providers: [
@@ -48,7 +49,16 @@ export type ExecutionModuleAsyncOptions = typeof definition.ASYNC_OPTIONS_TYPE;
     TaskExecutor,
     WorkerRegistry,
     TaskSweeper,
+    TaskPromoter,
   ],
-  exports: [WORKER_CONFIG, TaskTypeRegistry, TaskExecutor, TaskHandlerRegistry, WorkerRegistry, TaskSweeper],
+  exports: [
+    WORKER_CONFIG,
+    TaskTypeRegistry,
+    TaskExecutor,
+    TaskHandlerRegistry,
+    WorkerRegistry,
+    TaskSweeper,
+    TaskPromoter,
+  ],
 })
 export class ExecutionModule extends definition.ConfigurableModuleClass {}

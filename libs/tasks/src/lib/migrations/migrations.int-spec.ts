@@ -6,6 +6,7 @@ const ALL = [
   'LeanTaskIndexes1763800000000',
   'RateLimitCounters1763900000000',
   'RoutingByType1764000000000',
+  'ScheduledTasks1764100000000',
 ];
 
 describe('migrations', () => {
@@ -68,6 +69,7 @@ describe('migrations', () => {
       'tasks_owner_status_created',
       'tasks_pkey',
       'tasks_retrying_due',
+      'tasks_scheduled_due',
     ]);
     // Code from before the second migration (a rolling deploy, a rollback) still inserts: its
     // ON CONFLICT has no predicate and needs the full constraint.
