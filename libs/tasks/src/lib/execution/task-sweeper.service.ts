@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Injectable, Logger } from '@nestjs/common';
 import { QueueProbe, Topology } from '@tasksys/messaging';
 import { TaskStateMachine } from '../task-state-machine';
@@ -8,6 +9,8 @@ import type { WorkerConfig } from './worker.config';
 
 /** Most tasks re-enqueued per kind in one sweep. */
 const SWEEP_LIMIT = 1000;
+/** How long a queue must stay empty before its idle queued tasks count as lost (a claim takes milliseconds). */
+const CONFIRM_EMPTY_MS = 1000;
 
 /**
  * Broker-side dead-lettering (a retry tier expiring back to the work exchange) is at-most-once
@@ -91,6 +94,10 @@ export class TaskSweeper {
     // asked, so an empty queue means it was delivered (and claimed: no longer queued) or lost.
     const candidates = await this.tasks.findIdleQueued([type], graceMs, SWEEP_LIMIT);
     if (candidates.length === 0 || !(await queuesEmpty())) return total;
+    // The last message of a backlog may have been delivered this instant and not claimed yet: look
+    // once more a moment later (the re-enqueue then rechecks that each task is still queued).
+    await sleep(CONFIRM_EMPTY_MS);
+    if (!(await queuesEmpty())) return total;
     const requeued = await this.tasks.requeueLostQueued(candidates, graceMs);
     if (requeued.length > 0) {
       this.logger.warn(
