@@ -97,6 +97,10 @@ export class RateLimitCountersStore {
     if (keys.length === 0) return [];
     const client: PoolClient = await pgPool(this.db).connect();
     let failed = false;
+    // A checked-out client has no error listener of the pool's: a connection dropped during the sync
+    // (PostgreSQL restarting) would otherwise crash the api with an unhandled 'error' event.
+    const onError = () => (failed = true);
+    client.on('error', onError);
     try {
       await client.query(
         `BEGIN; SET LOCAL statement_timeout = ${STATEMENT_TIMEOUT_MS}; SET LOCAL lock_timeout = ${LOCK_TIMEOUT_MS}`,
@@ -128,6 +132,7 @@ export class RateLimitCountersStore {
       failed = true;
       throw err;
     } finally {
+      client.off('error', onError);
       // A connection left in a failed or unknown transaction state is not handed out again.
       client.release(failed);
     }
