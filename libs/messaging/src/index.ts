@@ -11,6 +11,7 @@ export { AmqpConnection } from '@golevelup/nestjs-rabbitmq';
 // What travels: the task message format.
 export {
   cancelMessageSql,
+  isUuid,
   type ControlMessage,
   type MalformedMessageCode,
   type ParsedTaskMessage,

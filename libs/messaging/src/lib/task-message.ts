@@ -38,6 +38,11 @@ export type ParsedTaskMessage =
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+/** A task id as text (any case): the one check of the id's shape, for messages, headers and cursors. */
+export function isUuid(value: string): boolean {
+  return UUID.test(value);
+}
+
 /** @internal The work message of a task (ids lowercase, as PostgreSQL returns them). */
 export function taskMessage(taskId: string, type: string): TaskMessage {
   return { v: TASK_MESSAGE_SCHEMA_VERSION, taskId: taskId.toLowerCase(), type };

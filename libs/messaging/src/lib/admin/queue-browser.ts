@@ -2,14 +2,13 @@ import { AmqpConnection } from '@golevelup/nestjs-rabbitmq';
 import { Injectable } from '@nestjs/common';
 import type { Channel, ChannelModel, GetMessage } from 'amqplib';
 import { HEADERS } from '../messaging.constants';
-import { parseTaskMessage } from '../task-message';
+import { isUuid, parseTaskMessage } from '../task-message';
 import { BrokerUnavailableError } from './broker-admin.errors';
 
 /** Hard cap on messages looked at in one call: they are all held unacked until it ends. */
 export const MAX_BROWSE = 1000;
 /** Bytes of a body shown in a listing. */
 const BODY_PREVIEW = 2048;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** A message of a dead-letter or unrouted queue, as an operator sees it. */
 export interface BrowsedMessage {
@@ -51,7 +50,7 @@ export function describeMessage(msg: GetMessage): BrowsedMessage {
   );
   return {
     messageId: str(msg.properties.messageId),
-    taskId: parsed?.taskId ?? (correlation && UUID.test(correlation) ? correlation.toLowerCase() : null),
+    taskId: parsed?.taskId ?? (correlation && isUuid(correlation) ? correlation.toLowerCase() : null),
     type: parsed?.type ?? null,
     routingKey: str(headers[HEADERS.originalRoutingKey]) ?? msg.fields.routingKey,
     reasonCode: str(headers[HEADERS.reasonCode]) ?? (death ? `BROKER.${String(death['reason']).toUpperCase()}` : null),

@@ -1,3 +1,4 @@
+import { isUuid } from '@tasksys/messaging';
 import { AppError, ERROR_CODES } from '@tasksys/platform';
 
 /** @internal Position after the last row of a page ordered by (created_at DESC, id DESC). */
@@ -17,7 +18,6 @@ export class InvalidCursorError extends AppError {
 }
 
 const AT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** @internal SQL expression producing `KeysetPosition.at` from a timestamptz column (JS Dates would lose the microseconds). */
 export const KEYSET_AT_SQL = (column: string) =>
@@ -38,8 +38,7 @@ export function decodeCursor(cursor: string): KeysetPosition {
   }
   if (!Array.isArray(parsed) || parsed.length !== 2) throw new InvalidCursorError();
   const [at, id] = parsed as unknown[];
-  if (typeof at !== 'string' || !AT.test(at) || typeof id !== 'string' || !UUID.test(id))
-    throw new InvalidCursorError();
+  if (typeof at !== 'string' || !AT.test(at) || typeof id !== 'string' || !isUuid(id)) throw new InvalidCursorError();
   return { at, id };
 }
 
