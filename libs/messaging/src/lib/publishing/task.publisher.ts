@@ -10,8 +10,8 @@ import { PublishError, type PublishFailure } from '../messaging.errors';
 import type { OutboxRecord } from '../outbox/outbox.store';
 import { pickRetryTier } from '../retry-policy';
 import { TASK_MESSAGE_SCHEMA_VERSION, type TaskMessage } from '../task-message';
-import { outboxPublishSpan } from '../tracing/publish-span';
 import { Topology, type RetryTier } from '../topology/topology';
+import { outboxPublishSpan } from '../tracing/publish-span';
 
 export interface PublishOptions {
   /** Unique per publish; a fresh uuid unless given (the outbox passes its row's id for dedup). */
