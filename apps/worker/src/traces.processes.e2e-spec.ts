@@ -116,11 +116,22 @@ describe('traces over OTLP/HTTP (real api and worker processes, real PostgreSQL 
   }
 
   /** Submits a short demo.sleep over HTTP and waits for it to succeed; returns its id. */
-  async function submitAndWait(api: AppProcess, headers: Record<string, string> = {}): Promise<string> {
+  async function submitAndWait(
+    api: AppProcess,
+    headers: Record<string, string> = {},
+    fields: Record<string, unknown> = {},
+  ): Promise<string> {
     const issued = await call(api, 'POST', '/v1/admin/api-keys', ADMIN_KEY, { owner: 'tracer', role: 'user' });
     expect(issued.status).toBe(201);
     const key = issued.body.key as string;
-    const created = await call(api, 'POST', '/v1/tasks', key, { type: 'demo.sleep', payload: { ms: 20 } }, headers);
+    const created = await call(
+      api,
+      'POST',
+      '/v1/tasks',
+      key,
+      { type: 'demo.sleep', payload: { ms: 20 }, ...fields },
+      headers,
+    );
     expect(created.status).toBe(201);
     const id = created.body.id as string;
     await waitFor(
@@ -241,6 +252,13 @@ describe('traces over OTLP/HTTP (real api and worker processes, real PostgreSQL 
     const continued = await traceOf(second);
     expect(continued[0].traceId).toBe(traceId);
     expect(continued.find((s) => s.kind === SERVER && pathOf(s) === '/v1/tasks')?.parentSpanId).toBe(callerSpan);
+
+    // A task due later is queued by a worker's promoter long after the request: still the request's trace.
+    const delayed = await submitAndWait(pair.api, {}, { delayMs: 1500 });
+    const late = await traceOf(delayed);
+    const lateServer = one(late, (s) => s.kind === SERVER && pathOf(s) === '/v1/tasks');
+    expect(one(late, (s) => s.kind === PRODUCER).parentSpanId).toBe(lateServer.spanId);
+    expect(one(late, (s) => s.kind === CONSUMER).parentSpanId).toBe(one(late, (s) => s.kind === PRODUCER).spanId);
   }, 180_000);
 
   it('exports http/protobuf by default, to the traces endpoint as given, and flushes what is buffered on SIGTERM', async () => {

@@ -84,7 +84,9 @@ export class TaskExecutor {
 
   /** Entry point for every work delivery. Never throws. */
   handle(delivery: Delivery): Promise<void> {
-    const done = inDeliverySpan(delivery, () => this.process(delivery)).catch((err) => this.ackRule.unexpectedError(delivery, err));
+    const done = inDeliverySpan(delivery, () => this.process(delivery)).catch((err) =>
+      this.ackRule.unexpectedError(delivery, err),
+    );
     const tracked = done.finally(() => this.pending.delete(tracked));
     this.pending.add(tracked);
     return tracked;
