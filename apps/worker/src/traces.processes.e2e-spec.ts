@@ -115,11 +115,12 @@ describe('traces over OTLP/HTTP (real api and worker processes, real PostgreSQL 
     return { status: res.status, body: text ? JSON.parse(text) : null };
   }
 
-  /** Submits a short demo.sleep over HTTP and waits for it to succeed; returns its id. */
+  /** Submits a short demo.sleep over HTTP (`fields` on top) and waits for it to reach `until`; returns its id. */
   async function submitAndWait(
     api: AppProcess,
     headers: Record<string, string> = {},
     fields: Record<string, unknown> = {},
+    until = 'succeeded',
   ): Promise<string> {
     const issued = await call(api, 'POST', '/v1/admin/api-keys', ADMIN_KEY, { owner: 'tracer', role: 'user' });
     expect(issued.status).toBe(201);
@@ -135,8 +136,8 @@ describe('traces over OTLP/HTTP (real api and worker processes, real PostgreSQL 
     expect(created.status).toBe(201);
     const id = created.body.id as string;
     await waitFor(
-      `task ${id} succeeded`,
-      async () => (await call(api, 'GET', `/v1/tasks/${id}`, key)).body.status === 'succeeded',
+      `task ${id} ${until}`,
+      async () => (await call(api, 'GET', `/v1/tasks/${id}`, key)).body.status === until,
       60_000,
       100,
     );
@@ -198,7 +199,9 @@ describe('traces over OTLP/HTTP (real api and worker processes, real PostgreSQL 
     expect(receiver.requests.every((r) => r.contentType.startsWith('application/json'))).toBe(true);
 
     const server = one(trace, (s) => s.kind === SERVER && pathOf(s) === '/v1/tasks');
-    expect(server).toMatchObject({ service: 'tasksys-api', parentSpanId: '' }); // the root: no caller's trace
+    // The root (no caller's trace), named by its route pattern.
+    expect(server).toMatchObject({ service: 'tasksys-api', parentSpanId: '', name: 'POST /v1/tasks' });
+    expect(server.attributes['http.route']).toBe('/v1/tasks');
     const publish = one(trace, (s) => s.kind === PRODUCER);
     expect(publish).toMatchObject({ name: `publish ${workExchange}`, parentSpanId: server.spanId });
     expect(publish.attributes).toMatchObject({
@@ -252,6 +255,12 @@ describe('traces over OTLP/HTTP (real api and worker processes, real PostgreSQL 
     const continued = await traceOf(second);
     expect(continued[0].traceId).toBe(traceId);
     expect(continued.find((s) => s.kind === SERVER && pathOf(s) === '/v1/tasks')?.parentSpanId).toBe(callerSpan);
+
+    // A run that fails for good is an ERROR span carrying the error's code.
+    const fatal = await submitAndWait(pair.api, {}, { payload: { ms: 1, fatal: true } }, 'failed');
+    const failedRun = one(await traceOf(fatal), (s) => s.kind === CONSUMER);
+    expect(failedRun.status).toMatchObject({ code: 2, message: 'demo.sleep asked to fail for good' });
+    expect(failedRun.attributes).toMatchObject({ 'error.type': 'DEMO.FATAL', 'tasksys.task.outcome': 'failed' });
 
     // A task due later is queued by a worker's promoter long after the request: still the request's trace.
     const delayed = await submitAndWait(pair.api, {}, { delayMs: 1500 });

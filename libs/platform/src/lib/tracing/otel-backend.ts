@@ -54,6 +54,17 @@ export function createOtelBackend(options: { serviceName: string; protocol: Otlp
     instrumentations: [
       new HttpInstrumentation({
         ignoreIncomingRequestHook: (req: IncomingMessage) => UNTRACED_PATHS.test(req.url ?? ''),
+        // Express leaves the matched pattern on the request (the metrics' route label too): `POST /v1/tasks/:id`.
+        applyCustomAttributesOnSpan: (span, request) => {
+          const { route, baseUrl, method } = request as IncomingMessage & {
+            route?: { path?: unknown };
+            baseUrl?: string;
+          };
+          if (typeof route?.path !== 'string') return;
+          const pattern = `${baseUrl ?? ''}${route.path}`;
+          span.setAttribute('http.route', pattern);
+          span.updateName(`${method ?? 'GET'} ${pattern}`);
+        },
         // Background calls (the management API, webhooks) outside any task's span start no trace.
         requireParentforOutgoingSpans: true,
       }),
