@@ -15,12 +15,15 @@ export interface MessagingSpanOptions {
   operation: 'publish' | 'process';
   /** messaging.destination.name: for RabbitMQ, the exchange. */
   destination: string;
-  /** The parent's W3C `traceparent` (the outbox row's, the message's); none: a new trace. */
+  /**
+   * The parent's W3C `traceparent` (the outbox row's, the message's), whatever span is active; none:
+   * the active span's child, or a new trace (a cancel signal's row carries none).
+   */
   parent?: string;
   attributes?: SpanAttributes;
 }
 
-/** The span a `inMessagingSpan` callback runs in. */
+/** The span an `inMessagingSpan` callback runs in. */
 export interface MessagingSpan {
   /** The W3C `traceparent` naming this span, for the message it sends; undefined when tracing is off. */
   readonly traceparent: string | undefined;
@@ -54,7 +57,10 @@ export function activeTraceparent(): string | undefined {
 }
 
 /** Runs `run` inside a new messaging span (ended when it settles; a rejection is recorded on it). */
-export function inMessagingSpan<T>(options: MessagingSpanOptions, run: (span: MessagingSpan) => Promise<T>): Promise<T> {
+export function inMessagingSpan<T>(
+  options: MessagingSpanOptions,
+  run: (span: MessagingSpan) => Promise<T>,
+): Promise<T> {
   return backend ? backend.inMessagingSpan(options, run) : run(OFF);
 }
 
