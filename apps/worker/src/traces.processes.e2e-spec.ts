@@ -262,6 +262,19 @@ describe('traces over OTLP/HTTP (real api and worker processes, real PostgreSQL 
     expect(failedRun.status).toMatchObject({ code: 2, message: 'demo.sleep asked to fail for good' });
     expect(failedRun.attributes).toMatchObject({ 'error.type': 'DEMO.FATAL', 'tasksys.task.outcome': 'failed' });
 
+    // A retried task stays in its trace: each run is the child of the one before (the retry carries it).
+    const retried = await submitAndWait(pair.api, {}, { payload: { ms: 1, failTimes: 1 } });
+    const runsOf = () =>
+      receiver.spans().filter((s) => s.kind === CONSUMER && s.attributes['tasksys.task.id'] === retried);
+    await waitFor(`both runs of task ${retried}`, () => runsOf().length === 2, 30_000);
+    const [firstRun, secondRun] = runsOf().sort(
+      (a, b) => Number(a.attributes['tasksys.task.attempt']) - Number(b.attributes['tasksys.task.attempt']),
+    );
+    expect(firstRun.attributes).toMatchObject({ 'tasksys.task.attempt': 1, 'tasksys.task.outcome': 'failed' });
+    expect(secondRun.attributes).toMatchObject({ 'tasksys.task.attempt': 2, 'tasksys.task.outcome': 'succeeded' });
+    expect(secondRun).toMatchObject({ traceId: firstRun.traceId, parentSpanId: firstRun.spanId });
+    expect((await traceOf(retried)).some((s) => s.kind === SERVER && pathOf(s) === '/v1/tasks')).toBe(true);
+
     // A task due later is queued by a worker's promoter long after the request: still the request's trace.
     const delayed = await submitAndWait(pair.api, {}, { delayMs: 1500 });
     const late = await traceOf(delayed);

@@ -1,5 +1,5 @@
 import { type Delivery, HEADERS } from '@tasksys/messaging';
-import { annotateActiveSpan, failActiveSpan, inMessagingSpan } from '@tasksys/platform';
+import { activeTraceparent, annotateActiveSpan, failActiveSpan, inMessagingSpan } from '@tasksys/platform';
 import type { Task } from '../entities';
 import type { RunOutcome } from './handler-runner';
 
@@ -39,4 +39,14 @@ export function annotateRun(task: Task, outcome: RunOutcome): void {
     'tasksys.task.outcome': outcome.kind === 'aborted' ? `aborted:${outcome.reason}` : outcome.kind,
   });
   if (outcome.kind === 'failed') failActiveSpan(outcome.error);
+}
+
+/**
+ * @internal The `traceparent` a successor copy of a delivery carries (a retry, a deferral, a hand-back):
+ * with tracing on, the run's span, so the next run is its child; off, the delivery's own. Either way
+ * every run of a task stays in the trace of its submit.
+ */
+export function successorTraceparent(delivery: Delivery): string | undefined {
+  const own: unknown = delivery.message.properties.headers?.[HEADERS.traceparent];
+  return activeTraceparent() ?? (typeof own === 'string' ? own : undefined);
 }
