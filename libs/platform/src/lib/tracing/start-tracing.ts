@@ -15,7 +15,6 @@ export function startTracing(options: {
   const plan = planTracing(options.env ?? process.env);
   if (!plan.enabled || tracingEnabled()) return tracingEnabled();
   // Required here, not imported: the SDK loads only on this path (checked by a process test).
-   
   const { createOtelBackend } = require('./otel-backend') as typeof import('./otel-backend');
   installTracingBackend(createOtelBackend({ serviceName: options.serviceName, protocol: plan.protocol }));
   return true;
