@@ -1,3 +1,4 @@
+import './tracing'; // first: see tracing.ts
 import { runApi } from './app/bootstrap';
 
 runApi().catch((err: unknown) => {

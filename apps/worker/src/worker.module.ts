@@ -8,6 +8,7 @@ import {
   loggingConfigSchema,
   LoggingModule,
   MetricsModule,
+  TracingModule,
   validateEnv,
 } from '@tasksys/platform';
 import {
@@ -35,6 +36,7 @@ const QUIET_PATHS = ['/health', '/metrics'];
 @Module({
   imports: [
     ConfigModule.forRoot({ isGlobal: true, ignoreEnvFile: true, validate: validateEnv(workerAppConfigSchema) }),
+    TracingModule, // flushes traces on shutdown (started, if configured, by main.ts)
     // Every lib module's options are its own variables of the validated environment (fromConfig).
     TasksModule.forRootAsync(fromConfig(databaseConfigSchema)),
     // The worker declares, binds and consumes the queues of the types it serves (the api none).

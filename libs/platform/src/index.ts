@@ -23,5 +23,17 @@ export { HealthModule, type HealthModuleAsyncOptions } from './lib/health/health
 export type { HealthModuleOptions, ReadinessCheck } from './lib/health/readiness-check';
 export { PUBLIC_ROUTE_KEY, PublicRoute } from './lib/health/public-route';
 
-// Tracing.
+// Tracing (started by `startTracing` of @tasksys/platform/tracing, first thing in main.ts).
 export { continueTrace } from './lib/tracing/trace-context';
+export {
+  activeTraceparent,
+  annotateActiveSpan,
+  failActiveSpan,
+  inMessagingSpan,
+  type MessagingSpan,
+  type MessagingSpanOptions,
+  shutdownTracing,
+  type SpanAttributes,
+  tracingEnabled,
+} from './lib/tracing/spans';
+export { TracingModule } from './lib/tracing/tracing.module';

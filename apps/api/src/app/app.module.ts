@@ -17,6 +17,7 @@ import {
   loggingConfigSchema,
   LoggingModule,
   MetricsModule,
+  TracingModule,
   validateEnv,
 } from '@tasksys/platform';
 import {
@@ -70,6 +71,7 @@ export class AppModule implements NestModule {
           ignoreEnvFile: true,
           validate: (raw) => validateEnv(apiConfigSchema)({ ...raw, ...options.env }),
         }),
+        TracingModule, // flushes traces on shutdown (started, if configured, by main.ts)
         // Every lib module's options are its own variables of the validated environment (fromConfig).
         LoggingModule.forRootAsync(
           fromConfig(loggingConfigSchema, (c) => ({ level: c.LOG_LEVEL, quietPaths: QUIET_PATHS })),

@@ -504,6 +504,33 @@ describe('TaskStateMachine (real PostgreSQL)', () => {
       expect((await events(task.id)).map((e: { to_status: string }) => e.to_status)).toEqual(['new', 'scheduled']);
     });
 
+    it("keeps a scheduled task's traceparent (single and batch submits) for its promotion's work message", async () => {
+      const type = ownType();
+      const tp = (i: number) => `00-${String(i).padStart(32, '0')}-${'2'.repeat(16)}-01`;
+      const input = { owner: 'alice', type, payload: {}, maxAttempts: 1, timeoutMs: 1000 };
+      const single = await sm.create({ ...input, delayMs: 60_000 }, { start: true, actor: 'a', traceparent: tp(1) });
+      const queued = await sm.create(input, { start: true, actor: 'a', traceparent: tp(2) });
+      const ids = ['3', '4'].map((c) => `00000000-0000-4000-8000-00000000000${c}`);
+      await sm.createMany([
+        { ...input, id: ids[0], start: true, actor: 'a', delayMs: 60_000, traceparent: tp(3) },
+        { ...input, id: ids[1], start: true, actor: 'a', delayMs: 60_000 },
+      ]);
+      const stored = async (id: string) =>
+        (await t.db.query(`SELECT traceparent FROM tasks WHERE id = $1`, [id]))[0].traceparent;
+      // Queued at once, the outbox row has it; the task row keeps it only while the message is still to be written.
+      expect(await stored(queued.task.id)).toBeNull();
+      expect(await stored(single.task.id)).toBe(tp(1));
+      await t.db.query(`UPDATE tasks SET run_at = now() WHERE type = $1 AND status = 'scheduled'`, [type]);
+      expect((await sm.promoteDue([type], 10, 'w1')).promoted).toHaveLength(3);
+      const headers = async (id: string) =>
+        (await t.db.query(`SELECT headers FROM outbox WHERE correlation_id = $1`, [id])).map(
+          (r: { headers: unknown }) => r.headers,
+        );
+      expect(await headers(single.task.id)).toEqual([{ traceparent: tp(1) }]);
+      expect(await headers(ids[0])).toEqual([{ traceparent: tp(3) }]);
+      expect(await headers(ids[1])).toEqual([{}]);
+    });
+
     it('promotes due tasks of the given types only, oldest due first, in batches, each with one message and one event', async () => {
       const type = ownType();
       const other = ownType();

@@ -90,6 +90,14 @@ function runAtSql(runAt: string, delayMs: string): string {
   return `coalesce(${runAt}::timestamptz, now() + ${delayMs}::bigint * interval '1 millisecond')`;
 }
 
+/**
+ * SQL of a new task's stored `traceparent`: kept only when it starts `scheduled`, whose work message the
+ * promotion writes later (PROMOTE_DUE_SQL); a task queued at once has it in its outbox row already.
+ */
+function scheduledTraceparentSql(status: string, traceparent: string): string {
+  return `CASE WHEN ${status} = 'scheduled' THEN ${traceparent} END`;
+}
+
 /** SQL of a new or started task's state: `new` unless started, then `scheduled` while its due time is ahead, else `queued`. */
 function startStatusSql(start: string, runAt: string): string {
   return `CASE WHEN NOT ${start} THEN 'new' WHEN ${runAt} > now() THEN 'scheduled' ELSE 'queued' END`;
@@ -113,7 +121,7 @@ export const PROMOTE_DUE_SQL = `WITH due AS (
    ev AS (
      INSERT INTO task_events (task_id, from_status, to_status, attempt, actor)
      SELECT upd.id, 'scheduled', upd.status, upd.attempt, $3 FROM upd),
-   ob AS (${enqueueWorkSql('upd')}),
+   ob AS (${enqueueWorkSql('upd', `jsonb_strip_nulls(jsonb_build_object('traceparent', upd.traceparent))`)}),
    next AS (
      SELECT min(d.run_at) AS run_at FROM unnest($1::text[]) AS s(type)
      CROSS JOIN LATERAL (
@@ -173,8 +181,9 @@ export class TaskStateMachine {
   ): Promise<CreateResult> {
     const sql = `
       WITH ins AS (
-        INSERT INTO tasks (owner, type, payload, status, max_attempts, timeout_ms, priority, idempotency_key, request_hash, run_at)
-        VALUES ($1, $2, $3, ${startStatusSql('$4::boolean', runAtSql('$12', '$13'))}, $5, $6, $7, $8, $9, ${runAtSql('$12', '$13')})
+        INSERT INTO tasks (owner, type, payload, status, max_attempts, timeout_ms, priority, idempotency_key, request_hash, run_at, traceparent)
+        VALUES ($1, $2, $3, ${startStatusSql('$4::boolean', runAtSql('$12', '$13'))}, $5, $6, $7, $8, $9, ${runAtSql('$12', '$13')},
+                ${scheduledTraceparentSql(startStatusSql('$4::boolean', runAtSql('$12', '$13')), '$11::text')})
         ON CONFLICT (owner, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
         RETURNING *),
       ev AS (
@@ -242,9 +251,10 @@ export class TaskStateMachine {
            AS x(id uuid, owner text, type text, payload jsonb, max_attempts int, timeout_ms int, priority smallint, start boolean,
                 run_at timestamptz, delay_ms bigint, actor text, traceparent text)),
        ins AS (
-         INSERT INTO tasks (id, owner, type, payload, status, max_attempts, timeout_ms, priority, run_at)
+         INSERT INTO tasks (id, owner, type, payload, status, max_attempts, timeout_ms, priority, run_at, traceparent)
          SELECT id, owner, type, payload, ${startStatusSql('start', runAtSql('run_at', 'delay_ms'))}, max_attempts, timeout_ms,
-                priority, ${runAtSql('run_at', 'delay_ms')}
+                priority, ${runAtSql('run_at', 'delay_ms')},
+                ${scheduledTraceparentSql(startStatusSql('start', runAtSql('run_at', 'delay_ms')), 'traceparent')}
            FROM input
          RETURNING *),
        ev AS (

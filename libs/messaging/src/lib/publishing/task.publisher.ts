@@ -3,6 +3,7 @@ import { setImmediate as nextMacrotask } from 'node:timers/promises';
 import { AmqpConnection } from '@golevelup/nestjs-rabbitmq';
 import { Injectable, Logger } from '@nestjs/common';
 import type { Channel, Message, MessageProperties, Options } from 'amqplib';
+import { inMessagingSpan } from '@tasksys/platform';
 import type { MessagingConfig } from '../messaging.config';
 import { HEADERS, InjectMessagingConfig } from '../messaging.constants';
 import { PublishError, type PublishFailure } from '../messaging.errors';
@@ -10,6 +11,7 @@ import type { OutboxRecord } from '../outbox/outbox.store';
 import { pickRetryTier } from '../retry-policy';
 import { TASK_MESSAGE_SCHEMA_VERSION, type TaskMessage } from '../task-message';
 import { Topology, type RetryTier } from '../topology/topology';
+import { outboxPublishSpan } from '../tracing/publish-span';
 
 export interface PublishOptions {
   /** Unique per publish; a fresh uuid unless given (the outbox passes its row's id for dedup). */
@@ -211,20 +213,20 @@ export class TaskPublisher {
     }
     const attempt = record.headers[HEADERS.attempt];
     const work = exchange === this.topology.exchanges.work;
-    return this.publish(
-      exchange,
-      work ? this.topology.routingKey(record.routingKey, record.priority) : record.routingKey,
-      record.body,
-      {
+    const routingKey = work ? this.topology.routingKey(record.routingKey, record.priority) : record.routingKey;
+    // The relay's PRODUCER span, the child of the row's traceparent (the submit); the message then names it.
+    return inMessagingSpan(outboxPublishSpan(record, exchange, routingKey, work), (span) =>
+      this.publish(exchange, routingKey, record.body, {
         priority: work ? record.priority : undefined,
         messageId: record.messageId,
         correlationId: record.correlationId ?? undefined,
         headers: record.headers,
         attempt: typeof attempt === 'number' ? attempt : undefined,
+        traceparent: span.traceparent,
         // A cancel signal with no worker listening has nobody to stop (the heartbeat catches a
         // missed one anyway): it must not come back as a failed publish and stall its outbox row.
         mandatory: exchange !== this.topology.exchanges.control,
-      },
+      }),
     );
   }
 

@@ -15,6 +15,7 @@ import { isTerminal } from '../task-status';
 import { DatabaseRetry } from './database-retry';
 import { InjectWorkerConfig } from './execution.constants';
 import { ExecutionMetrics } from './execution.metrics';
+import { successorTraceparent } from './run-tracing';
 import type { WorkerConfig } from './worker.config';
 
 /** Successors keep the task's priority (a retry or a deferral of a priority-9 task is still one). */
@@ -66,7 +67,12 @@ export class AckRule {
    */
   async retried(delivery: Delivery, message: TaskMessage, attempt: number, delayMs: number): Promise<string | null> {
     try {
-      const tier = await this.publisher.publishRetry(message, { attempt, delayMs, priority: priorityOf(delivery) });
+      const tier = await this.publisher.publishRetry(message, {
+        attempt,
+        delayMs,
+        priority: priorityOf(delivery),
+        traceparent: successorTraceparent(delivery),
+      });
       this.metrics.retries.inc({ tier: tier.label });
       delivery.ack();
       return tier.label;
@@ -84,7 +90,12 @@ export class AckRule {
   /** (b) A copy that comes back after `delayMs` (rounded down to a tier), confirmed, then ack; else requeue after a pause. */
   async defer(delivery: Delivery, message: TaskMessage, attempt: number, delayMs: number): Promise<void> {
     try {
-      await this.publisher.publishRetry(message, { attempt, delayMs, priority: priorityOf(delivery) });
+      await this.publisher.publishRetry(message, {
+        attempt,
+        delayMs,
+        priority: priorityOf(delivery),
+        traceparent: successorTraceparent(delivery),
+      });
       this.metrics.deferrals.inc();
       delivery.ack();
     } catch (err) {
@@ -134,11 +145,10 @@ export class AckRule {
     if (this.topology.queueType !== 'quorum') return delivery.requeue();
     try {
       const headers = delivery.message.properties.headers ?? {};
-      const traceparent = headers[HEADERS.traceparent];
       await this.publisher.publishTask(message, {
         attempt: Number(headers[HEADERS.attempt] ?? 0) || 0,
         priority: priorityOf(delivery),
-        traceparent: typeof traceparent === 'string' ? traceparent : undefined,
+        traceparent: successorTraceparent(delivery),
       });
       delivery.ack();
     } catch (err) {

@@ -12,6 +12,7 @@ import { ExecutionMetrics } from './execution.metrics';
 import { HandlerRunner } from './handler-runner';
 import { LeaseKeeper } from './lease-keeper';
 import { MicroBatcher } from './micro-batcher';
+import { annotateRun, inDeliverySpan } from './run-tracing';
 import { TaskHandlerRegistry } from './task-handler.registry';
 import type { WorkerConfig } from './worker.config';
 
@@ -83,7 +84,9 @@ export class TaskExecutor {
 
   /** Entry point for every work delivery. Never throws. */
   handle(delivery: Delivery): Promise<void> {
-    const done = this.process(delivery).catch((err) => this.ackRule.unexpectedError(delivery, err));
+    const done = inDeliverySpan(delivery, () => this.process(delivery)).catch((err) =>
+      this.ackRule.unexpectedError(delivery, err),
+    );
     const tracked = done.finally(() => this.pending.delete(tracked));
     this.pending.add(tracked);
     return tracked;
@@ -199,6 +202,7 @@ export class TaskExecutor {
     log('debug', 'claimed');
     const started = process.hrtime.bigint();
     const outcome = await this.runner.run(task);
+    annotateRun(task, outcome);
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     this.metrics.duration.observe(
       { type: task.type, outcome: outcome.kind === 'aborted' ? outcome.reason : outcome.kind },
