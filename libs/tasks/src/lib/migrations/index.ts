@@ -3,7 +3,7 @@ import { LeanTaskIndexes1763800000000 } from './1763800000000-lean-task-indexes'
 import { RateLimitCounters1763900000000 } from './1763900000000-rate-limit-counters';
 import { RoutingByType1764000000000 } from './1764000000000-routing-by-type';
 import { ScheduledTasks1764100000000 } from './1764100000000-scheduled-tasks';
-import { ScheduledTraceparent1764300000000 } from './1764300000000-scheduled-traceparent';
+import { ScheduledTraceparent1764600000000 } from './1764600000000-scheduled-traceparent';
 
 /** @internal Append-only: add new migrations at the end, never edit a released one. */
 export const TASKS_MIGRATIONS = [
@@ -12,5 +12,5 @@ export const TASKS_MIGRATIONS = [
   RateLimitCounters1763900000000,
   RoutingByType1764000000000,
   ScheduledTasks1764100000000,
-  ScheduledTraceparent1764300000000,
+  ScheduledTraceparent1764600000000,
 ];

@@ -7,7 +7,7 @@ const ALL = [
   'RateLimitCounters1763900000000',
   'RoutingByType1764000000000',
   'ScheduledTasks1764100000000',
-  'ScheduledTraceparent1764300000000',
+  'ScheduledTraceparent1764600000000',
 ];
 
 describe('migrations', () => {

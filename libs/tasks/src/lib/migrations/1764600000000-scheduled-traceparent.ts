@@ -7,8 +7,8 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
  * nullable with no default, so adding it rewrites nothing. Rolling out: a previous-version api writes
  * none (its scheduled tasks start traces of their own when promoted); a previous-version promoter ignores it.
  */
-export class ScheduledTraceparent1764300000000 implements MigrationInterface {
-  name = 'ScheduledTraceparent1764300000000';
+export class ScheduledTraceparent1764600000000 implements MigrationInterface {
+  name = 'ScheduledTraceparent1764600000000';
 
   async up(q: QueryRunner): Promise<void> {
     await q.query(`SET LOCAL lock_timeout = '5s'`);
