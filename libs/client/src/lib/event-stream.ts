@@ -25,10 +25,10 @@ export async function* parseEventStream(body: ReadableStream<Uint8Array>): Async
   try {
     for (;;) {
       const { value, done } = await reader.read();
-      if (done) return; // an event without its closing empty line is dropped, as the standard says
-      buffer += decoder.decode(value, { stream: true });
+      buffer += done ? decoder.decode() : decoder.decode(value, { stream: true });
+      // A CR at the end of a chunk may be the first half of a CRLF: wait for the next chunk, unless none comes.
+      const lineEnd = done ? /\r\n|\r|\n/g : /\r\n|\r(?!$)|\n/g;
       let end: RegExpExecArray | null;
-      const lineEnd = /\r\n|\r(?!$)|\n/g;
       let start = 0;
       while ((end = lineEnd.exec(buffer)) !== null) {
         const line = buffer.slice(start, end.index);
@@ -45,14 +45,15 @@ export async function* parseEventStream(body: ReadableStream<Uint8Array>): Async
         if (line.startsWith(':')) continue;
         const colon = line.indexOf(':');
         const field = colon === -1 ? line : line.slice(0, colon);
-        let value = colon === -1 ? '' : line.slice(colon + 1);
-        if (value.startsWith(' ')) value = value.slice(1);
-        if (field === 'event') event = value;
-        else if (field === 'data') data.push(value);
-        else if (field === 'id' && !value.includes('\0')) lastId = value;
-        else if (field === 'retry' && /^\d+$/.test(value)) retry = Number(value);
+        let text = colon === -1 ? '' : line.slice(colon + 1);
+        if (text.startsWith(' ')) text = text.slice(1);
+        if (field === 'event') event = text;
+        else if (field === 'data') data.push(text);
+        else if (field === 'id' && !text.includes('\0')) lastId = text;
+        else if (field === 'retry' && /^\d+$/.test(text)) retry = Number(text);
       }
       buffer = buffer.slice(start);
+      if (done) return; // an event without its closing empty line is dropped, as the standard says
     }
   } finally {
     // Stops the download when the consumer stops early (break, an error): cancelling the reader cancels the body.
