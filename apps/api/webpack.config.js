@@ -14,6 +14,8 @@ module.exports = {
       target: 'node',
       compiler: 'tsc',
       main: './src/main.ts',
+      // openapi.js writes the OpenAPI document without connecting to anything (the client is generated from it).
+      additionalEntryPoints: [{ entryName: 'openapi', entryPath: './src/openapi.ts' }],
       tsConfig: './tsconfig.app.json',
       // The web console (apps/console, built first through the implicit dependency) ships inside
       // the api's bundle, served at /console.

@@ -10,6 +10,8 @@ const root = fileURLToPath(new URL('.', import.meta.url));
 export default defineConfig({
   root,
   base: '/console/',
+  // The api's typed client, from source (tsconfig.base.json's path, which the console's own tsconfig repeats).
+  resolve: { alias: { '@tasksys/client': fileURLToPath(new URL('../../libs/client/src/index.ts', import.meta.url)) } },
   oxc: { jsx: { runtime: 'automatic', importSource: 'preact' } },
   build: {
     outDir: fileURLToPath(new URL('../../dist/apps/console', import.meta.url)),

@@ -1,5 +1,6 @@
-/** A small HTTP client of the api, as a user would call it. */
+/** The api as a user calls it: @tasksys/client, with the retries a careful user adds through outages. */
 import { randomUUID } from 'node:crypto';
+import { ApiError, type CreateTaskRequest, TasksysClient, type TaskType } from '@tasksys/client';
 import { sleep } from './processes';
 
 export interface TaskJson {
@@ -24,19 +25,24 @@ export class ApiClient {
   ) {}
 
   static async createKey(baseUrl: () => string, adminKey: string, owner: string): Promise<ApiClient> {
-    const res = await fetch(`${baseUrl()}/v1/admin/api-keys`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${adminKey}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ owner, role: 'user' }),
+    const issued = await new TasksysClient({ baseUrl: baseUrl(), key: adminKey }).admin.createKey(owner, 'user');
+    return new ApiClient(baseUrl, issued.key, owner);
+  }
+
+  /** The typed client, at the api's current address (a scenario may move it); each call times out after 15 s. */
+  private client(): TasksysClient {
+    return new TasksysClient({
+      baseUrl: this.baseUrl(),
+      key: this.key,
+      fetch: (input, init) => fetch(input, { ...init, signal: AbortSignal.timeout(15_000) }),
     });
-    if (res.status !== 201) throw new Error(`create key: ${res.status} ${await res.text()}`);
-    return new ApiClient(baseUrl, ((await res.json()) as { key: string }).key, owner);
   }
 
   get url(): string {
     return this.baseUrl();
   }
 
+  /** A raw call, for what the typed client refuses to send (the fuzzer's malformed bodies, a raw batch). */
   async request(
     method: string,
     path: string,
@@ -70,16 +76,19 @@ export class ApiClient {
   async submit(spec: TaskSpec, deadlineMs = 90_000): Promise<TaskJson> {
     const key = randomUUID();
     const deadline = Date.now() + deadlineMs;
+    const { type, payload, ...options } = spec;
     let last = '';
     for (;;) {
       try {
-        const r = await this.request('POST', '/v1/tasks', spec, { 'idempotency-key': key });
-        if (r.status === 201 || r.status === 200) return r.json as TaskJson;
-        last = `${r.status} ${JSON.stringify(r.json)}`;
-        if (r.status < 500 && r.status !== 429) throw new Error(`submit rejected: ${last}`);
+        const task = await this.client().submit(type as TaskType, payload as CreateTaskRequest['payload'], {
+          ...options,
+          idempotencyKey: key,
+        });
+        return task as unknown as TaskJson;
       } catch (err) {
-        if ((err as Error).message.startsWith('submit rejected')) throw err;
-        last = (err as Error).message;
+        if (err instanceof ApiError && err.status < 500 && err.status !== 429)
+          throw new Error(`submit rejected: ${err.status} ${JSON.stringify(err.body)}`);
+        last = err instanceof ApiError ? `${err.status} ${JSON.stringify(err.body)}` : (err as Error).message;
       }
       if (Date.now() > deadline) throw new Error(`submit did not succeed before the deadline: ${last}`);
       await sleep(250);
@@ -100,8 +109,15 @@ export class ApiClient {
     return out;
   }
 
+  /** The answer's status: 202 when cancelled, 409 when it had finished already. */
   async cancel(id: string): Promise<number> {
-    return (await this.request('POST', `/v1/tasks/${id}/cancel`)).status;
+    try {
+      await this.client().cancel(id);
+      return 202;
+    } catch (err) {
+      if (err instanceof ApiError) return err.status;
+      throw err;
+    }
   }
 }
 

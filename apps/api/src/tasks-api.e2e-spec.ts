@@ -535,7 +535,8 @@ describe('task HTTP API (real api over HTTP, real PostgreSQL and RabbitMQ)', () 
     it('documents runAt and delayMs in the OpenAPI document', async () => {
       const doc = await h.call('GET', '/docs-json', { key: null });
       const schemas = doc.body.components.schemas;
-      expect(schemas.CreateTaskRequestDto.properties).toMatchObject({
+      // The submit body is one schema per task type (CreateTaskRequest, a oneOf), each with these fields.
+      expect(schemas.DemoSleepTaskRequest.properties).toMatchObject({
         runAt: { type: 'string', format: 'date-time' },
         delayMs: { type: 'number', minimum: 0 },
       });

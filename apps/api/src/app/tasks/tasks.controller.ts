@@ -2,7 +2,6 @@ import {
   Body,
   Controller,
   Get,
-  Headers,
   HttpCode,
   type MessageEvent,
   Param,
@@ -92,13 +91,14 @@ export class TasksController {
     @Body() dto: CreateTaskRequestDto,
     @Req() req: Request,
     @Res({ passthrough: true }) res: Response,
-    @Headers('idempotency-key') idempotencyKey?: string,
   ): Promise<TaskView> {
+    // Read from the request, not with @Headers(): that decorator declares the header a second time, as required.
+    const idempotencyKey = req.headers['idempotency-key'];
     const { created, task } = await this.tasks.create(
       p,
       dto,
       req.body,
-      idempotencyKey,
+      Array.isArray(idempotencyKey) ? idempotencyKey[0] : idempotencyKey,
       continueTrace(req.headers['traceparent']),
     );
     res.status(created ? 201 : 200);
