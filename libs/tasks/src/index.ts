@@ -72,3 +72,22 @@ export {
 // Rate limits shared by every replica.
 export { RateLimitModule } from './lib/rate-limit/rate-limit.module';
 export { DistributedRateLimiter, type RateLimitDecision } from './lib/rate-limit/distributed-rate-limiter';
+
+// Completion webhooks: callback url checks, signing secrets, the dispatcher, reads of deliveries.
+export { WebhooksModule, type WebhooksModuleAsyncOptions } from './lib/webhooks/webhooks.module';
+export type { WebhooksModuleOptions } from './lib/webhooks/webhooks.constants';
+export { type WebhooksConfig, webhooksConfigSchema } from './lib/webhooks/webhooks.config';
+export {
+  CallbackUrlRefused,
+  checkCallbackUrl,
+  isPublicAddress,
+  MAX_CALLBACK_URL_LENGTH,
+} from './lib/webhooks/callback-url.policy';
+export { type RotatedSecret, WebhookSecrets } from './lib/webhooks/webhook-secrets.service';
+export { WebhookDispatcher } from './lib/webhooks/webhook-dispatcher.service';
+export {
+  type FailingEndpoint,
+  type WebhookAttemptView,
+  WebhookDeliveries,
+  type WebhookDeliveryView,
+} from './lib/webhooks/webhook-deliveries.query';

@@ -45,6 +45,8 @@ export class TaskView {
   runAt!: string | null;
   @ApiProperty({ format: 'date-time', nullable: true, type: String }) startedAt!: string | null;
   @ApiProperty({ format: 'date-time', nullable: true, type: String }) finishedAt!: string | null;
+  @ApiProperty({ type: String, nullable: true, description: 'Where the completion webhook goes; null: none' })
+  callbackUrl!: string | null;
 }
 
 export class TaskPageView {
@@ -112,6 +114,7 @@ export function toTaskView(t: Task, served?: ReadonlySet<string>): TaskView {
     runAt: iso(t.runAt),
     startedAt: iso(t.startedAt),
     finishedAt: iso(t.finishedAt),
+    callbackUrl: t.callbackUrl ?? null,
   };
 }
 
