@@ -56,6 +56,8 @@ export { type TaskEventView, type TaskListQuery, TaskQueries } from './lib/queri
 export { TaskReports } from './lib/queries/task-reports';
 export { type TaskFeedEvent, type TaskUpdate, TaskUpdateFeed } from './lib/queries/task-update.feed';
 export { TaskStoreMetrics } from './lib/queries/task-store.metrics';
+export { TaskEventLog, type TaskEventSnapshot, type TaskStreamEvent } from './lib/stream/task-event-log';
+export { type IssuedStreamToken, STREAM_TOKEN_TTL_MS, StreamTokens } from './lib/stream/stream-tokens.service';
 export { ApiKeyService, hashApiKey, type IssuedApiKey, type Principal } from './lib/auth/api-key.service';
 export { CreateTaskBatchCommand, type NewBatchTask } from './lib/commands/create-task-batch.command';
 

@@ -3,7 +3,7 @@ import { DataSource, type EntityManager } from 'typeorm';
 import { cancelMessageSql, taskMessageSql } from '@tasksys/messaging';
 import { Task, type TaskError } from './entities';
 import { preparedQuery } from './prepared-query';
-import { PROGRESS_EVENT_SQL } from './stream/task-event-log';
+import { PROGRESS_EVENT_SQL } from './stream/progress-event.sql';
 import { isTerminal, type TaskStatus } from './task-status';
 import { webhookDeliverySql } from './webhooks/webhook-delivery.sql';
 

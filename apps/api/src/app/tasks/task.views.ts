@@ -49,6 +49,11 @@ export class TaskView {
   callbackUrl!: string | null;
 }
 
+export class StreamTokenView {
+  @ApiProperty({ description: 'Pass as `?token=` to GET /v1/tasks/:id/stream' }) token!: string;
+  @ApiProperty({ format: 'date-time' }) expiresAt!: string;
+}
+
 export class TaskPageView {
   @ApiProperty({ type: [TaskView] }) items!: TaskView[];
   @ApiProperty({ type: String, nullable: true, description: 'Pass as `cursor` for the next (older) page' })
