@@ -23,7 +23,7 @@ interface ClaimedDelivery {
 }
 
 /** Past the attempt's own timeout, time to record its outcome before another dispatcher may take it over. */
-const LEASE_MARGIN_MS = 30_000;
+const LEASE_MARGIN_MS = 5_000;
 /** The longest wait between attempts, whatever the attempt number. */
 const MAX_RETRY_DELAY_MS = 3_600_000;
 const CLAIM_BATCH = 50;
