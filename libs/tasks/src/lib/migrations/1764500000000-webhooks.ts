@@ -7,7 +7,7 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
  * the same bytes even if the task is retried later. The dispatcher claims due rows (`next_attempt_at`,
  * which a claim pushes past the attempt's timeout: a lease, so a killed api's attempt is claimed again)
  * with SKIP LOCKED; `attempts` is its fencing token. A statement-level trigger wakes the dispatchers on
- * commit, as the outbox's does. `webhook_secrets` keeps each owner's signing secrets: the current one
+ * commit when a statement inserted any. `webhook_secrets` keeps each owner's signing secrets: the current one
  * (`expires_at` null) and the previous one for a day after a rotation.
  */
 export class Webhooks1764500000000 implements MigrationInterface {
@@ -68,10 +68,14 @@ export class Webhooks1764500000000 implements MigrationInterface {
     await q.query(`
       CREATE FUNCTION webhook_deliveries_notify() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN
-        PERFORM pg_notify(TG_TABLE_SCHEMA || '.webhooks', '');
+        -- A statement trigger fires for every terminal transition, most of which insert nothing here.
+        IF EXISTS (SELECT 1 FROM inserted) THEN
+          PERFORM pg_notify(TG_TABLE_SCHEMA || '.webhooks', '');
+        END IF;
         RETURN NULL;
       END $$`);
     await q.query(`CREATE TRIGGER webhook_deliveries_notify AFTER INSERT ON webhook_deliveries
+                   REFERENCING NEW TABLE AS inserted
                    FOR EACH STATEMENT EXECUTE FUNCTION webhook_deliveries_notify()`);
   }
 

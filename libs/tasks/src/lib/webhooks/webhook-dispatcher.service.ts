@@ -140,10 +140,19 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnApplicationS
 
   private async attempt(delivery: ClaimedDelivery): Promise<void> {
     const { config } = this.options;
-    const body = JSON.stringify(this.options.render(this.sm.hydrate(delivery.task)));
-    const secrets = await this.secrets.signingSecrets(delivery.owner);
+    let body: string;
+    try {
+      body = JSON.stringify(this.options.render(this.sm.hydrate(delivery.task)));
+    } catch (err) {
+      // Recorded like any failed attempt, so the delivery still ends (failed) after the retry period.
+      body = '';
+      this.logger.error(`webhook ${delivery.id}: the body could not be rendered: ${(err as Error).message}`);
+    }
+    const secrets = body ? await this.secrets.signingSecrets(delivery.owner) : [];
     let outcome: AttemptOutcome;
-    if (secrets.length === 0) {
+    if (!body) {
+      outcome = { ok: false, statusCode: null, error: 'internal: body not rendered', durationMs: 0, kind: 'refused' };
+    } else if (secrets.length === 0) {
       outcome = {
         ok: false,
         statusCode: null,
