@@ -100,6 +100,10 @@ describe('completion webhooks (real api, PostgreSQL, RabbitMQ and a local HTTP r
     ]);
     expect(deliveries[0].attempts[0].error).toBe('HTTP 500');
     expect(receiver.at('/retry')).toHaveLength(3); // nothing after the 2xx
+    const metrics = (await h.call('GET', '/metrics')).text;
+    expect(metrics).toMatch(/^tasksys_webhook_attempts_total\{outcome="http_error"\} [2-9]/m);
+    expect(metrics).toMatch(/^tasksys_webhook_deliveries_total\{outcome="succeeded"\} [1-9]/m);
+    expect(metrics).toMatch(/^tasksys_webhook_attempt_duration_seconds_count\{outcome="success"\} [1-9]/m);
     // Another owner cannot see them.
     expect((await h.call('GET', `/v1/tasks/${task.id}/deliveries`, { key })).status).toBe(404);
   });
