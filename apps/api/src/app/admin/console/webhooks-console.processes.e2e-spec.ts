@@ -3,7 +3,7 @@
  * headless Chromium (Debian's `chromium`, playwright-core) against the real api (`npm run build` first
  * for the console).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
@@ -23,6 +23,9 @@ describe('webhooks in the console and EventSource in Chromium (real api, Postgre
   let alice: string;
 
   beforeAll(async () => {
+    // Say exactly what is missing rather than skip.
+    if (!existsSync(CHROMIUM))
+      throw new Error(`Chromium not found at ${CHROMIUM}: apt-get install -y chromium (or set CHROMIUM_PATH)`);
     const consoleDir = findConsoleDir();
     if (!consoleDir) throw new Error('The console is not built: run `npm run build` first');
     receiver = await WebhookReceiver.start();
