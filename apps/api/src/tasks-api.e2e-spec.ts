@@ -6,6 +6,7 @@ import { type ApiHarness, startApi } from './testing/api-harness';
 
 const TASK_KEYS = [
   'attempt',
+  'callbackUrl',
   'createdAt',
   'error',
   'finishedAt',
@@ -644,8 +645,10 @@ describe('task HTTP API (real api over HTTP, real PostgreSQL and RabbitMQ)', () 
         'GET /v1/admin/workers',
         'GET /v1/tasks',
         'GET /v1/tasks/:id',
+        'GET /v1/tasks/:id/deliveries',
         'GET /v1/tasks/:id/events',
         'GET /v1/tasks/:id/stream',
+        'GET /v1/webhooks/failing-endpoints',
         'POST /v1/admin/api-keys',
         'POST /v1/admin/dead-letters/redrive',
         'POST /v1/admin/reconcile',
@@ -655,7 +658,9 @@ describe('task HTTP API (real api over HTTP, real PostgreSQL and RabbitMQ)', () 
         'POST /v1/tasks/:id/reports',
         'POST /v1/tasks/:id/retry',
         'POST /v1/tasks/:id/start',
+        'POST /v1/tasks/:id/stream-token',
         'POST /v1/tasks/batch',
+        'POST /v1/webhooks/secret',
       ]);
       expect(served.filter((r: string) => !documented.has(r))).toEqual([]);
       expect(doc.body.components.securitySchemes).toHaveProperty('bearer');

@@ -6,6 +6,7 @@ import { QueuesPage } from './pages/queues';
 import { ReportsPage } from './pages/reports';
 import { TaskPage } from './pages/task';
 import { TasksPage } from './pages/tasks';
+import { WebhooksPage } from './pages/webhooks';
 import { WorkersPage } from './pages/workers';
 import { startSampling, stopSampling } from './queue-history';
 
@@ -16,6 +17,7 @@ const NAV: [string, string][] = [
   ['/unrouted', 'Unrouted'],
   ['/workers', 'Workers'],
   ['/reports', 'Reports'],
+  ['/webhooks', 'Webhooks'],
 ];
 
 function Login({ onKey }: { onKey: (key: string) => void }) {
@@ -109,6 +111,7 @@ export function App() {
   else if (section === 'unrouted') page = <UnroutedPage />;
   else if (section === 'workers') page = <WorkersPage />;
   else if (section === 'reports') page = <ReportsPage />;
+  else if (section === 'webhooks') page = <WebhooksPage />;
   else page = <TasksPage />;
   return (
     <div class="shell">

@@ -56,6 +56,8 @@ export { type TaskEventView, type TaskListQuery, TaskQueries } from './lib/queri
 export { TaskReports } from './lib/queries/task-reports';
 export { type TaskFeedEvent, type TaskUpdate, TaskUpdateFeed } from './lib/queries/task-update.feed';
 export { TaskStoreMetrics } from './lib/queries/task-store.metrics';
+export { TaskEventLog, type TaskEventSnapshot, type TaskStreamEvent } from './lib/stream/task-event-log';
+export { type IssuedStreamToken, STREAM_TOKEN_TTL_MS, StreamTokens } from './lib/stream/stream-tokens.service';
 export { ApiKeyService, hashApiKey, type IssuedApiKey, type Principal } from './lib/auth/api-key.service';
 export { CreateTaskBatchCommand, type NewBatchTask } from './lib/commands/create-task-batch.command';
 
@@ -72,3 +74,22 @@ export {
 // Rate limits shared by every replica.
 export { RateLimitModule } from './lib/rate-limit/rate-limit.module';
 export { DistributedRateLimiter, type RateLimitDecision } from './lib/rate-limit/distributed-rate-limiter';
+
+// Completion webhooks: callback url checks, signing secrets, the dispatcher, reads of deliveries.
+export { WebhooksModule, type WebhooksModuleAsyncOptions } from './lib/webhooks/webhooks.module';
+export type { WebhooksModuleOptions } from './lib/webhooks/webhooks.constants';
+export { type WebhooksConfig, webhooksConfigSchema } from './lib/webhooks/webhooks.config';
+export {
+  CallbackUrlRefused,
+  checkCallbackUrl,
+  isPublicAddress,
+  MAX_CALLBACK_URL_LENGTH,
+} from './lib/webhooks/callback-url.policy';
+export { type RotatedSecret, WebhookSecrets } from './lib/webhooks/webhook-secrets.service';
+export { WebhookDispatcher } from './lib/webhooks/webhook-dispatcher.service';
+export {
+  type FailingEndpoint,
+  type WebhookAttemptView,
+  WebhookDeliveries,
+  type WebhookDeliveryView,
+} from './lib/webhooks/webhook-deliveries.query';

@@ -14,6 +14,9 @@ describe('api configuration', () => {
       DATABASE_MIGRATE: true,
       DEMO_ALLOW_CRASH: false,
       TASKS_NAMESPACE: 'tasks',
+      WEBHOOK_ALLOW_PRIVATE: false,
+      WEBHOOK_RETRY_PERIOD_MS: 86_400_000,
+      WEBHOOK_TIMEOUT_MS: 10_000,
     });
     expect(validate({}).ADMIN_API_KEY).toBeUndefined();
   });
@@ -29,6 +32,11 @@ describe('api configuration', () => {
     ['RABBITMQ_URL', 'http://x'],
     ['DEMO_ALLOW_CRASH', 'maybe'],
     ['SQL_TARGET_URL', 'nope'],
+    ['WEBHOOK_ALLOW_PRIVATE', 'sometimes'],
+    ['WEBHOOK_RETRY_PERIOD_MS', '10'],
+    ['WEBHOOK_RETRY_PERIOD_MS', 'a day'],
+    ['WEBHOOK_TIMEOUT_MS', '0'],
+    ['WEBHOOK_CONCURRENCY', '0'],
   ])('rejects %s=%s naming the variable', (name, value) => {
     expect(() => validate({ [name]: value })).toThrow(ConfigurationError);
     expect(() => validate({ [name]: value })).toThrow(new RegExp(`^Invalid configuration:\\n  ${name} \\(`));

@@ -12,6 +12,7 @@ import {
   OutboxRelayModule,
 } from '@tasksys/messaging';
 import {
+  configFrom,
   fromConfig,
   HealthModule,
   loggingConfigSchema,
@@ -31,6 +32,8 @@ import {
   TaskStoreMetrics,
   taskTypesConfigSchema,
   TaskTypeRegistry,
+  WebhooksModule,
+  webhooksConfigSchema,
 } from '@tasksys/tasks';
 import { AdminController } from './admin/admin.controller';
 import { AdminMetrics } from './admin/admin.metrics';
@@ -42,8 +45,10 @@ import { ApiExceptionFilter } from './errors/api-exception.filter';
 import { RequireJsonMiddleware } from './errors/require-json.middleware';
 import { createValidationPipe } from './errors/validation';
 import { TaskStreamService } from './tasks/task-stream.service';
+import { toTaskView } from './tasks/task.views';
 import { TasksController } from './tasks/tasks.controller';
 import { TasksService } from './tasks/tasks.service';
+import { WebhooksController } from './webhooks/webhooks.controller';
 
 export interface AppModuleOptions {
   /** Variables layered over process.env (tests pass their schema and namespace here). */
@@ -85,6 +90,15 @@ export class AppModule implements NestModule {
         // Operators: queue figures, dead-letter and unrouted redrive, the worker fleet, reconcile.
         BrokerAdminModule.forRootAsync(fromConfig(brokerAdminConfigSchema)),
         TasksAdminModule,
+        // Completion webhooks: every api process dispatches; the body is the task as GET /v1/tasks/:id shows it.
+        WebhooksModule.forRootAsync({
+          inject: [ConfigService],
+          useFactory: (c: Config) => ({
+            config: configFrom(webhooksConfigSchema, c),
+            render: (task) => toTaskView(task),
+            dispatch: true,
+          }),
+        }),
         // Budgets shared by all replicas through PostgreSQL: per key here, per client address in ApiKeyGuard.
         RateLimitModule,
         ThrottlerModule.forRootAsync({
@@ -111,7 +125,7 @@ export class AppModule implements NestModule {
           }),
         }),
       ],
-      controllers: [TasksController, AdminController],
+      controllers: [TasksController, AdminController, WebhooksController],
       providers: [
         {
           provide: TaskTypeRegistry,

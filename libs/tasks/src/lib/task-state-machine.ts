@@ -3,7 +3,9 @@ import { DataSource, type EntityManager } from 'typeorm';
 import { cancelMessageSql, taskMessageSql } from '@tasksys/messaging';
 import { Task, type TaskError } from './entities';
 import { preparedQuery } from './prepared-query';
-import type { TaskStatus } from './task-status';
+import { PROGRESS_EVENT_SQL } from './stream/progress-event.sql';
+import { isTerminal, type TaskStatus } from './task-status';
+import { webhookDeliverySql } from './webhooks/webhook-delivery.sql';
 
 /** What a transition did: `applied` false means "not allowed from the current state"; `task` is then the row as it is (null: no such task). */
 export interface TransitionResult {
@@ -26,6 +28,8 @@ export interface NewTask {
    */
   runAt?: Date | null;
   delayMs?: number | null;
+  /** Where a completion webhook goes when the task ends (checked by the caller: CallbackUrlPolicy). */
+  callbackUrl?: string | null;
 }
 
 /** A task of `createMany`: its id chosen by the caller, who it was created by, and whether it is queued at once. */
@@ -181,9 +185,10 @@ export class TaskStateMachine {
   ): Promise<CreateResult> {
     const sql = `
       WITH ins AS (
-        INSERT INTO tasks (owner, type, payload, status, max_attempts, timeout_ms, priority, idempotency_key, request_hash, run_at, traceparent)
+        INSERT INTO tasks (owner, type, payload, status, max_attempts, timeout_ms, priority, idempotency_key, request_hash, run_at,
+                           traceparent, callback_url)
         VALUES ($1, $2, $3, ${startStatusSql('$4::boolean', runAtSql('$12', '$13'))}, $5, $6, $7, $8, $9, ${runAtSql('$12', '$13')},
-                ${scheduledTraceparentSql(startStatusSql('$4::boolean', runAtSql('$12', '$13')), '$11::text')})
+                ${scheduledTraceparentSql(startStatusSql('$4::boolean', runAtSql('$12', '$13')), '$11::text')}, $14)
         ON CONFLICT (owner, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
         RETURNING *),
       ev AS (
@@ -209,6 +214,7 @@ export class TaskStateMachine {
       opts.traceparent ?? null,
       input.runAt ?? null,
       input.delayMs ?? null,
+      input.callbackUrl ?? null,
     ];
     // A concurrent insert of the same key commits after this statement's snapshot was taken:
     // ON CONFLICT then skips, and the row is visible only to the next statement.
@@ -244,17 +250,18 @@ export class TaskStateMachine {
       delay_ms: t.delayMs ?? null,
       actor: t.actor,
       traceparent: t.traceparent ?? null,
+      callback_url: t.callbackUrl ?? null,
     }));
     const rows = await this.rows(
       `WITH input AS (
          SELECT * FROM jsonb_to_recordset($1::jsonb)
            AS x(id uuid, owner text, type text, payload jsonb, max_attempts int, timeout_ms int, priority smallint, start boolean,
-                run_at timestamptz, delay_ms bigint, actor text, traceparent text)),
+                run_at timestamptz, delay_ms bigint, actor text, traceparent text, callback_url text)),
        ins AS (
-         INSERT INTO tasks (id, owner, type, payload, status, max_attempts, timeout_ms, priority, run_at, traceparent)
+         INSERT INTO tasks (id, owner, type, payload, status, max_attempts, timeout_ms, priority, run_at, traceparent, callback_url)
          SELECT id, owner, type, payload, ${startStatusSql('start', runAtSql('run_at', 'delay_ms'))}, max_attempts, timeout_ms,
                 priority, ${runAtSql('run_at', 'delay_ms')},
-                ${scheduledTraceparentSql(startStatusSql('start', runAtSql('run_at', 'delay_ms')), 'traceparent')}
+                ${scheduledTraceparentSql(startStatusSql('start', runAtSql('run_at', 'delay_ms')), 'traceparent')}, callback_url
            FROM input
          RETURNING *),
        ev AS (
@@ -375,10 +382,14 @@ export class TaskStateMachine {
     message: string | null,
     leaseMs: number,
   ): Promise<boolean> {
+    // The progress event is kept (task_progress) in the same statement: a resumed stream replays it.
     const rows = await this.rows(
-      `UPDATE tasks SET progress_percent = $5, progress_message = $6, updated_at = now(),
-              lease_expires_at = now() + $4 * interval '1 millisecond'
-        WHERE id = $1 AND status = 'running' AND attempt = $2 AND lease_owner = $3 RETURNING id`,
+      `WITH upd AS (
+         UPDATE tasks SET progress_percent = $5, progress_message = $6, updated_at = now(),
+                lease_expires_at = now() + $4 * interval '1 millisecond'
+          WHERE id = $1 AND status = 'running' AND attempt = $2 AND lease_owner = $3 RETURNING id, attempt, progress_percent, progress_message),
+       pe AS (${PROGRESS_EVENT_SQL})
+       SELECT id FROM upd`,
       [id, token, workerId, leaseMs, Math.max(0, Math.min(100, Math.round(percent))), message],
     );
     return rows.length === 1;
@@ -613,6 +624,7 @@ export class TaskStateMachine {
         SELECT upd.id, cur.status, upd.status, upd.attempt, $2, ${spec.eventError ?? 'NULL'}
           FROM upd JOIN cur ON cur.id = upd.id JOIN x ON x.id = upd.id)
       ${spec.enqueue ? `, ob AS (${enqueueWorkSql(`upd WHERE upd.status = 'queued'`)})` : ''}
+      ${isTerminal(spec.to) ? `, wh AS (${webhookDeliverySql('upd')})` : ''}
       ${
         spec.signalCancel
           ? `, sig AS (INSERT INTO outbox (exchange, routing_key, correlation_id, body)

@@ -18,9 +18,10 @@ import {
   hashApiKey,
   type Principal,
   type RateLimitDecision,
+  StreamTokens,
 } from '@tasksys/tasks';
 import type { ApiConfig } from '../api.config';
-import { type AuthenticatedRequest, REQUIRED_ROLE_KEY } from './auth.decorators';
+import { ACCEPTS_STREAM_TOKEN_KEY, type AuthenticatedRequest, REQUIRED_ROLE_KEY } from './auth.decorators';
 import { retryAfterSeconds } from './shared-throttler.storage';
 
 const BEARER = /^Bearer +([\x21-\x7e]{1,512})$/;
@@ -55,6 +56,7 @@ export class ApiKeyGuard implements CanActivate {
     private readonly keys: ApiKeyService,
     private readonly limiter: DistributedRateLimiter,
     config: ConfigService<ApiConfig, true>,
+    private readonly streamTokens: StreamTokens,
   ) {
     const adminKey = config.get('ADMIN_API_KEY', { infer: true });
     this.adminKeyHash = adminKey ? Buffer.from(hashApiKey(adminKey), 'hex') : null;
@@ -66,6 +68,20 @@ export class ApiKeyGuard implements CanActivate {
     if (this.reflector.getAllAndOverride<boolean>(PUBLIC_ROUTE_KEY, targets)) return true;
     const http = ctx.switchToHttp();
     const req = http.getRequest<Request & AuthenticatedRequest>();
+    const token = req.query?.['token'];
+    if (
+      !req.headers.authorization &&
+      typeof token === 'string' &&
+      this.reflector.getAllAndOverride<boolean>(ACCEPTS_STREAM_TOKEN_KEY, targets)
+    ) {
+      const principal = await this.streamTokens.verify(token, String(req.params['id'] ?? ''));
+      if (!principal) {
+        await this.spendAddressBudget(req, http.getResponse<Response>());
+        throw new UnauthorizedException('stream token invalid, expired or for another task');
+      }
+      req.principal = principal;
+      return true;
+    }
     const match = BEARER.exec(req.headers.authorization ?? '');
     if (!match) {
       await this.spendAddressBudget(req, http.getResponse<Response>());

@@ -6,6 +6,11 @@ export const REQUIRED_ROLE_KEY = 'tasksys:required-role';
 /** Restricts a route (or controller) to keys with this role; others get 403. */
 export const RequireRole = (role: ApiKeyRole) => SetMetadata(REQUIRED_ROLE_KEY, role);
 
+export const ACCEPTS_STREAM_TOKEN_KEY = 'tasksys:accepts-stream-token';
+
+/** The route also accepts `?token=` (a stream token of the `:id` task) in place of the Authorization header. */
+export const AcceptsStreamToken = () => SetMetadata(ACCEPTS_STREAM_TOKEN_KEY, true);
+
 export type AuthenticatedRequest = { principal?: Principal };
 
 /** The caller, as authenticated by ApiKeyGuard. */

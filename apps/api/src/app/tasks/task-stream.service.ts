@@ -1,22 +1,47 @@
 import { type BeforeApplicationShutdown, Inject, Injectable, type MessageEvent } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { Observable, type Subscriber } from 'rxjs';
-import { isTerminal, type Task, TaskQueries, type TaskStatus, type TaskUpdate, TaskUpdateFeed } from '@tasksys/tasks';
+import {
+  isTerminal,
+  type Task,
+  TaskEventLog,
+  type TaskEventSnapshot,
+  type TaskStreamEvent,
+  TaskUpdateFeed,
+} from '@tasksys/tasks';
 import type { ApiConfig } from '../api.config';
-import { toTaskView } from './task.views';
+import { type TaskView, toTaskView } from './task.views';
 
-interface Shown {
-  status: TaskStatus;
-  attempt: number;
-  percent: number;
-  message: string | null;
+/** Events read per statement while catching up; a longer backlog takes several reads, in order. */
+const BATCH = 500;
+
+/**
+ * A status event's view: the task as it is when the event is its latest; an older one (replayed to a
+ * client that resumed) shows that event's status, attempt, error and time over the task as it is now.
+ */
+function statusView(task: Task, e: Extract<TaskStreamEvent, { kind: 'status' }>, latest: boolean): TaskView {
+  const view = toTaskView(task);
+  if (latest) return view;
+  return {
+    ...view,
+    status: e.to,
+    attempt: e.attempt,
+    error: e.error,
+    result: e.to === 'succeeded' ? view.result : null,
+    updatedAt: e.at.toISOString(),
+    finishedAt: isTerminal(e.to) ? e.at.toISOString() : null,
+  };
 }
 
 /**
- * Live view of one task for Server-Sent Events. The first event is the current state; then
- * `status` (the whole task, on every state change) and `progress` ({percent, message}) as
- * PostgreSQL notifies them; the stream completes after a terminal status. Heartbeat comments
- * keep proxies from closing a quiet stream.
+ * Live view of one task for Server-Sent Events, resumable. Every event carries `id:`, the id of the
+ * task's event in the one order of its status (`task_events`) and progress (`task_progress`) events.
+ * Without Last-Event-ID the first event is the current state (`status`, id = the latest event's);
+ * with it, exactly the events after that id are replayed from the database. Then live ones: each
+ * notification (or a listener resync) reads the events after the last id sent, so nothing is
+ * repeated or missed, whatever was coalesced or lost on the way. Subscribe first, then read: nothing
+ * committed after the read can be missed. The stream completes after the terminal status event.
+ * Heartbeat comments keep proxies from closing a quiet stream.
  */
 @Injectable()
 export class TaskStreamService implements BeforeApplicationShutdown {
@@ -24,7 +49,7 @@ export class TaskStreamService implements BeforeApplicationShutdown {
   private readonly open = new Set<Subscriber<MessageEvent>>();
 
   constructor(
-    private readonly queries: TaskQueries,
+    private readonly log: TaskEventLog,
     private readonly feed: TaskUpdateFeed,
     @Inject(ConfigService) config: ConfigService<ApiConfig, true>,
   ) {
@@ -36,51 +61,67 @@ export class TaskStreamService implements BeforeApplicationShutdown {
     for (const sub of this.open) sub.complete();
   }
 
-  /** Call after checking the caller may see the task. */
-  stream(id: string): Observable<MessageEvent> {
+  /** Call after checking the caller may see the task. `lastEventId`: the client's Last-Event-ID (digits), if it resumes. */
+  stream(id: string, lastEventId?: string): Observable<MessageEvent> {
     return new Observable<MessageEvent>((sub) => {
       this.open.add(sub);
-      let shown: Shown | null = null;
-      // One step at a time, in arrival order: a status change re-reads the row before the next update is looked at.
-      let chain: Promise<void> = Promise.resolve();
-      const enqueue = (step: () => Promise<void> | void) => {
-        chain = chain.then(step).catch((err: unknown) => sub.error(err));
+      let last: string | null = lastEventId ?? null;
+      let reading = false;
+      let again = false;
+
+      const send = (snapshot: TaskEventSnapshot) => {
+        const { task, events } = snapshot;
+        if (!task) return sub.complete();
+        const latestStatus = [...events].reverse().find((e) => e.kind === 'status');
+        for (const e of events) {
+          if (sub.closed) return;
+          if (e.kind === 'progress')
+            sub.next({ type: 'progress', id: e.id, data: { id, percent: e.percent, message: e.message } });
+          else sub.next({ type: 'status', id: e.id, data: statusView(task, e, e === latestStatus) });
+          last = e.id;
+        }
+        // Everything up to the task's latest event was sent and it is terminal: nothing more will come.
+        if (isTerminal(task.status) && (snapshot.lastId === null || BigInt(last ?? '0') >= BigInt(snapshot.lastId)))
+          sub.complete();
       };
 
-      const showTask = (task: Task | null) => {
-        if (sub.closed || !task) return;
-        const next: Shown = {
-          status: task.status,
-          attempt: task.attempt,
-          percent: task.progressPercent,
-          message: task.progressMessage,
-        };
-        if (!shown || shown.status !== next.status || shown.attempt !== next.attempt) {
-          sub.next({ type: 'status', data: toTaskView(task) });
-        } else if (shown.percent !== next.percent || shown.message !== next.message) {
-          sub.next({ type: 'progress', data: { id, percent: next.percent, message: next.message } });
-        }
-        shown = next;
-        if (isTerminal(task.status)) sub.complete();
-      };
-      const reread = async () => showTask(await this.queries.findVisible(id, null));
-      const onUpdate = async (u: TaskUpdate) => {
-        if (sub.closed) return;
-        if (shown && u.status === shown.status && u.attempt === shown.attempt) {
-          // Same run: progress only. A notification older than what was read is skipped.
-          if (u.percent < shown.percent || (u.percent === shown.percent && u.message === shown.message)) return;
-          shown = { ...shown, percent: u.percent, message: u.message };
-          sub.next({ type: 'progress', data: { id, percent: u.percent, message: u.message } });
+      const catchUp = async () => {
+        if (last === null) {
+          const snapshot = await this.log.current(id);
+          if (sub.closed || !snapshot.task) return sub.complete();
+          last = snapshot.lastId ?? '0';
+          sub.next({ type: 'status', id: last, data: toTaskView(snapshot.task) });
+          if (isTerminal(snapshot.task.status)) sub.complete();
           return;
         }
-        await reread();
+        for (;;) {
+          const snapshot = await this.log.after(id, last, BATCH);
+          if (sub.closed) return;
+          send(snapshot);
+          if (snapshot.events.length < BATCH) return;
+        }
       };
 
-      // Subscribe first, then read: nothing committed after the read can be missed.
-      const feedSub = this.feed
-        .watch(id)
-        .subscribe((e) => enqueue(() => (e.kind === 'resync' ? reread() : onUpdate(e.update))));
-      enqueue(reread);
+      // One read at a time; notifications during a read make one more read after it.
+      const wake = () => {
+        if (reading) {
+          again = true;
+          return;
+        }
+        reading = true;
+        void catchUp()
+          .catch((err: unknown) => sub.error(err))
+          .finally(() => {
+            reading = false;
+            if (again && !sub.closed) {
+              again = false;
+              wake();
+            }
+          });
+      };
+
+      const feedSub = this.feed.watch(id).subscribe(() => wake());
+      wake();
       const heartbeat = setInterval(() => sub.next({ comment: 'heartbeat' }), this.heartbeatMs);
       return () => {
         this.open.delete(sub);

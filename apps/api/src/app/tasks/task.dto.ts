@@ -100,6 +100,19 @@ export class CreateTaskRequestDto {
   @Min(0)
   @Max(MAX_DELAY_MS)
   delayMs?: number;
+
+  @ApiPropertyOptional({
+    description:
+      'Where to POST the task (as GET /v1/tasks/:id shows it) when it ends, signed per Standard Webhooks with the ' +
+      'owner’s secret (POST /v1/webhooks/secret first). http or https, no credentials, at most 2048 characters; ' +
+      'hosts that are or resolve to loopback, private, link-local or metadata addresses are refused',
+    example: 'https://example.com/hooks/tasks',
+    maxLength: 2048,
+  })
+  @IsOptional()
+  @IsString()
+  @MaxLength(2048)
+  callbackUrl?: string;
 }
 
 export class CreateTaskBatchRequestDto {

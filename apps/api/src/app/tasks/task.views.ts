@@ -45,6 +45,13 @@ export class TaskView {
   runAt!: string | null;
   @ApiProperty({ format: 'date-time', nullable: true, type: String }) startedAt!: string | null;
   @ApiProperty({ format: 'date-time', nullable: true, type: String }) finishedAt!: string | null;
+  @ApiProperty({ type: String, nullable: true, description: 'Where the completion webhook goes; null: none' })
+  callbackUrl!: string | null;
+}
+
+export class StreamTokenView {
+  @ApiProperty({ description: 'Pass as `?token=` to GET /v1/tasks/:id/stream' }) token!: string;
+  @ApiProperty({ format: 'date-time' }) expiresAt!: string;
 }
 
 export class TaskPageView {
@@ -112,6 +119,7 @@ export function toTaskView(t: Task, served?: ReadonlySet<string>): TaskView {
     runAt: iso(t.runAt),
     startedAt: iso(t.startedAt),
     finishedAt: iso(t.finishedAt),
+    callbackUrl: t.callbackUrl ?? null,
   };
 }
 

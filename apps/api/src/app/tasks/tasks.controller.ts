@@ -24,6 +24,7 @@ import {
   ApiOperation,
   ApiPayloadTooLargeResponse,
   ApiProduces,
+  ApiQuery,
   ApiTags,
   ApiTooManyRequestsResponse,
   ApiUnauthorizedResponse,
@@ -31,13 +32,14 @@ import {
 import type { Request, Response } from 'express';
 import type { Observable } from 'rxjs';
 import { continueTrace } from '@tasksys/platform';
-import { type Principal, type Task, TaskQueries, TaskReports, WorkerFleetQuery } from '@tasksys/tasks';
-import { CurrentPrincipal } from '../auth/auth.decorators';
+import { type Principal, StreamTokens, type Task, TaskQueries, TaskReports, WorkerFleetQuery } from '@tasksys/tasks';
+import { AcceptsStreamToken, CurrentPrincipal } from '../auth/auth.decorators';
 import { RequestValidationError } from '../errors/request-validation.error';
 import { TaskStreamService } from './task-stream.service';
 import { CreateReportRequestDto, CreateTaskBatchRequestDto, CreateTaskRequestDto, ListTasksQueryDto } from './task.dto';
 import {
   ReportView,
+  StreamTokenView,
   TaskEventListView,
   TaskListView,
   TaskPageView,
@@ -62,6 +64,7 @@ export class TasksController {
     private readonly reports: TaskReports,
     private readonly streams: TaskStreamService,
     private readonly fleet: WorkerFleetQuery,
+    private readonly streamTokens: StreamTokens,
   ) {}
 
   /** Views of tasks, a queued one saying why it waits when no live worker serves its type. */
@@ -185,18 +188,51 @@ export class TasksController {
   }
 
   @Sse(':id/stream')
+  @AcceptsStreamToken()
   @ApiOperation({
-    summary: 'Live status and progress (Server-Sent Events)',
+    summary: 'Live status and progress (Server-Sent Events), resumable with Last-Event-ID',
     description:
-      'First event: `status` with the current task. Then `status` (the whole task) on each state change and `progress` ({id, percent, message}). ' +
-      'Closed after a terminal status. Comment lines (`: heartbeat`) keep idle connections open.',
+      'Every event has an `id:` that orders all of the task’s events. First event: `status` with the current task. Then `status` ' +
+      '(the whole task) on each state change and `progress` ({id, percent, message}). A client that reconnects with ' +
+      '`Last-Event-ID` gets exactly the events after that id (replayed from the database: none repeated, none missed), then live ones. ' +
+      'Closed after the terminal status. Comment lines (`: heartbeat`) keep idle connections open. Browsers (EventSource) pass ' +
+      '`?token=` from POST /v1/tasks/:id/stream-token instead of the Authorization header.',
+  })
+  @ApiHeader({ name: 'Last-Event-ID', required: false, description: 'The `id:` of the last event received' })
+  @ApiQuery({
+    name: 'token',
+    required: false,
+    description: 'A stream token of this task (POST /v1/tasks/:id/stream-token), instead of the Authorization header',
   })
   @ApiProduces('text/event-stream')
   @ApiOkResponse({ description: 'An event stream', schema: { type: 'string' } })
+  @ApiBadRequestResponse({ description: 'Last-Event-ID is not an event id' })
   @ApiNotFoundResponse()
-  async stream(@CurrentPrincipal() p: Principal, @Param('id', uuid) id: string): Promise<Observable<MessageEvent>> {
+  async stream(
+    @CurrentPrincipal() p: Principal,
+    @Param('id', uuid) id: string,
+    @Headers('last-event-id') lastEventId?: string,
+  ): Promise<Observable<MessageEvent>> {
+    if (lastEventId !== undefined && !/^\d{1,18}$/.test(lastEventId.trim()))
+      throw new RequestValidationError(
+        'Last-Event-ID',
+        'Last-Event-ID must be the id of an event of this stream (digits)',
+      );
     await this.tasks.get(p, id);
-    return this.streams.stream(id);
+    return this.streams.stream(id, lastEventId?.trim());
+  }
+
+  @Post(':id/stream-token')
+  @ApiOperation({
+    summary: 'A short-lived token that opens this task’s stream without the Authorization header (EventSource)',
+    description: 'Valid 5 minutes, for this task only, as `GET /v1/tasks/:id/stream?token=...`.',
+  })
+  @ApiCreatedResponse({ type: StreamTokenView })
+  @ApiNotFoundResponse()
+  async streamToken(@CurrentPrincipal() p: Principal, @Param('id', uuid) id: string): Promise<StreamTokenView> {
+    const task = await this.tasks.get(p, id);
+    const issued = await this.streamTokens.issue(task.id, p);
+    return { token: issued.token, expiresAt: issued.expiresAt.toISOString() };
   }
 
   @Post(':id/reports')

@@ -1,5 +1,8 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
+import { ConfigService } from '@nestjs/config';
 import {
+  CallbackUrlRefused,
+  checkCallbackUrl,
   CreateTaskBatchCommand,
   IdempotencyConflictError,
   InvalidTransitionError,
@@ -12,7 +15,9 @@ import {
   type TaskStatus,
   TaskTypeRegistry,
   type TaskTypeDefinition,
+  WebhookSecrets,
 } from '@tasksys/tasks';
+import type { ApiConfig } from '../api.config';
 import { actorOf, ownerScope } from '../auth/auth.decorators';
 import { RequestValidationError } from '../errors/request-validation.error';
 import { requestHash } from './request-hash';
@@ -40,6 +45,8 @@ export class TasksService {
     private readonly queries: TaskQueries,
     private readonly types: TaskTypeRegistry,
     private readonly batch: CreateTaskBatchCommand,
+    private readonly secrets: WebhookSecrets,
+    @Inject(ConfigService) private readonly config: ConfigService<ApiConfig, true>,
   ) {}
 
   /** 201 when created; 200 (created false) when the same key and body were seen before; 409 for the same key with another body. */
@@ -58,6 +65,7 @@ export class TasksService {
       );
     }
     const { start, ...fields } = this.toNewTask(p, dto, '');
+    await this.checkCallbacks(p, [dto], () => '');
     if (idempotencyKey === undefined) {
       // Nothing to look up first: concurrent submits share one insert statement.
       return {
@@ -76,10 +84,50 @@ export class TasksService {
 
   /** All or nothing: the first bad item (by index) fails the whole batch before anything is written. */
   async createBatch(p: Principal, items: CreateTaskRequestDto[], traceparent?: string): Promise<Task[]> {
-    return this.batch.execute(
-      items.map((dto, i) => this.toNewTask(p, dto, `tasks[${i}].`)),
-      { actor: actorOf(p), traceparent },
-    );
+    const tasks = items.map((dto, i) => this.toNewTask(p, dto, `tasks[${i}].`));
+    await this.checkCallbacks(p, items, (i) => `tasks[${i}].`);
+    return this.batch.execute(tasks, { actor: actorOf(p), traceparent });
+  }
+
+  /**
+   * Callback urls: syntax, and every address the host resolves to (unless WEBHOOK_ALLOW_PRIVATE); the
+   * owner must have a signing secret already, since deliveries signed with a secret nobody was shown
+   * could not be verified. A 400 naming `callbackUrl` (`tasks[i].callbackUrl` in a batch).
+   */
+  private async checkCallbacks(
+    p: Principal,
+    items: CreateTaskRequestDto[],
+    prefix: (index: number) => string,
+  ): Promise<void> {
+    const allowPrivate = this.config.get('WEBHOOK_ALLOW_PRIVATE', { infer: true });
+    const checks = new Map<string, Promise<string | null>>();
+    for (const url of new Set(items.map((d) => d.callbackUrl).filter((u): u is string => u !== undefined))) {
+      checks.set(
+        url,
+        checkCallbackUrl(url, allowPrivate).then(
+          () => null,
+          (err: unknown) => {
+            if (err instanceof CallbackUrlRefused) return err.message;
+            throw err;
+          },
+        ),
+      );
+    }
+    if (checks.size === 0) return;
+    const refusals = new Map<string, string | null>();
+    for (const [url, check] of checks) refusals.set(url, await check);
+    const first = items.findIndex((d) => d.callbackUrl !== undefined && refusals.get(d.callbackUrl) !== null);
+    if (first >= 0) {
+      const field = `${prefix(first)}callbackUrl`;
+      throw new RequestValidationError(field, `${field} ${refusals.get(items[first].callbackUrl!)}`);
+    }
+    if (!(await this.secrets.hasSecret(p.owner))) {
+      const field = `${prefix(items.findIndex((d) => d.callbackUrl !== undefined))}callbackUrl`;
+      throw new RequestValidationError(
+        field,
+        `${field}: owner ${p.owner} has no webhook signing secret yet; create one with POST /v1/webhooks/secret`,
+      );
+    }
   }
 
   async get(p: Principal, id: string): Promise<Task> {
@@ -113,6 +161,7 @@ export class TasksService {
       timeoutMs: dto.timeoutMs ?? definition.timeoutMs,
       priority: dto.priority ?? 0,
       start: dto.start ?? true,
+      callbackUrl: dto.callbackUrl ?? null,
       ...this.dueTime(dto, prefix),
     };
   }

@@ -4,6 +4,11 @@ import { ConfigurableModuleBuilder, type DynamicModule, Module } from '@nestjs/c
 import { LoggerModule, type Params } from 'nestjs-pino';
 import { z } from 'zod';
 
+/** @internal A request url for the log, with the value of a `token` query parameter masked. */
+export function redactUrl(url: string | undefined): string | undefined {
+  return url?.replace(/([?&]token=)[^&#]*/gi, '$1[redacted]');
+}
+
 export const loggingConfigSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -49,12 +54,13 @@ function pinoParams({ level, quietPaths = [] }: LoggingOptions): Params {
         return id;
       },
       // pino-http binds `req` to a child logger on every request, logged or not: keep that
-      // cheap. No headers, so no credential can reach a log and nothing needs redacting.
+      // cheap. No headers, so no credential can reach a log; the one credential a url may carry, a
+      // stream token (`?token=`, for EventSource), is masked.
       serializers: {
         req: (req: { id?: unknown; method?: string; url?: string }) => ({
           id: req.id,
           method: req.method,
-          url: req.url,
+          url: redactUrl(req.url),
         }),
         res: (res: { statusCode?: number }) => ({ statusCode: res.statusCode }),
       },

@@ -37,4 +37,6 @@ export class Task {
   @Column('timestamptz', { name: 'updated_at' }) updatedAt!: Date;
   @Column('timestamptz', { name: 'started_at', nullable: true }) startedAt!: Date | null;
   @Column('timestamptz', { name: 'finished_at', nullable: true }) finishedAt!: Date | null;
+  /** Where the completion webhook goes (libs/tasks/src/lib/webhooks/); null: none. */
+  @Column('text', { name: 'callback_url', nullable: true }) callbackUrl!: string | null;
 }

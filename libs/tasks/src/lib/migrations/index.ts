@@ -3,6 +3,8 @@ import { LeanTaskIndexes1763800000000 } from './1763800000000-lean-task-indexes'
 import { RateLimitCounters1763900000000 } from './1763900000000-rate-limit-counters';
 import { RoutingByType1764000000000 } from './1764000000000-routing-by-type';
 import { ScheduledTasks1764100000000 } from './1764100000000-scheduled-tasks';
+import { Webhooks1764500000000 } from './1764500000000-webhooks';
+import { ResumableStream1764500000001 } from './1764500000001-resumable-stream';
 import { ScheduledTraceparent1764600000000 } from './1764600000000-scheduled-traceparent';
 
 /** @internal Append-only: add new migrations at the end, never edit a released one. */
@@ -12,5 +14,7 @@ export const TASKS_MIGRATIONS = [
   RateLimitCounters1763900000000,
   RoutingByType1764000000000,
   ScheduledTasks1764100000000,
+  Webhooks1764500000000,
+  ResumableStream1764500000001,
   ScheduledTraceparent1764600000000,
 ];

@@ -7,6 +7,8 @@ const ALL = [
   'RateLimitCounters1763900000000',
   'RoutingByType1764000000000',
   'ScheduledTasks1764100000000',
+  'Webhooks1764500000000',
+  'ResumableStream1764500000001',
   'ScheduledTraceparent1764600000000',
 ];
 
@@ -36,9 +38,14 @@ describe('migrations', () => {
       'migrations',
       'outbox',
       'rate_limit_counters',
+      'stream_token_keys',
       'task_events',
+      'task_progress',
       'task_reports',
       'tasks',
+      'webhook_attempts',
+      'webhook_deliveries',
+      'webhook_secrets',
       'workers',
     ]);
 

@@ -1,6 +1,8 @@
 import { Module } from '@nestjs/common';
 import { ApiKeyService } from '../auth/api-key.service';
 import { CreateTaskBatchCommand } from '../commands/create-task-batch.command';
+import { StreamTokens } from '../stream/stream-tokens.service';
+import { TaskEventLog } from '../stream/task-event-log';
 import { TaskReports } from './task-reports';
 import { TaskUpdateFeed } from './task-update.feed';
 import { TaskQueries } from './task.queries';
@@ -11,7 +13,23 @@ import { TaskQueries } from './task.queries';
  * TaskStoreMetrics is separate: add it where MetricsModule is imported.
  */
 @Module({
-  providers: [TaskQueries, TaskReports, TaskUpdateFeed, ApiKeyService, CreateTaskBatchCommand],
-  exports: [TaskQueries, TaskReports, TaskUpdateFeed, ApiKeyService, CreateTaskBatchCommand],
+  providers: [
+    TaskQueries,
+    TaskReports,
+    TaskUpdateFeed,
+    ApiKeyService,
+    CreateTaskBatchCommand,
+    TaskEventLog,
+    StreamTokens,
+  ],
+  exports: [
+    TaskQueries,
+    TaskReports,
+    TaskUpdateFeed,
+    ApiKeyService,
+    CreateTaskBatchCommand,
+    TaskEventLog,
+    StreamTokens,
+  ],
 })
 export class TaskQueriesModule {}
