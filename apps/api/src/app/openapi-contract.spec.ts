@@ -77,6 +77,18 @@ describe('the OpenAPI document as a contract', () => {
     expect(headers).toEqual([expect.objectContaining({ name: 'Idempotency-Key', required: false })]);
   });
 
+  it('lists no header twice on any route (a @Headers() parameter beside an @ApiHeader declares it again)', () => {
+    const twice: string[] = [];
+    for (const [path, item] of Object.entries(document.paths))
+      for (const [method, op] of Object.entries(item ?? {})) {
+        const names = ((op as { parameters?: { in?: string; name?: string }[] }).parameters ?? [])
+          .filter((p) => p.in === 'header')
+          .map((p) => String(p.name).toLowerCase());
+        for (const n of new Set(names.filter((n, i) => names.indexOf(n) !== i))) twice.push(`${method} ${path}: ${n}`);
+      }
+    expect(twice).toEqual([]);
+  });
+
   it('names a server and declares security on every route, empty on the public ones', () => {
     expect(document.servers?.length).toBeGreaterThan(0);
     for (const path of ['/health/live', '/health/ready', '/metrics'])

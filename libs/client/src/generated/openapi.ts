@@ -132,12 +132,32 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Live status and progress (Server-Sent Events)
-         * @description First event: `status` with the current task. Then `status` (the whole task) on each state change and `progress` ({id, percent, message}). Closed after a terminal status. Comment lines (`: heartbeat`) keep idle connections open.
+         * Live status and progress (Server-Sent Events), resumable with Last-Event-ID
+         * @description Every event has an `id:` that orders all of the task’s events. First event: `status` with the current task. Then `status` (the whole task) on each state change and `progress` ({id, percent, message}). A client that reconnects with `Last-Event-ID` gets exactly the events after that id (replayed from the database: none repeated, none missed), then live ones. Closed after the terminal status. Comment lines (`: heartbeat`) keep idle connections open. Browsers (EventSource) pass `?token=` from POST /v1/tasks/:id/stream-token instead of the Authorization header.
          */
         get: operations["TasksController_stream"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tasks/{id}/stream-token": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A short-lived token that opens this task’s stream without the Authorization header (EventSource)
+         * @description Valid 5 minutes, for this task only, as `GET /v1/tasks/:id/stream?token=...`.
+         */
+        post: operations["TasksController_streamToken"];
         delete?: never;
         options?: never;
         head?: never;
@@ -326,6 +346,60 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/webhooks/secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create or rotate your webhook signing secret (returned once)
+         * @description The previous secret keeps signing for 24 h: meanwhile every delivery carries two `v1,` signatures, one per secret.
+         */
+        post: operations["WebhooksController_rotate"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/tasks/{id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The completion webhooks of a task and every attempt of each */
+        get: operations["WebhooksController_forTask"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhooks/failing-endpoints": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Callback urls whose last attempts failed in the last 24 h, worst first (yours; admins: everyone’s) */
+        get: operations["WebhooksController_failing"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/metrics": {
         parameters: {
             query?: never;
@@ -426,6 +500,8 @@ export interface components {
             startedAt: string | null;
             /** Format: date-time */
             finishedAt: string | null;
+            /** @description Where the completion webhook goes; null: none */
+            callbackUrl: string | null;
         };
         CreateTaskBatchRequestDto: {
             tasks: components["schemas"]["CreateTaskRequest"][];
@@ -453,6 +529,12 @@ export interface components {
         };
         TaskEventListView: {
             items: components["schemas"]["TaskEventItemView"][];
+        };
+        StreamTokenView: {
+            /** @description Pass as `?token=` to GET /v1/tasks/:id/stream */
+            token: string;
+            /** Format: date-time */
+            expiresAt: string;
         };
         CreateReportRequestDto: {
             /** @description What went wrong, in the user’s words */
@@ -625,6 +707,69 @@ export interface components {
             queued: number;
             total: number;
         };
+        WebhookSecretView: {
+            /**
+             * @description The new signing secret, `whsec_` + base64: shown once. Verify deliveries with it (Standard Webhooks)
+             * @example whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+             */
+            secret: string;
+            /**
+             * Format: date-time
+             * @description Until then deliveries are signed under the previous secret too; null when there was none
+             */
+            previousExpiresAt: string | null;
+        };
+        WebhookAttemptItemView: {
+            attempt: number;
+            /** Format: date-time */
+            at: string;
+            durationMs: number;
+            /** @description The receiver’s answer; null when none came */
+            statusCode: number | null;
+            /** @description e.g. `HTTP 500`, `timeout after 10000 ms` */
+            error: string | null;
+        };
+        WebhookDeliveryItemView: {
+            /**
+             * Format: uuid
+             * @description The `webhook-id` header of every attempt
+             */
+            id: string;
+            /** Format: uuid */
+            taskId: string;
+            url: string;
+            /** @example task.succeeded */
+            eventType: string;
+            /** @enum {string} */
+            status: "pending" | "succeeded" | "failed";
+            attempts: components["schemas"]["WebhookAttemptItemView"][];
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            nextAttemptAt: string | null;
+            /** Format: date-time */
+            finishedAt: string | null;
+        };
+        WebhookDeliveryListView: {
+            items: components["schemas"]["WebhookDeliveryItemView"][];
+        };
+        FailingEndpointView: {
+            owner: string;
+            url: string;
+            /** @description Deliveries whose last attempt failed (pending + failed) */
+            failingDeliveries: number;
+            /** @description Still being retried */
+            pending: number;
+            /** @description Given up after the retry period */
+            failed: number;
+            /** Format: date-time */
+            lastAttemptAt: string;
+            lastError: string | null;
+            lastStatusCode: number | null;
+        };
+        FailingEndpointListView: {
+            items: components["schemas"]["FailingEndpointView"][];
+        };
         /** @description Sleeps `ms` in `steps` progress reports; fails its first `failTimes` attempts; `fatal` fails without retry. */
         DemoSleepPayload: {
             ms: number;
@@ -665,6 +810,11 @@ export interface components {
              * @example 60000
              */
             delayMs?: number;
+            /**
+             * @description Where to POST the task (as GET /v1/tasks/:id shows it) when it ends, signed per Standard Webhooks with the owner’s secret (POST /v1/webhooks/secret first). http or https, no credentials, at most 2048 characters; hosts that are or resolve to loopback, private, link-local or metadata addresses are refused
+             * @example https://example.com/hooks/tasks
+             */
+            callbackUrl?: string;
         };
         /** @description Exits the worker process mid-run (fault injection; needs DEMO_ALLOW_CRASH=1). */
         DemoCrashPayload: {
@@ -703,6 +853,11 @@ export interface components {
              * @example 60000
              */
             delayMs?: number;
+            /**
+             * @description Where to POST the task (as GET /v1/tasks/:id shows it) when it ends, signed per Standard Webhooks with the owner’s secret (POST /v1/webhooks/secret first). http or https, no credentials, at most 2048 characters; hosts that are or resolve to loopback, private, link-local or metadata addresses are refused
+             * @example https://example.com/hooks/tasks
+             */
+            callbackUrl?: string;
         };
         /** @description Runs a read-only query against SQL_TARGET_URL with a statement timeout and a row cap. */
         SqlQueryPayload: {
@@ -744,6 +899,11 @@ export interface components {
              * @example 60000
              */
             delayMs?: number;
+            /**
+             * @description Where to POST the task (as GET /v1/tasks/:id shows it) when it ends, signed per Standard Webhooks with the owner’s secret (POST /v1/webhooks/secret first). http or https, no credentials, at most 2048 characters; hosts that are or resolve to loopback, private, link-local or metadata addresses are refused
+             * @example https://example.com/hooks/tasks
+             */
+            callbackUrl?: string;
         };
         CreateTaskRequest: components["schemas"]["DemoSleepTaskRequest"] | components["schemas"]["DemoCrashTaskRequest"] | components["schemas"]["SqlQueryTaskRequest"];
     };
@@ -1141,8 +1301,14 @@ export interface operations {
     };
     TasksController_stream: {
         parameters: {
-            query?: never;
-            header?: never;
+            query?: {
+                /** @description A stream token of this task (POST /v1/tasks/:id/stream-token), instead of the Authorization header */
+                token?: unknown;
+            };
+            header?: {
+                /** @description The `id:` of the last event received */
+                "Last-Event-ID"?: string;
+            };
             path: {
                 id: string;
             };
@@ -1157,6 +1323,54 @@ export interface operations {
                 };
                 content: {
                     "text/event-stream": string;
+                };
+            };
+            /** @description Last-Event-ID is not an event id */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing, unknown or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Rate limit of this key exceeded; see Retry-After (seconds) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    TasksController_streamToken: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StreamTokenView"];
                 };
             };
             /** @description Missing, unknown or revoked API key */
@@ -1577,6 +1791,117 @@ export interface operations {
             };
             /** @description Not an admin key */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    WebhooksController_rotate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The new secret (shown once) */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookSecretView"];
+                };
+            };
+            /** @description Missing, unknown or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Rate limit of this key exceeded; see Retry-After (seconds) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    WebhooksController_forTask: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookDeliveryListView"];
+                };
+            };
+            /** @description Missing, unknown or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No such task, or not yours */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Rate limit of this key exceeded; see Retry-After (seconds) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    WebhooksController_failing: {
+        parameters: {
+            query?: {
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FailingEndpointListView"];
+                };
+            };
+            /** @description Missing, unknown or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Rate limit of this key exceeded; see Retry-After (seconds) */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -211,8 +211,10 @@ export class TasksController {
   async stream(
     @CurrentPrincipal() p: Principal,
     @Param('id', uuid) id: string,
-    @Headers('last-event-id') lastEventId?: string,
+    @Req() req: Request,
   ): Promise<Observable<MessageEvent>> {
+    // Read from the request, not @Headers(): the header is declared once, by @ApiHeader above.
+    const lastEventId = req.header('last-event-id');
     if (lastEventId !== undefined && !/^\d{1,18}$/.test(lastEventId.trim()))
       throw new RequestValidationError(
         'Last-Event-ID',
