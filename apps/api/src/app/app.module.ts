@@ -33,6 +33,7 @@ import {
 } from '@tasksys/tasks';
 import { AdminController } from './admin/admin.controller';
 import { AdminMetrics } from './admin/admin.metrics';
+import { OwnerLimitsController } from './admin/owner-limits.controller';
 import { type ApiConfig, apiConfigSchema } from './api.config';
 import { ApiKeyThrottlerGuard } from './auth/api-key-throttler.guard';
 import { ApiKeyGuard } from './auth/api-key.guard';
@@ -109,7 +110,7 @@ export class AppModule implements NestModule {
           }),
         }),
       ],
-      controllers: [TasksController, AdminController],
+      controllers: [TasksController, AdminController, OwnerLimitsController],
       providers: [
         {
           provide: TaskTypeRegistry,

@@ -7,6 +7,7 @@ const ALL = [
   'RateLimitCounters1763900000000',
   'RoutingByType1764000000000',
   'ScheduledTasks1764100000000',
+  'OwnerLimits1764300000000',
 ];
 
 describe('migrations', () => {
@@ -34,6 +35,7 @@ describe('migrations', () => {
       'api_keys',
       'migrations',
       'outbox',
+      'owner_limits',
       'rate_limit_counters',
       'task_events',
       'task_reports',
@@ -63,6 +65,7 @@ describe('migrations', () => {
     );
     expect(indexes.map((r: { indexname: string }) => r.indexname)).toEqual([
       'tasks_active_status',
+      'tasks_held',
       'tasks_owner_created',
       'tasks_owner_idempotency_key',
       'tasks_owner_idempotency_key_set',
