@@ -3,8 +3,8 @@ import { DataSource, type EntityManager } from 'typeorm';
 import { cancelMessageSql, taskMessageSql } from '@tasksys/messaging';
 import { Task, type TaskError } from './entities';
 import { preparedQuery } from './prepared-query';
-import { OwnerQueueFullError } from './task.errors';
 import type { TaskStatus } from './task-status';
+import { OwnerQueueFullError } from './task.errors';
 
 /** What a transition did: `applied` false means "not allowed from the current state"; `task` is then the row as it is (null: no such task). */
 export interface TransitionResult {
@@ -302,7 +302,11 @@ export class TaskStateMachine {
       const rows = await this.rows(sql, params, manager);
       const refusal = rows.find((r) => r['applied'] === null);
       if (refusal && rows.length === 1)
-        throw new OwnerQueueFullError(input.owner, Number(refusal['limit_max_queued']), Number(refusal['limit_queued']));
+        throw new OwnerQueueFullError(
+          input.owner,
+          Number(refusal['limit_max_queued']),
+          Number(refusal['limit_queued']),
+        );
       if (rows.length > 0) {
         const created = rows[0]['applied'] === true;
         const task = this.hydrate(rows[0]);

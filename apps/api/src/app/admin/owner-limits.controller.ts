@@ -60,7 +60,8 @@ export class OwnerLimitsController {
   @ApiParam({ name: 'owner', description: 'The owner, as its API keys name it' })
   @ApiOkResponse({ type: OwnerLimitsUpdateView })
   @ApiBadRequestResponse({
-    description: 'maxRunning or maxQueued not an integer from 1 up (or null), or a bad owner; the message names the field',
+    description:
+      'maxRunning or maxQueued not an integer from 1 up (or null), or a bad owner; the message names the field',
   })
   async put(@Param('owner') owner: string, @Body() dto: OwnerLimitsRequestDto): Promise<OwnerLimitsUpdateView> {
     const { limits, woken } = await this.limits.set(ownerParam(owner), {

@@ -116,7 +116,8 @@ export class ApiExceptionFilter implements ExceptionFilter {
     if (body.statusCode === 503) res.setHeader('Retry-After', '1');
     // An error that knows when to come back (an owner at its maxQueued) says so.
     const retryAfter = (exception as { retryAfterSeconds?: unknown })?.retryAfterSeconds;
-    if (exception instanceof AppError && typeof retryAfter === 'number') res.setHeader('Retry-After', String(retryAfter));
+    if (exception instanceof AppError && typeof retryAfter === 'number')
+      res.setHeader('Retry-After', String(retryAfter));
     if (res.headersSent) {
       // An SSE stream that failed after it started: end it; the client reconnects.
       res.end();

@@ -78,10 +78,9 @@ export class OwnerLimitsService {
         ],
       );
       // No limit left: no row, so claims and submits of this owner skip the quota checks altogether.
-      await manager.query(
-        `DELETE FROM owner_limits WHERE owner = $1 AND max_running IS NULL AND max_queued IS NULL`,
-        [owner],
-      );
+      await manager.query(`DELETE FROM owner_limits WHERE owner = $1 AND max_running IS NULL AND max_queued IS NULL`, [
+        owner,
+      ]);
       return this.sm.wakeHeld(owner, manager);
     });
     return { limits: await this.get(owner), woken: woken.length };
