@@ -637,6 +637,7 @@ describe('task HTTP API (real api over HTTP, real PostgreSQL and RabbitMQ)', () 
         'GET /health/ready',
         'GET /metrics',
         'GET /v1/admin/dead-letters',
+        'GET /v1/admin/owners/:owner/limits',
         'GET /v1/admin/queues',
         'GET /v1/admin/reports',
         'GET /v1/admin/unrouted',
@@ -655,6 +656,7 @@ describe('task HTTP API (real api over HTTP, real PostgreSQL and RabbitMQ)', () 
         'POST /v1/tasks/:id/retry',
         'POST /v1/tasks/:id/start',
         'POST /v1/tasks/batch',
+        'PUT /v1/admin/owners/:owner/limits',
       ]);
       expect(served.filter((r: string) => !documented.has(r))).toEqual([]);
       expect(doc.body.components.securitySchemes).toHaveProperty('bearer');
