@@ -149,9 +149,9 @@ export const NEXT_DUE_SQL = `SELECT extract(epoch FROM min(d.run_at) - clock_tim
   HAVING min(d.run_at) IS NOT NULL`;
 
 /**
- * Owner quotas (docs/ARCHITECTURE.md, "Owner quotas"). A woken or just-submitted task that has not
- * been claimed yet takes its owner's free room first for this long; after it, it counts no more (a
- * task of a type no worker serves must not block its owner's room for ever).
+ * Owner quotas (docs/ARCHITECTURE.md, "Owner quotas"). A woken task that has not been claimed yet
+ * takes its owner's free room first for this long; after it, it counts no more (its message may be
+ * lost: the queued sweep re-sends it, and the room must not stay blocked meanwhile).
  */
 const PENDING_CLAIM_WINDOW_MS = 60_000;
 /** Most held tasks one statement wakes when a limit is removed or the sweeper finds room (the rest on the next). */

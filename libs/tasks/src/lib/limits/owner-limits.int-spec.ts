@@ -197,6 +197,26 @@ describe('owner quotas (real PostgreSQL)', () => {
     expect(wokenOrder[0]).toBe(high.id);
   });
 
+  it('a freed slot wakes the oldest held task even while newer submits wait for a claim: held ones do not starve', async () => {
+    const who = nextOwner();
+    await limits.set(who, { maxRunning: 1 });
+    const [a, b] = await submit(who, 2);
+    expect((await sm.claim(a.id, 'w0', LEASE)).applied).toBe(true);
+    expect((await sm.claim(b.id, 'w0', LEASE)).applied).toBe(false);
+    const [c] = await submit(who, 1, 0);
+    expect((await sm.claim(c.id, 'w0', LEASE)).applied).toBe(false);
+    expect(await heldIds(who)).toEqual([b.id, c.id].sort());
+    // A steady stream: a new task, its message on the way, is there when the slot frees.
+    await submit(who, 1);
+    const run = (await sm.find(a.id))!;
+    await sm.succeed(a.id, run.attempt, 1, 'w0');
+    expect(await heldIds(who)).toEqual([c.id]);
+    expect(await messagesOf([b.id])).toBe(2);
+    // Woken but not claimed yet, b takes the room: the safety net wakes nobody else.
+    expect(await sm.wakeStrandedHeld(100)).toEqual([]);
+    expect(await heldIds(who)).toEqual([c.id]);
+  });
+
   it('a cancelled held task is gone from the held ones and wakes nobody; a held task stays out of the lost-message sweeps', async () => {
     const who = nextOwner();
     await limits.set(who, { maxRunning: 1 });

@@ -44,8 +44,10 @@ export class OwnerLimits1764300000000 implements MigrationInterface {
 
     // Wakes up to p_max held tasks of an owner (priority, then age), as many as it has room for: its
     // limit minus its runs (but p_exclude, the runs ending in the calling statement) minus the tasks
-    // woken or submitted within p_window_ms that have not been claimed yet (they take the room first).
-    // No limit left: up to p_max. Returns what it woke, for the caller's outbox rows.
+    // woken within p_window_ms and not claimed yet (they take the room first; a woken task keeps its
+    // held_reason until claimed, which marks it). Fresh submits are not counted: they would starve the
+    // held ones under a steady stream. No limit left: up to p_max. Returns what it woke, for the
+    // caller's outbox rows.
     await q.query(`
       CREATE FUNCTION owner_wake_held(p_owner text, p_exclude uuid[], p_max int, p_window_ms bigint)
       RETURNS TABLE (id uuid, type text, priority smallint) LANGUAGE plpgsql VOLATILE AS $$
@@ -57,10 +59,11 @@ export class OwnerLimits1764300000000 implements MigrationInterface {
           room := p_max;
         ELSE
           SELECT m - count(*) FILTER (WHERE t.status = 'running')
-                   - count(*) FILTER (WHERE t.status = 'queued' AND t.held_since IS NULL
+                   - count(*) FILTER (WHERE t.status IN ('queued', 'retrying') AND t.held_since IS NULL
+                                        AND t.held_reason IS NOT NULL
                                         AND t.updated_at > now() - p_window_ms * interval '1 millisecond')
             INTO room
-            FROM tasks t WHERE t.owner = p_owner AND t.status IN ('running', 'queued') AND t.id <> ALL (p_exclude);
+            FROM tasks t WHERE t.owner = p_owner AND t.status IN ('running', 'queued', 'retrying') AND t.id <> ALL (p_exclude);
           room := least(room, p_max);
         END IF;
         IF room IS NULL OR room <= 0 THEN RETURN; END IF;
@@ -69,7 +72,7 @@ export class OwnerLimits1764300000000 implements MigrationInterface {
             SELECT t.id FROM tasks t
              WHERE t.owner = p_owner AND t.held_since IS NOT NULL AND t.status IN ('queued', 'retrying')
              ORDER BY t.priority DESC, t.created_at LIMIT room FOR UPDATE SKIP LOCKED)
-          UPDATE tasks t SET held_since = NULL, held_reason = NULL, updated_at = now()
+          UPDATE tasks t SET held_since = NULL, updated_at = now()
             FROM pick WHERE t.id = pick.id
           RETURNING t.id, t.type, t.priority;
       END $$`);
