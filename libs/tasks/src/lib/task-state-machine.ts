@@ -408,8 +408,8 @@ export class TaskStateMachine {
    * task-state-machine.int-spec.ts).
    */
   async promoteDue(types: readonly string[], limit: number, actor: string): Promise<PromotionResult> {
-    // Every statement with an outbox INSERT notifies the relays on commit, even one that inserts nothing:
-    // the promoter runs this only when `nextDueInMs` says something is due.
+    // An outbox INSERT notifies the relays on commit when it inserted rows (the owner-limits migration;
+    // before it, even an empty one did): the promoter runs this only when `nextDueInMs` says something is due.
     const rows = await this.rows(PROMOTE_DUE_SQL, [types, limit, actor]);
     const promoted: Task[] = [];
     for (const row of rows) {

@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Client } from 'pg';
 import { waitFor } from '@tasksys/testing';
 import { CreateTaskBatchCommand } from '../commands/create-task-batch.command';
 import type { Task } from '../entities';
@@ -273,6 +274,32 @@ describe('owner quotas (real PostgreSQL)', () => {
     const woken = await sm.wakeStrandedHeld(100);
     expect(woken).toHaveLength(1);
     expect(await heldIds(who)).toEqual([]);
+  });
+
+  it('a finish of an owner without limits notifies no relay (its wake-up insert is empty); a submit does', async () => {
+    const who = nextOwner();
+    const [x] = await submit(who, 1);
+    const claimed = await sm.claim(x.id, 'w0', LEASE);
+    const listener = new Client({ connectionString: t.config.DATABASE_URL });
+    await listener.connect();
+    try {
+      const channel = `${t.config.DATABASE_SCHEMA}.outbox`;
+      const heard: string[] = [];
+      listener.on('notification', (n) => heard.push(n.payload || 'outbox'));
+      await listener.query(`LISTEN "${channel}"`);
+      const marker = async (name: string) => {
+        await t.db.query(`SELECT pg_notify($1, $2)`, [channel, name]);
+        await waitFor(`the ${name} marker`, () => heard.includes(name), 10_000, 20);
+      };
+      await sm.succeed(x.id, claimed.task!.attempt, 1, 'w0');
+      // Notifications arrive in commit order: once the marker is here, the finish's would have been too.
+      await marker('after-finish');
+      await submit(who, 1);
+      await marker('after-submit');
+      expect(heard).toEqual(['after-finish', 'outbox', 'after-submit']);
+    } finally {
+      await listener.end();
+    }
   });
 
   it('owners without limits are never held', async () => {

@@ -77,6 +77,19 @@ export class OwnerLimits1764300000000 implements MigrationInterface {
           RETURNING t.id, t.type, t.priority;
       END $$`);
 
+    // Every statement that frees a running slot now carries an outbox INSERT for the tasks it wakes, which
+    // for owners without limits inserts nothing; a statement trigger fires all the same, and each would
+    // wake every relay for an empty poll. Notify only when rows were inserted.
+    await q.query(`
+      CREATE OR REPLACE FUNCTION outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF EXISTS (SELECT 1 FROM inserted) THEN PERFORM pg_notify(TG_TABLE_SCHEMA || '.outbox', ''); END IF;
+        RETURN NULL;
+      END $$`);
+    await q.query(`DROP TRIGGER outbox_notify ON outbox`);
+    await q.query(`CREATE TRIGGER outbox_notify AFTER INSERT ON outbox REFERENCING NEW TABLE AS inserted
+                   FOR EACH STATEMENT EXECUTE FUNCTION outbox_notify()`);
+
     // A limited owner's maxQueued and its non-terminal tasks, under its row lock until commit (no row: no maxQueued).
     await q.query(`
       CREATE FUNCTION owner_queue_count(p_owner text, OUT max_queued int, OUT queued int) LANGUAGE plpgsql VOLATILE AS $$
@@ -93,6 +106,16 @@ export class OwnerLimits1764300000000 implements MigrationInterface {
     await q.query(`INSERT INTO outbox (exchange, routing_key, correlation_id, body, headers, priority)
                    SELECT 'work', type, id::text, jsonb_build_object('v', 1, 'taskId', id, 'type', type), '{}'::jsonb, priority
                      FROM tasks WHERE held_since IS NOT NULL AND status IN ('queued', 'retrying')`);
+    await q.query(`DROP TRIGGER outbox_notify ON outbox`);
+    await q.query(`
+      CREATE OR REPLACE FUNCTION outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        PERFORM pg_notify(TG_TABLE_SCHEMA || '.outbox', '');
+        RETURN NULL;
+      END $$`);
+    await q.query(
+      `CREATE TRIGGER outbox_notify AFTER INSERT ON outbox FOR EACH STATEMENT EXECUTE FUNCTION outbox_notify()`,
+    );
     await q.query(`DROP FUNCTION owner_queue_count(text)`);
     await q.query(`DROP FUNCTION owner_wake_held(text, uuid[], int, bigint)`);
     await q.query(`DROP FUNCTION owner_run_room(text)`);
