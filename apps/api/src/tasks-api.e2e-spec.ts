@@ -639,6 +639,7 @@ describe('task HTTP API (real api over HTTP, real PostgreSQL and RabbitMQ)', () 
         'GET /health/ready',
         'GET /metrics',
         'GET /v1/admin/dead-letters',
+        'GET /v1/admin/owners/:owner/limits',
         'GET /v1/admin/queues',
         'GET /v1/admin/reports',
         'GET /v1/admin/unrouted',
@@ -661,6 +662,7 @@ describe('task HTTP API (real api over HTTP, real PostgreSQL and RabbitMQ)', () 
         'POST /v1/tasks/:id/stream-token',
         'POST /v1/tasks/batch',
         'POST /v1/webhooks/secret',
+        'PUT /v1/admin/owners/:owner/limits',
       ]);
       expect(served.filter((r: string) => !documented.has(r))).toEqual([]);
       expect(doc.body.components.securitySchemes).toHaveProperty('bearer');

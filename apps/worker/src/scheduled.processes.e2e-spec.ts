@@ -57,7 +57,7 @@ describe('delayed start (processes)', () => {
       delayMs: Math.round(minMs + ((maxMs - minMs) * i) / Math.max(1, n - 1)),
     }));
     const created = await sm.createMany(rows);
-    expect([...created.values()].every((x) => x.status === 'scheduled')).toBe(true);
+    expect([...created.values()].every((x) => 'status' in x && x.status === 'scheduled')).toBe(true);
     return rows.map((r) => r.id);
   }
 

@@ -15,12 +15,18 @@ export {
   type NewTask,
   type NewTaskRow,
   type PromotionResult,
+  type QueueLimitRefusal,
   TaskStateMachine,
   type TransitionResult,
 } from './lib/task-state-machine';
 
 // What the use cases refuse, with stable codes.
-export { IdempotencyConflictError, InvalidTransitionError, TaskNotFoundError } from './lib/task.errors';
+export {
+  IdempotencyConflictError,
+  InvalidTransitionError,
+  OwnerQueueFullError,
+  TaskNotFoundError,
+} from './lib/task.errors';
 export { InvalidCursorError, type Page } from './lib/queries/keyset-cursor';
 
 // Task types: payload schemas and defaults, shared by the api and the worker.
@@ -70,6 +76,9 @@ export {
   type RedriveDeadLettersOptions,
   type RedriveDeadLettersResult,
 } from './lib/admin/redrive-dead-letters.command';
+
+// Per-owner quotas: maxRunning (held at the claim) and maxQueued (refused at submit).
+export { type OwnerLimits, type OwnerLimitsChange, OwnerLimitsService } from './lib/limits/owner-limits.service';
 
 // Rate limits shared by every replica.
 export { RateLimitModule } from './lib/rate-limit/rate-limit.module';

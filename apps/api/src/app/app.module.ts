@@ -37,6 +37,7 @@ import {
 } from '@tasksys/tasks';
 import { AdminController } from './admin/admin.controller';
 import { AdminMetrics } from './admin/admin.metrics';
+import { OwnerLimitsController } from './admin/owner-limits.controller';
 import { type ApiConfig, apiConfigSchema } from './api.config';
 import { ApiKeyThrottlerGuard } from './auth/api-key-throttler.guard';
 import { ApiKeyGuard } from './auth/api-key.guard';
@@ -125,7 +126,7 @@ export class AppModule implements NestModule {
           }),
         }),
       ],
-      controllers: [TasksController, AdminController, WebhooksController],
+      controllers: [TasksController, AdminController, WebhooksController, OwnerLimitsController],
       providers: [
         {
           provide: TaskTypeRegistry,

@@ -489,8 +489,8 @@ describe('TaskStateMachine (real PostgreSQL)', () => {
         { ...base, id: ids[1], actor: 'a', runAt: new Date(Date.now() - 1000) },
         { ...base, id: ids[2], actor: 'a', runAt: new Date(Date.now() + 3_600_000) },
       ]);
-      expect(ids.map((id) => created.get(id)!.status)).toEqual(['scheduled', 'queued', 'scheduled']);
-      expect(created.get(ids[2])!.runAt!.getTime()).toBeGreaterThan(Date.now() + 3_500_000);
+      expect(ids.map((id) => (created.get(id) as Task).status)).toEqual(['scheduled', 'queued', 'scheduled']);
+      expect((created.get(ids[2]) as Task).runAt!.getTime()).toBeGreaterThan(Date.now() + 3_500_000);
       expect(await outboxFor(ids[0])).toHaveLength(0);
       expect(await outboxFor(ids[1])).toHaveLength(1);
     });

@@ -5,6 +5,7 @@ import { Task, type TaskError } from './entities';
 import { preparedQuery } from './prepared-query';
 import { PROGRESS_EVENT_SQL } from './stream/progress-event.sql';
 import { isTerminal, type TaskStatus } from './task-status';
+import { OwnerQueueFullError } from './task.errors';
 import { webhookDeliverySql } from './webhooks/webhook-delivery.sql';
 
 /** What a transition did: `applied` false means "not allowed from the current state"; `task` is then the row as it is (null: no such task). */
@@ -38,6 +39,8 @@ export type NewTaskRow = Omit<NewTask, 'idempotencyKey' | 'requestHash'> & {
   start: boolean;
   actor: string;
   traceparent?: string | null;
+  /** Rows of one group pass an owner's maxQueued together or not at all (a batch request); default: the row alone. */
+  group?: string;
 };
 
 export interface CreateResult {
@@ -66,6 +69,10 @@ interface TransitionSpec {
   signalCancel?: boolean;
   /** SQL choosing the new state from `cur` instead of `to` (a start goes to `scheduled` or `queued`). */
   toSql?: string;
+  /** A claim: hold back (park) what would take a limited owner past maxRunning ("Owner quotas" below). */
+  ownerLimits?: boolean;
+  /** Frees running slots: wake the next held tasks of their limited owners, with their outbox rows. */
+  wakeHeld?: boolean;
 }
 
 /** What one promotion round did: the tasks it queued and how long until the next one of those types is due. */
@@ -73,6 +80,14 @@ export interface PromotionResult {
   promoted: Task[];
   /** By the database's clock; null when no task of those types is scheduled. */
   nextDueInMs: number | null;
+}
+
+/** A submit refused because its owner is at maxQueued: the limit and the non-terminal tasks it already has. */
+export interface QueueLimitRefusal {
+  refused: true;
+  owner: string;
+  maxQueued: number;
+  queued: number;
 }
 
 /** One task's inputs to a batched transition. */
@@ -146,6 +161,75 @@ export const NEXT_DUE_SQL = `SELECT extract(epoch FROM min(d.run_at) - clock_tim
   HAVING min(d.run_at) IS NOT NULL`;
 
 /**
+ * Owner quotas (docs/ARCHITECTURE.md, "Owner quotas"). A woken task that has not been claimed yet
+ * takes its owner's free room first for this long; after it, it counts no more (its message may be
+ * lost: the queued sweep re-sends it, and the room must not stay blocked meanwhile).
+ */
+const PENDING_CLAIM_WINDOW_MS = 60_000;
+/** Most held tasks one statement wakes when a limit is removed or the sweeper finds room (the rest on the next). */
+export const WAKE_BATCH = 1000;
+
+/** The one SQL test that an owner has a maxRunning: a primary-key probe of a small table, false for most owners. */
+const HAS_MAX_RUNNING = (owner: string) =>
+  `EXISTS (SELECT 1 FROM owner_limits l WHERE l.owner = ${owner} AND l.max_running IS NOT NULL)`;
+
+/**
+ * @internal Wakes held tasks: `freed` is a relation of (owner, ids, n), one row per owner in owner
+ * order (the wake function locks owner rows: always in the same order, so wakers never deadlock);
+ * `woken` are the tasks set free, `wob` their work messages.
+ */
+function wakeHeldSql(freed: string): string {
+  return `woken AS (
+      SELECT w.* FROM ${freed} f CROSS JOIN LATERAL owner_wake_held(f.owner, f.ids, f.n, ${PENDING_CLAIM_WINDOW_MS}) w),
+    wob AS (${enqueueWorkSql('woken upd')})`;
+}
+
+/**
+ * @internal maxQueued at submit, over createMany's `input` (owner, grp, ord): `lim` counts each limited
+ * owner's non-terminal tasks under its row lock (owner_queue_count, in owner order, so two submits
+ * cannot both take the last room); `refused` the groups that would pass it, in input order (a batch is
+ * one group: all of it or none).
+ */
+const QUEUE_LIMIT_SQL = `lim AS (
+         SELECT o.owner, q.max_queued, q.queued
+           FROM (SELECT DISTINCT input.owner FROM input JOIN owner_limits l ON l.owner = input.owner
+                  WHERE l.max_queued IS NOT NULL ORDER BY input.owner) o
+           CROSS JOIN LATERAL owner_queue_count(o.owner) q WHERE q.max_queued IS NOT NULL),
+       refused AS (
+         SELECT g.owner, g.grp, lim.max_queued, lim.queued FROM (
+           SELECT owner, grp, sum(count(*)) OVER (PARTITION BY owner ORDER BY min(ord)) AS upto
+             FROM input WHERE owner IN (SELECT owner FROM lim) GROUP BY owner, grp) g
+           JOIN lim ON lim.owner = g.owner
+          WHERE lim.queued + g.upto > lim.max_queued)`;
+
+/**
+ * @internal The claim's hold-back, for the tasks `allowed` to be claimed that need a new run slot
+ * (queued or retrying; a takeover already has one): `lim` is each limited owner's room, counted under
+ * its row lock (owner_run_room, in owner order); `over` the tasks past it, after the ones that go
+ * first (priority, then age); `held` parks them: they stay queued (or retrying) with `held_since` and
+ * the reason naming the limit, and their delivery is acked with no successor (ack-rule.ts, `parked`).
+ * Owners without a maxRunning never reach the function: one probe of `owner_limits` per owner.
+ */
+function OWNER_LIMITS_SQL(allowed: string): string {
+  return `lim AS (
+      SELECT o.owner, o.max_running, owner_run_room(o.owner) AS room
+        FROM (SELECT DISTINCT cur.owner, l.max_running FROM cur JOIN owner_limits l ON l.owner = cur.owner
+               WHERE l.max_running IS NOT NULL AND cur.status IN ('queued', 'retrying') ORDER BY cur.owner) o),
+    over AS (
+      SELECT r.id, r.owner, r.max_running FROM (
+        SELECT cur.id, cur.owner, lim.max_running, lim.room,
+               row_number() OVER (PARTITION BY cur.owner ORDER BY cur.priority DESC, cur.created_at, cur.id) AS rn
+          FROM cur JOIN x ON x.id = cur.id JOIN lim ON lim.owner = cur.owner
+         WHERE cur.status IN ('queued', 'retrying') AND ${allowed}) r
+       WHERE r.room IS NOT NULL AND r.rn > greatest(r.room, 0)),
+    held AS (
+      UPDATE tasks t SET held_since = coalesce(t.held_since, now()), updated_at = now(),
+             held_reason = 'owner ' || over.owner || ' is at maxRunning ' || over.max_running
+        FROM over WHERE t.id = over.id
+      RETURNING t.*)`;
+}
+
+/**
  * @internal A claim accepts a message this much before the task's `run_after`: a retry tier's message is
  * published after the commit that set `run_after`, so it comes back late, never early, except for
  * clock jitter between the broker and the database. Anything earlier is a duplicate or an early
@@ -183,12 +267,19 @@ export class TaskStateMachine {
     opts: { start: boolean; actor: string; traceparent?: string },
     manager?: EntityManager,
   ): Promise<CreateResult> {
+    // maxQueued: counted under the owner's row lock (owner_queue_count), so two submits cannot both pass.
+    // A repeat of a key already used is answered with its task, limit or not.
     const sql = `
-      WITH ins AS (
+      WITH lim AS (
+        SELECT q.max_queued, q.queued FROM owner_limits l CROSS JOIN LATERAL owner_queue_count(l.owner) q
+         WHERE l.owner = $1 AND l.max_queued IS NOT NULL AND q.max_queued IS NOT NULL),
+      ins AS (
         INSERT INTO tasks (owner, type, payload, status, max_attempts, timeout_ms, priority, idempotency_key, request_hash, run_at,
                            traceparent, callback_url)
-        VALUES ($1, $2, $3, ${startStatusSql('$4::boolean', runAtSql('$12', '$13'))}, $5, $6, $7, $8, $9, ${runAtSql('$12', '$13')},
-                ${scheduledTraceparentSql(startStatusSql('$4::boolean', runAtSql('$12', '$13')), '$11::text')}, $14)
+        SELECT $1::text, $2::text, $3::jsonb, ${startStatusSql('$4::boolean', runAtSql('$12', '$13'))}, $5::int, $6::int,
+               $7::smallint, $8::text, $9::text, ${runAtSql('$12', '$13')},
+               ${scheduledTraceparentSql(startStatusSql('$4::boolean', runAtSql('$12', '$13')), '$11::text')}, $14::text
+         WHERE NOT EXISTS (SELECT 1 FROM lim WHERE lim.queued >= lim.max_queued)
         ON CONFLICT (owner, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
         RETURNING *),
       ev AS (
@@ -196,10 +287,14 @@ export class TaskStateMachine {
         SELECT id, NULL, status, 0, $10 FROM ins),
       ob AS (
         ${enqueueWorkSql(`ins upd WHERE upd.status = 'queued'`, `jsonb_strip_nulls(jsonb_build_object('traceparent', $11::text))`)})
-      SELECT true AS applied, ins.* FROM ins
+      SELECT true AS applied, ins.*, NULL::int AS limit_max_queued, NULL::int AS limit_queued FROM ins
       UNION ALL
-      SELECT false AS applied, t.* FROM tasks t
-       WHERE t.owner = $1 AND t.idempotency_key = $8 AND NOT EXISTS (SELECT 1 FROM ins)`;
+      SELECT false AS applied, t.*, NULL, NULL FROM tasks t
+       WHERE t.owner = $1 AND t.idempotency_key = $8 AND NOT EXISTS (SELECT 1 FROM ins)
+      UNION ALL
+      SELECT NULL, (NULL::tasks).*, lim.max_queued, lim.queued FROM lim
+       WHERE lim.queued >= lim.max_queued AND NOT EXISTS (SELECT 1 FROM ins)
+         AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.owner = $1 AND t.idempotency_key = $8)`;
     const params = [
       input.owner,
       input.type,
@@ -220,6 +315,13 @@ export class TaskStateMachine {
     // ON CONFLICT then skips, and the row is visible only to the next statement.
     for (let tries = 0; tries < 3; tries++) {
       const rows = await this.rows(sql, params, manager);
+      const refusal = rows.find((r) => r['applied'] === null);
+      if (refusal && rows.length === 1)
+        throw new OwnerQueueFullError(
+          input.owner,
+          Number(refusal['limit_max_queued']),
+          Number(refusal['limit_queued']),
+        );
       if (rows.length > 0) {
         const created = rows[0]['applied'] === true;
         const task = this.hydrate(rows[0]);
@@ -234,10 +336,12 @@ export class TaskStateMachine {
    * Inserts many tasks in ONE statement, each with its own id, actor and traceparent: the same
    * task, event and outbox rows as `create` without an idempotency key. All or nothing.
    */
-  async createMany(items: NewTaskRow[]): Promise<Map<string, Task>> {
-    const created = new Map<string, Task>();
+  async createMany(items: NewTaskRow[]): Promise<Map<string, Task | QueueLimitRefusal>> {
+    const created = new Map<string, Task | QueueLimitRefusal>();
     if (items.length === 0) return created;
-    const input = items.map((t) => ({
+    const input = items.map((t, ord) => ({
+      grp: t.group ?? t.id,
+      ord,
       id: t.id,
       owner: t.owner,
       type: t.type,
@@ -256,23 +360,37 @@ export class TaskStateMachine {
       `WITH input AS (
          SELECT * FROM jsonb_to_recordset($1::jsonb)
            AS x(id uuid, owner text, type text, payload jsonb, max_attempts int, timeout_ms int, priority smallint, start boolean,
-                run_at timestamptz, delay_ms bigint, actor text, traceparent text, callback_url text)),
+                run_at timestamptz, delay_ms bigint, actor text, traceparent text, callback_url text, grp text, ord int)),
+       ${QUEUE_LIMIT_SQL},
        ins AS (
          INSERT INTO tasks (id, owner, type, payload, status, max_attempts, timeout_ms, priority, run_at, traceparent, callback_url)
          SELECT id, owner, type, payload, ${startStatusSql('start', runAtSql('run_at', 'delay_ms'))}, max_attempts, timeout_ms,
                 priority, ${runAtSql('run_at', 'delay_ms')},
                 ${scheduledTraceparentSql(startStatusSql('start', runAtSql('run_at', 'delay_ms')), 'traceparent')}, callback_url
            FROM input
+          WHERE NOT EXISTS (SELECT 1 FROM refused r WHERE r.owner = input.owner AND r.grp = input.grp)
          RETURNING *),
        ev AS (
          INSERT INTO task_events (task_id, from_status, to_status, attempt, actor)
          SELECT ins.id, NULL, ins.status, 0, input.actor FROM ins JOIN input USING (id)),
        ob AS (
          ${enqueueWorkSql(`ins upd JOIN input USING (id) WHERE upd.status = 'queued'`, `jsonb_strip_nulls(jsonb_build_object('traceparent', input.traceparent))`)})
-       SELECT * FROM ins`,
+       SELECT ins.*, NULL::uuid AS refused_id, NULL::int AS limit_max_queued, NULL::int AS limit_queued FROM ins
+       UNION ALL
+       SELECT (NULL::tasks).*, input.id, r.max_queued, r.queued FROM refused r JOIN input ON input.owner = r.owner AND input.grp = r.grp`,
       [JSON.stringify(input)],
     );
     for (const row of rows) {
+      if (row['refused_id'] !== null) {
+        const owner = items.find((i) => i.id === row['refused_id'])?.owner ?? '';
+        created.set(String(row['refused_id']), {
+          refused: true,
+          owner,
+          maxQueued: Number(row['limit_max_queued']),
+          queued: Number(row['limit_queued']),
+        });
+        continue;
+      }
       const task = this.hydrate(row);
       this.observer?.transitioned(null, task.status, task);
       created.set(task.id, task);
@@ -307,8 +425,8 @@ export class TaskStateMachine {
    * task-state-machine.int-spec.ts).
    */
   async promoteDue(types: readonly string[], limit: number, actor: string): Promise<PromotionResult> {
-    // Every statement with an outbox INSERT notifies the relays on commit, even one that inserts nothing:
-    // the promoter runs this only when `nextDueInMs` says something is due.
+    // An outbox INSERT notifies the relays on commit when it inserted rows (the owner-limits migration;
+    // before it, even an empty one did): the promoter runs this only when `nextDueInMs` says something is due.
     const rows = await this.rows(PROMOTE_DUE_SQL, [types, limit, actor]);
     const promoted: Task[] = [];
     for (const row of rows) {
@@ -345,9 +463,11 @@ export class TaskStateMachine {
         guard: `AND (cur.status <> 'running' OR (cur.lease_expires_at < now() AND cur.attempt - cur.attempt_base < cur.max_attempts))
               AND (cur.run_after IS NULL OR cur.run_after <= now() + ${CLAIM_EARLY_TOLERANCE_MS} * interval '1 millisecond')`,
         set: `attempt = cur.attempt + 1, lease_owner = $2, lease_expires_at = now() + $3 * interval '1 millisecond',
-            started_at = coalesce(cur.started_at, now()), run_after = NULL, progress_percent = 0, progress_message = NULL`,
+            started_at = coalesce(cur.started_at, now()), run_after = NULL, progress_percent = 0, progress_message = NULL,
+            held_since = NULL, held_reason = NULL`,
         params: [leaseMs],
         actor: workerId,
+        ownerLimits: true,
       },
     );
   }
@@ -415,6 +535,7 @@ export class TaskStateMachine {
         set: `result = x.result, error = NULL, progress_percent = 100, finished_at = now(), lease_owner = NULL, lease_expires_at = NULL`,
         params: [workerId],
         actor: workerId,
+        wakeHeld: true,
       },
     );
   }
@@ -441,6 +562,7 @@ export class TaskStateMachine {
         params: [workerId],
         eventError: 'x.error',
         actor: workerId,
+        wakeHeld: true,
       },
     );
   }
@@ -458,6 +580,7 @@ export class TaskStateMachine {
         params: [workerId],
         eventError: 'x.error',
         actor: workerId,
+        wakeHeld: true,
       },
     );
   }
@@ -474,6 +597,7 @@ export class TaskStateMachine {
         set: `error = x.error, finished_at = now(), lease_owner = NULL, lease_expires_at = NULL`,
         eventError: 'x.error',
         actor,
+        wakeHeld: true,
       },
     );
   }
@@ -483,9 +607,10 @@ export class TaskStateMachine {
     return this.one(id, {
       from: ['new', 'scheduled', 'queued', 'retrying', 'running'],
       to: 'cancelled',
-      set: `finished_at = now(), lease_owner = NULL, lease_expires_at = NULL, run_after = NULL`,
+      set: `finished_at = now(), lease_owner = NULL, lease_expires_at = NULL, run_after = NULL, held_since = NULL, held_reason = NULL`,
       actor,
       signalCancel: true,
+      wakeHeld: true,
     });
   }
 
@@ -504,6 +629,7 @@ export class TaskStateMachine {
         set: `attempt_base = cur.attempt_base + 1, lease_owner = NULL, lease_expires_at = NULL, progress_percent = 0, progress_message = NULL`,
         params: [workerId],
         actor: workerId,
+        wakeHeld: true,
       },
     );
   }
@@ -545,7 +671,7 @@ export class TaskStateMachine {
     const rows = await this.rows<{ id: string }>(
       `WITH s AS (
          SELECT id FROM tasks
-          WHERE ((status = 'retrying' AND run_after < now() - $1 * interval '1 millisecond')
+          WHERE ((status = 'retrying' AND run_after < now() - $1 * interval '1 millisecond' AND held_since IS NULL)
                  OR (status = 'running' AND lease_expires_at < now() - $1 * interval '1 millisecond'))
             AND updated_at < now() - $1 * interval '1 millisecond' AND type = ANY($3::text[])
           ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED),
@@ -567,7 +693,7 @@ export class TaskStateMachine {
   async findIdleQueued(types: readonly string[], graceMs: number, limit: number): Promise<string[]> {
     const rows = await this.rows<{ id: string }>(
       `SELECT id FROM tasks
-        WHERE status = 'queued' AND type = ANY($1::text[])
+        WHERE status = 'queued' AND held_since IS NULL AND type = ANY($1::text[])
           AND updated_at < now() - $2 * interval '1 millisecond'
           AND updated_at < coalesce((SELECT min(created_at) FROM (SELECT created_at FROM outbox ORDER BY id LIMIT 1000) o), 'infinity')
         ORDER BY updated_at LIMIT $3`,
@@ -585,11 +711,49 @@ export class TaskStateMachine {
     const rows = await this.rows<{ id: string }>(
       `WITH upd AS (
          UPDATE tasks SET updated_at = now()
-          WHERE id = ANY($1::uuid[]) AND status = 'queued' AND updated_at < now() - $2 * interval '1 millisecond'
+          WHERE id = ANY($1::uuid[]) AND status = 'queued' AND held_since IS NULL
+            AND updated_at < now() - $2 * interval '1 millisecond'
           RETURNING id, type, priority),
        ob AS (${enqueueWorkSql('upd')})
        SELECT id FROM upd`,
       [ids, graceMs],
+    );
+    return rows.map((r) => r.id);
+  }
+
+  /**
+   * Wakes held tasks of `owner` up to its room, WAKE_BATCH at most (all of them, a batch at a time,
+   * when it has no maxRunning any more): after an admin raised or removed its limit. In the caller's
+   * transaction when `manager` is given. Returns the ids woken (their work messages are in the outbox).
+   */
+  async wakeHeld(owner: string, manager?: EntityManager): Promise<string[]> {
+    const rows = await this.rows<{ id: string }>(
+      `WITH f AS (SELECT $1::text AS owner, '{}'::uuid[] AS ids, $2::int AS n), ${wakeHeldSql('f')} SELECT id FROM woken`,
+      [owner, WAKE_BATCH],
+      manager,
+    );
+    return rows.map((r) => r.id);
+  }
+
+  /**
+   * The sweeper's safety net for held tasks: every owner with held tasks (at most `owners`, found by a
+   * loose scan of the partial index `tasks_held`, one descent per owner) gets a wake up to its room.
+   * Normally a freed slot wakes them in the statement that frees it and this finds no room; it
+   * matters when a wake went missing (a limit row deleted by hand, a migration, a bug).
+   */
+  async wakeStrandedHeld(owners: number): Promise<string[]> {
+    const rows = await this.rows<{ id: string }>(
+      `WITH RECURSIVE o AS (
+         (SELECT owner FROM tasks WHERE held_since IS NOT NULL AND status IN ('queued', 'retrying') ORDER BY owner LIMIT 1)
+         UNION ALL
+         SELECT (SELECT t.owner FROM tasks t
+                  WHERE t.held_since IS NOT NULL AND t.status IN ('queued', 'retrying') AND t.owner > o.owner
+                  ORDER BY t.owner LIMIT 1)
+           FROM o WHERE o.owner IS NOT NULL),
+       f AS (SELECT owner, '{}'::uuid[] AS ids, $2::int AS n FROM o WHERE owner IS NOT NULL ORDER BY owner LIMIT $1),
+       ${wakeHeldSql('f')}
+       SELECT id FROM woken`,
+      [owners, WAKE_BATCH],
     );
     return rows.map((r) => r.id);
   }
@@ -611,13 +775,16 @@ export class TaskStateMachine {
     const results = new Map<string, TransitionResult>();
     if (items.length === 0) return results;
     const params = [JSON.stringify(items), spec.actor, ...(spec.params ?? [])];
+    const allowed = `cur.status IN (${spec.from.map((st) => `'${st}'`).join(', ')}) ${spec.guard ?? ''}`;
     const sql = `
       WITH x AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(id uuid${spec.inputs ? `, ${spec.inputs}` : ''})),
       cur AS (SELECT t.* FROM tasks t WHERE t.id = ANY(ARRAY(SELECT id FROM x)) ORDER BY t.id FOR UPDATE),
+      ${spec.ownerLimits ? `${OWNER_LIMITS_SQL(allowed)},` : ''}
       upd AS (
         UPDATE tasks t SET status = ${spec.toSql ?? `'${spec.to}'`}, updated_at = now()${spec.set ? `, ${spec.set}` : ''}
           FROM cur JOIN x ON x.id = cur.id
-         WHERE t.id = cur.id AND cur.status IN (${spec.from.map((st) => `'${st}'`).join(', ')}) ${spec.guard ?? ''}
+         WHERE t.id = cur.id AND ${allowed}
+               ${spec.ownerLimits ? 'AND NOT EXISTS (SELECT 1 FROM over WHERE over.id = cur.id)' : ''}
         RETURNING t.*),
       ev AS (
         INSERT INTO task_events (task_id, from_status, to_status, attempt, actor, error)
@@ -633,10 +800,21 @@ export class TaskStateMachine {
                         FROM upd JOIN cur ON cur.id = upd.id WHERE cur.status = 'running')`
           : ''
       }
+      ${
+        spec.wakeHeld
+          ? `, freed AS (
+               SELECT cur.owner, array_agg(cur.id) AS ids, count(*)::int AS n FROM upd JOIN cur ON cur.id = upd.id
+                WHERE cur.status = 'running' AND ${HAS_MAX_RUNNING('cur.owner')}
+                GROUP BY cur.owner ORDER BY cur.owner),
+             ${wakeHeldSql('freed')}`
+          : ''
+      }
       SELECT true AS applied, cur.status AS previous_status, upd.* FROM upd JOIN cur ON cur.id = upd.id
       UNION ALL
+      ${spec.ownerLimits ? `SELECT false, cur.status, held.* FROM held JOIN cur ON cur.id = held.id UNION ALL` : ''}
       SELECT false AS applied, cur.status AS previous_status, cur.* FROM cur
-       WHERE NOT EXISTS (SELECT 1 FROM upd WHERE upd.id = cur.id)`;
+       WHERE NOT EXISTS (SELECT 1 FROM upd WHERE upd.id = cur.id)
+             ${spec.ownerLimits ? 'AND NOT EXISTS (SELECT 1 FROM held WHERE held.id = cur.id)' : ''}`;
     for (const row of await this.rows(sql, params)) {
       const applied = row['applied'] === true;
       const task = this.hydrate(row);

@@ -35,3 +35,25 @@ export class IdempotencyConflictError extends AppError {
     super('Idempotency-Key was already used with a different request body');
   }
 }
+
+/** Seconds a client refused at maxQueued is told to wait: when its tasks finish is unknown; a retry every few seconds costs little. */
+export const QUEUE_FULL_RETRY_AFTER_SECONDS = 5;
+
+/** A submit that would take its owner past maxQueued non-terminal tasks; nothing was written. */
+export class OwnerQueueFullError extends AppError {
+  readonly code = ERROR_CODES.OWNER_MAX_QUEUED;
+  readonly retryAfterSeconds = QUEUE_FULL_RETRY_AFTER_SECONDS;
+
+  constructor(
+    readonly owner: string,
+    readonly maxQueued: number,
+    readonly queued: number,
+    readonly adding = 1,
+  ) {
+    super(
+      adding > 1
+        ? `owner ${owner} has ${queued} non-terminal tasks: ${adding} more would pass its maxQueued ${maxQueued}; nothing was written`
+        : `owner ${owner} is at its maxQueued ${maxQueued} (${queued} non-terminal tasks); retry once some finish`,
+    );
+  }
+}

@@ -32,6 +32,7 @@ const HTTP_STATUS: ReadonlyMap<string, HttpStatus> = new Map<ErrorCode, HttpStat
   [ERROR_CODES.REQUEST_TOO_LARGE, HttpStatus.PAYLOAD_TOO_LARGE],
   [ERROR_CODES.REQUEST_UNSUPPORTED_MEDIA_TYPE, HttpStatus.UNSUPPORTED_MEDIA_TYPE],
   [ERROR_CODES.RATE_LIMITED, HttpStatus.TOO_MANY_REQUESTS],
+  [ERROR_CODES.OWNER_MAX_QUEUED, HttpStatus.TOO_MANY_REQUESTS],
   [ERROR_CODES.INTERNAL, HttpStatus.INTERNAL_SERVER_ERROR],
   [ERROR_CODES.SERVICE_UNAVAILABLE, HttpStatus.SERVICE_UNAVAILABLE],
   [ERROR_CODES.BROKER_UNAVAILABLE, HttpStatus.SERVICE_UNAVAILABLE],
@@ -113,6 +114,10 @@ export class ApiExceptionFilter implements ExceptionFilter {
     else if (body.statusCode >= 500)
       this.logger.error(exception instanceof Error ? (exception.stack ?? exception.message) : String(exception));
     if (body.statusCode === 503) res.setHeader('Retry-After', '1');
+    // An error that knows when to come back (an owner at its maxQueued) says so.
+    const retryAfter = (exception as { retryAfterSeconds?: unknown })?.retryAfterSeconds;
+    if (exception instanceof AppError && typeof retryAfter === 'number')
+      res.setHeader('Retry-After', String(retryAfter));
     if (res.headersSent) {
       // An SSE stream that failed after it started: end it; the client reconnects.
       res.end();

@@ -29,7 +29,8 @@ export class TaskView {
     type: String,
     nullable: true,
     description:
-      'Why a queued task is not running yet when the system knows, e.g. `no worker serves demo.x`; null otherwise',
+      'Why a queued task is not running yet when the system knows, e.g. `no worker serves demo.x` or ' +
+      '`owner acme is at maxRunning 2` (held back by its owner’s quota until a slot frees); null otherwise',
   })
   waiting!: string | null;
   @ApiProperty({ type: ProgressView }) progress!: ProgressView;
@@ -99,6 +100,13 @@ export class ApiKeyView {
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 
+/** Why a task that could run does not: held back by its owner's maxRunning, or no live worker serves its type. */
+function waitingReason(t: Task, served?: ReadonlySet<string>): string | null {
+  if (t.heldSince && (t.status === 'queued' || t.status === 'retrying'))
+    return t.heldReason ?? `owner ${t.owner} is at its maxRunning`;
+  return t.status === 'queued' && served && !served.has(t.type) ? `no worker serves ${t.type}` : null;
+}
+
 /** `served`: the task types live workers serve; a queued task of another type says why it waits. */
 export function toTaskView(t: Task, served?: ReadonlySet<string>): TaskView {
   return {
@@ -111,7 +119,7 @@ export function toTaskView(t: Task, served?: ReadonlySet<string>): TaskView {
     attempt: t.attempt,
     maxAttempts: t.maxAttempts,
     priority: t.priority,
-    waiting: t.status === 'queued' && served && !served.has(t.type) ? `no worker serves ${t.type}` : null,
+    waiting: waitingReason(t, served),
     progress: { percent: t.progressPercent, message: t.progressMessage },
     owner: t.owner,
     createdAt: t.createdAt.toISOString(),

@@ -89,6 +89,10 @@ export class TasksController {
   @ApiBadRequestResponse({ description: 'Unknown type, bad payload or unknown field; the message names the field' })
   @ApiConflictResponse({ description: 'Idempotency-Key already used with another body' })
   @ApiPayloadTooLargeResponse({ description: 'Body over BODY_LIMIT' })
+  @ApiTooManyRequestsResponse({
+    description:
+      'Rate limit of this key exceeded, or the owner is at its maxQueued (code OWNER.MAX_QUEUED, nothing written); see Retry-After (seconds)',
+  })
   async create(
     @CurrentPrincipal() p: Principal,
     @Body() dto: CreateTaskRequestDto,
@@ -113,6 +117,10 @@ export class TasksController {
   @ApiCreatedResponse({ type: TaskListView, description: 'Created, in request order' })
   @ApiBadRequestResponse({
     description: 'The first bad item, named by index and field (`tasks[3].payload.ms`); nothing was written',
+  })
+  @ApiTooManyRequestsResponse({
+    description:
+      'Rate limit of this key exceeded, or the batch would take the owner past its maxQueued (code OWNER.MAX_QUEUED): nothing was written; see Retry-After (seconds)',
   })
   async createBatch(
     @CurrentPrincipal() p: Principal,

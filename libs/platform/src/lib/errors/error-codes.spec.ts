@@ -16,6 +16,7 @@ describe('ERROR_CODES', () => {
         'MESSAGING.TOPOLOGY_MISMATCH',
         'NOT_FOUND',
         'OVERLOADED',
+        'OWNER.MAX_QUEUED',
         'RATE_LIMITED',
         'REQUEST.INVALID',
         'REQUEST.MALFORMED_JSON',

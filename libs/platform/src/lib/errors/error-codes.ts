@@ -27,6 +27,8 @@ export const ERROR_CODES = {
   TASK_NOT_FOUND: 'TASK.NOT_FOUND',
   TASK_INVALID_TRANSITION: 'TASK.INVALID_TRANSITION',
   TASK_IDEMPOTENCY_CONFLICT: 'TASK.IDEMPOTENCY_CONFLICT',
+  /** A submit that would take its owner past its maxQueued non-terminal tasks (an admin's quota). */
+  OWNER_MAX_QUEUED: 'OWNER.MAX_QUEUED',
 
   // Tasks: failures of a run, stored on the task and on its dead letter
   /** Default of RetryableError. */

@@ -23,11 +23,12 @@ export interface ReconcileResult {
 /** Tasks of one kind that may have lost their message: the state they must still be in, and how to find them. */
 const CANDIDATES: { status: TaskStatus; key: keyof Omit<ReconcileResult, 'total'>; where: string }[] = [
   { status: 'running', key: 'running', where: `status = 'running' AND lease_expires_at < now()` },
-  { status: 'retrying', key: 'retrying', where: `status = 'retrying' AND run_after < now()` },
+  // Held tasks (an owner at maxRunning) wait on purpose: the database wakes them.
+  { status: 'retrying', key: 'retrying', where: `status = 'retrying' AND run_after < now() AND held_since IS NULL` },
   {
     status: 'queued',
     key: 'queued',
-    where: `status = 'queued' AND updated_at < now() - $2::bigint * interval '1 millisecond'`,
+    where: `status = 'queued' AND held_since IS NULL AND updated_at < now() - $2::bigint * interval '1 millisecond'`,
   },
 ];
 

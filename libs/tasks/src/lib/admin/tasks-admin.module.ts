@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+import { OwnerLimitsService } from '../limits/owner-limits.service';
 import { ReconcileCommand } from './reconcile.command';
 import { RedriveDeadLettersCommand } from './redrive-dead-letters.command';
 import { WorkerFleetQuery } from './worker-fleet.query';
@@ -8,7 +9,7 @@ import { WorkerFleetQuery } from './worker-fleet.query';
  * redrive. Needs TasksModule and MessagingModule (global) and BrokerAdminModule in the app.
  */
 @Module({
-  providers: [WorkerFleetQuery, ReconcileCommand, RedriveDeadLettersCommand],
-  exports: [WorkerFleetQuery, ReconcileCommand, RedriveDeadLettersCommand],
+  providers: [WorkerFleetQuery, ReconcileCommand, RedriveDeadLettersCommand, OwnerLimitsService],
+  exports: [WorkerFleetQuery, ReconcileCommand, RedriveDeadLettersCommand, OwnerLimitsService],
 })
 export class TasksAdminModule {}

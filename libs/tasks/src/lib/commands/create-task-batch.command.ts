@@ -2,7 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import type { Task } from '../entities';
 import { MicroBatcher } from '../execution/micro-batcher';
-import { TaskStateMachine, type NewTaskRow } from '../task-state-machine';
+import { TaskStateMachine, type NewTaskRow, type QueueLimitRefusal } from '../task-state-machine';
+import { OwnerQueueFullError } from '../task.errors';
+
+function isRefusal(r: Task | QueueLimitRefusal | undefined): r is QueueLimitRefusal {
+  return (r as QueueLimitRefusal | undefined)?.refused === true;
+}
 
 /** A task of a batch; `start` queues it (with its work message) instead of leaving it `new`. */
 export type NewBatchTask = Omit<NewTaskRow, 'id' | 'actor' | 'traceparent'>;
@@ -16,7 +21,7 @@ export type NewBatchTask = Omit<NewTaskRow, 'id' | 'actor' | 'traceparent'>;
  */
 @Injectable()
 export class CreateTaskBatchCommand {
-  private readonly singles = new MicroBatcher<NewTaskRow, Task>({
+  private readonly singles = new MicroBatcher<NewTaskRow, Task | QueueLimitRefusal>({
     maxItems: 500,
     maxInFlight: 2,
     key: (row) => row.id,
@@ -31,21 +36,32 @@ export class CreateTaskBatchCommand {
 
   constructor(private readonly sm: TaskStateMachine) {}
 
+  /** One request's batch: every task of an owner passes its maxQueued together, or OwnerQueueFullError and nothing is written. */
   async execute(items: NewBatchTask[], opts: { actor: string; traceparent?: string }): Promise<Task[]> {
+    const group = randomUUID();
     const rows = items.map((t) => ({
       ...t,
       id: randomUUID(),
       actor: opts.actor,
       traceparent: opts.traceparent ?? null,
+      group,
     }));
     const created = await this.sm.createMany(rows);
-    return rows.map((r) => created.get(r.id)!);
+    const refused = [...created.values()].find(isRefusal);
+    if (refused) {
+      // Refused owners wrote nothing; a batch of several owners (not from the api) may have written the others'.
+      const adding = rows.filter((r) => r.owner === refused.owner).length;
+      throw new OwnerQueueFullError(refused.owner, refused.maxQueued, refused.queued, adding);
+    }
+    return rows.map((r) => created.get(r.id) as Task);
   }
 
+  /** A single submit (sharing a statement with concurrent ones); OwnerQueueFullError at its owner's maxQueued. */
   async createOne(item: NewBatchTask, opts: { actor: string; traceparent?: string }): Promise<Task> {
     const id = randomUUID();
     const task = await this.singles.submit({ ...item, id, actor: opts.actor, traceparent: opts.traceparent ?? null });
     if (!task) throw new Error(`task ${id} was neither created nor refused`);
+    if (isRefusal(task)) throw new OwnerQueueFullError(task.owner, task.maxQueued, task.queued);
     return task;
   }
 }

@@ -27,6 +27,10 @@ export class Task {
   @Column('timestamptz', { name: 'run_after', nullable: true }) runAfter!: Date | null;
   /** When the submitter asked it to start (`runAt` / `delayMs`); it waits as `scheduled` until then. Null: at once. */
   @Column('timestamptz', { name: 'run_at', nullable: true }) runAt!: Date | null;
+  /** Set while the claim holds it back because its owner is at maxRunning; its owner's next free slot wakes it. */
+  @Column('timestamptz', { name: 'held_since', nullable: true }) heldSince!: Date | null;
+  /** Why it is held, naming the limit (`owner acme is at maxRunning 2`). */
+  @Column('text', { name: 'held_reason', nullable: true }) heldReason!: string | null;
   @Column('smallint', { name: 'progress_percent' }) progressPercent!: number;
   @Column('text', { name: 'progress_message', nullable: true }) progressMessage!: string | null;
   @Column('jsonb', { nullable: true }) result!: unknown;

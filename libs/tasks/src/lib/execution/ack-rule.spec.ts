@@ -104,7 +104,13 @@ function setup(
       this.n++;
     },
   });
-  const metrics = { duplicates: counter(), deferrals: counter(), deadLetters: counter(), retries: counter() };
+  const metrics = {
+    duplicates: counter(),
+    deferrals: counter(),
+    deadLetters: counter(),
+    retries: counter(),
+    parked: counter(),
+  };
   const topology = { queueType: opts.queueType ?? 'classic' } as Topology;
   const rule = new AckRule(
     tasks,
@@ -166,6 +172,40 @@ describe('the ack rule', () => {
       const d = fakeDelivery();
       await rule.defer(d, MESSAGE, 1, 2500);
       expect(d.settled).toEqual(['requeue']);
+    });
+  });
+
+  describe('(c) parked in the database, which owns its next message', () => {
+    const held = (status: 'queued' | 'retrying') =>
+      task(status, { heldSince: new Date(), heldReason: 'owner acme is at maxRunning 2' });
+
+    it('acks a task held back by its owner’s maxRunning with no successor: a freed slot writes its message', () => {
+      const { rule, published, metrics } = setup();
+      const d = fakeDelivery();
+      rule.parked(d, held('queued'));
+      expect([d.settled, published, metrics.parked.n]).toEqual([['ack'], [], 1]);
+    });
+
+    it('acks, without a deferral, another copy of a held task (queued or due retrying): no loop through the broker', async () => {
+      for (const status of ['queued', 'retrying'] as const) {
+        const { rule, published, metrics } = setup({ row: held(status) });
+        const d = fakeDelivery();
+        await rule.unowned(d, MESSAGE);
+        expect([status, d.settled, published, metrics.deferrals.n, metrics.parked.n]).toEqual([
+          status,
+          ['ack'],
+          [],
+          0,
+          1,
+        ]);
+      }
+    });
+
+    it('still defers a queued task that is not held (it must not lose its only message)', async () => {
+      const { rule, published } = setup({ row: task('queued') });
+      const d = fakeDelivery();
+      await rule.unowned(d, MESSAGE);
+      expect([d.settled, published.map((p) => p.kind)]).toEqual([['ack'], ['retry']]);
     });
   });
 

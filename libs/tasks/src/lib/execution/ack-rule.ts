@@ -34,7 +34,10 @@ const UNEXPECTED_MEMORY = 10_000;
  * for the task it carries,
  *  (a) the task is terminal in the database: `terminal`, `deadLetter` of a terminal task; or
  *  (b) a successor message for the task has been confirmed by the broker: `retried` (a retry tier),
- *      `defer` (a deferral), `handBack` on quorum queues (a fresh copy), `deadLetter` (the dead letter).
+ *      `defer` (a deferral), `handBack` on quorum queues (a fresh copy), `deadLetter` (the dead letter); or
+ *  (c) the task is parked in the database, which then owns its next message: `parked` (held back by
+ *      its owner's maxRunning; the statement that frees one of the owner's slots writes its message),
+ *      and a task `new` or `scheduled` (its start or its promotion writes one).
  * Nothing else acks. Otherwise the delivery is requeued (the broker keeps the only copy) or, for a
  * message that is no task message at all, rejected so the queue's own dead-letter exchange takes it.
  * `unowned` decides among them for a task this worker does not run.
@@ -57,6 +60,18 @@ export class AckRule {
 
   /** (a) The task is terminal: its outcome is committed; this delivery has nothing left to do. */
   terminal(delivery: Delivery): void {
+    delivery.ack();
+  }
+
+  /**
+   * (c) The claim held the task back (its owner is at maxRunning): it waits in the database, marked
+   * held, and the statement that frees one of its owner's running slots (or raises the limit) writes
+   * its next message through the outbox, in the same transaction. So this delivery is acked with no
+   * successor: a deferral instead would circle through the broker for as long as the owner is full.
+   */
+  parked(delivery: Delivery, task: Task): void {
+    this.metrics.parked.inc();
+    this.logger.debug({ taskId: task.id, msg: `held: ${task.heldReason ?? 'owner limit'}` });
     delivery.ack();
   }
 
@@ -180,6 +195,8 @@ export class AckRule {
     }
     // Not started, or not due yet: its start (or its promotion when due) queues a message of its own.
     if (task.status === 'new' || task.status === 'scheduled') return delivery.ack();
+    // Held back by its owner's maxRunning: the database wakes it (c).
+    if ((task.status === 'queued' || task.status === 'retrying') && task.heldSince) return this.parked(delivery, task);
     const leaseLeft = task.leaseExpiresAt ? task.leaseExpiresAt.getTime() - Date.now() : 0;
     if (task.status === 'running' && leaseLeft <= 0 && task.attempt - task.attemptBase >= task.maxAttempts) {
       // Its workers died on every attempt (a crash loop): fail it rather than run it again.

@@ -13,6 +13,7 @@ export class ExecutionMetrics {
   readonly deadLetters: Counter<'reason'>;
   readonly duplicates: Counter;
   readonly deferrals: Counter;
+  readonly parked: Counter;
   readonly sweptTasks: Counter<'kind'>;
   readonly promotionLateness: Histogram<'type'>;
 
@@ -46,6 +47,10 @@ export class ExecutionMetrics {
     this.deferrals = metrics.counter({
       name: 'tasksys_deferrals_total',
       help: 'Deliveries deferred: the task runs under a live lease elsewhere, is not due yet, or this worker cannot run its type',
+    });
+    this.parked = metrics.counter({
+      name: 'tasksys_held_deliveries_total',
+      help: "Deliveries acked with their task held back by its owner's maxRunning (parked in the database until a slot frees)",
     });
     this.sweptTasks = metrics.counter({
       name: 'tasksys_swept_tasks_total',

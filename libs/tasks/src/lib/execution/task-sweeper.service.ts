@@ -9,6 +9,8 @@ import type { WorkerConfig } from './worker.config';
 
 /** Most tasks re-enqueued per kind in one sweep. */
 const SWEEP_LIMIT = 1000;
+/** Most owners with held tasks looked at in one sweep. */
+const HELD_OWNERS_LIMIT = 100;
 /** How long a queue must stay empty before its idle queued tasks count as lost (a claim takes milliseconds). */
 const CONFIRM_EMPTY_MS = 1000;
 
@@ -21,6 +23,9 @@ const CONFIRM_EMPTY_MS = 1000;
  *   with messages ready is a backlog working its way down (a million queued tasks are not a
  *   million lost ones): nothing is re-enqueued until it has drained. Only types this worker
  *   serves, each against its own queues (which this worker declared and consumes).
+ * - held tasks (an owner at maxRunning) are not lost: they wait on purpose, and nothing above takes
+ *   them. Their wake-up is written by the statement that frees a slot; should one go missing, any
+ *   owner with held tasks and room gets them woken here (a no-op while the owner is full).
  * Every worker sweeps; the statements recheck each row under its lock, so two sweepers racing
  * re-enqueue a task once. A duplicate message is absorbed by the claim.
  */
@@ -58,6 +63,16 @@ export class TaskSweeper {
   async sweepOnce(): Promise<number> {
     const graceMs = this.config.SWEEP_GRACE_MS;
     let total = 0;
+    try {
+      const woken = await this.tasks.wakeStrandedHeld(HELD_OWNERS_LIMIT);
+      if (woken.length > 0) {
+        this.logger.warn(`woke ${woken.length} held task(s) whose owner had room and nothing woke them`);
+        this.metrics.sweptTasks.inc({ kind: 'held' }, woken.length);
+      }
+      total += woken.length;
+    } catch (err) {
+      this.logger.warn(`sweep of held tasks failed (${(err as Error).message})`);
+    }
     for (const type of this.topology.served) {
       if (this.types.unavailable(type) !== null) continue;
       try {

@@ -7,6 +7,7 @@ const ALL = [
   'RateLimitCounters1763900000000',
   'RoutingByType1764000000000',
   'ScheduledTasks1764100000000',
+  'OwnerLimits1764300000000',
   'Webhooks1764500000000',
   'ResumableStream1764500000001',
   'ScheduledTraceparent1764600000000',
@@ -37,6 +38,7 @@ describe('migrations', () => {
       'api_keys',
       'migrations',
       'outbox',
+      'owner_limits',
       'rate_limit_counters',
       'stream_token_keys',
       'task_events',
@@ -71,6 +73,7 @@ describe('migrations', () => {
     );
     expect(indexes.map((r: { indexname: string }) => r.indexname)).toEqual([
       'tasks_active_status',
+      'tasks_held',
       'tasks_owner_created',
       'tasks_owner_idempotency_key',
       'tasks_owner_idempotency_key_set',
