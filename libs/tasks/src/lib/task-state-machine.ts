@@ -34,6 +34,9 @@ export type NewTaskRow = Omit<NewTask, 'idempotencyKey' | 'requestHash'> & {
   start: boolean;
   actor: string;
   traceparent?: string | null;
+  /** A cron schedule's fire: at most one task per (scheduleId, scheduledFor); a second one is not inserted. */
+  scheduleId?: string | null;
+  scheduledFor?: Date | null;
 };
 
 export interface CreateResult {
@@ -217,9 +220,11 @@ export class TaskStateMachine {
 
   /**
    * Inserts many tasks in ONE statement, each with its own id, actor and traceparent: the same
-   * task, event and outbox rows as `create` without an idempotency key. All or nothing.
+   * task, event and outbox rows as `create` without an idempotency key. All or nothing. A schedule's
+   * fire whose (scheduleId, scheduledFor) exists already is skipped (not in the result): that unique
+   * key, not a lock, makes a fire exactly once. `manager`: inside the caller's transaction.
    */
-  async createMany(items: NewTaskRow[]): Promise<Map<string, Task>> {
+  async createMany(items: NewTaskRow[], manager?: EntityManager): Promise<Map<string, Task>> {
     const created = new Map<string, Task>();
     if (items.length === 0) return created;
     const input = items.map((t) => ({
@@ -235,17 +240,20 @@ export class TaskStateMachine {
       delay_ms: t.delayMs ?? null,
       actor: t.actor,
       traceparent: t.traceparent ?? null,
+      schedule_id: t.scheduleId ?? null,
+      scheduled_for: t.scheduledFor ?? null,
     }));
     const rows = await this.rows(
       `WITH input AS (
          SELECT * FROM jsonb_to_recordset($1::jsonb)
            AS x(id uuid, owner text, type text, payload jsonb, max_attempts int, timeout_ms int, priority smallint, start boolean,
-                run_at timestamptz, delay_ms bigint, actor text, traceparent text)),
+                run_at timestamptz, delay_ms bigint, actor text, traceparent text, schedule_id uuid, scheduled_for timestamptz)),
        ins AS (
-         INSERT INTO tasks (id, owner, type, payload, status, max_attempts, timeout_ms, priority, run_at)
+         INSERT INTO tasks (id, owner, type, payload, status, max_attempts, timeout_ms, priority, run_at, schedule_id, scheduled_for)
          SELECT id, owner, type, payload, ${startStatusSql('start', runAtSql('run_at', 'delay_ms'))}, max_attempts, timeout_ms,
-                priority, ${runAtSql('run_at', 'delay_ms')}
+                priority, ${runAtSql('run_at', 'delay_ms')}, schedule_id, scheduled_for
            FROM input
+         ON CONFLICT (schedule_id, scheduled_for) WHERE schedule_id IS NOT NULL DO NOTHING
          RETURNING *),
        ev AS (
          INSERT INTO task_events (task_id, from_status, to_status, attempt, actor)
@@ -254,6 +262,7 @@ export class TaskStateMachine {
          ${enqueueWorkSql(`ins upd JOIN input USING (id) WHERE upd.status = 'queued'`, `jsonb_strip_nulls(jsonb_build_object('traceparent', input.traceparent))`)})
        SELECT * FROM ins`,
       [JSON.stringify(input)],
+      manager,
     );
     for (const row of rows) {
       const task = this.hydrate(row);

@@ -28,6 +28,11 @@ export const ERROR_CODES = {
   TASK_INVALID_TRANSITION: 'TASK.INVALID_TRANSITION',
   TASK_IDEMPOTENCY_CONFLICT: 'TASK.IDEMPOTENCY_CONFLICT',
 
+  // Schedules: use cases
+  SCHEDULE_NOT_FOUND: 'SCHEDULE.NOT_FOUND',
+  /** The owner has a schedule of that name already. */
+  SCHEDULE_NAME_TAKEN: 'SCHEDULE.NAME_TAKEN',
+
   // Tasks: failures of a run, stored on the task and on its dead letter
   /** Default of RetryableError. */
   TASK_RETRYABLE: 'TASK.RETRYABLE',

@@ -27,6 +27,9 @@ export class Task {
   @Column('timestamptz', { name: 'run_after', nullable: true }) runAfter!: Date | null;
   /** When the submitter asked it to start (`runAt` / `delayMs`); it waits as `scheduled` until then. Null: at once. */
   @Column('timestamptz', { name: 'run_at', nullable: true }) runAt!: Date | null;
+  /** The cron schedule that fired it, and the fire time it was fired for: unique together (one task per fire). */
+  @Column('uuid', { name: 'schedule_id', nullable: true }) scheduleId!: string | null;
+  @Column('timestamptz', { name: 'scheduled_for', nullable: true }) scheduledFor!: Date | null;
   @Column('smallint', { name: 'progress_percent' }) progressPercent!: number;
   @Column('text', { name: 'progress_message', nullable: true }) progressMessage!: string | null;
   @Column('jsonb', { nullable: true }) result!: unknown;

@@ -7,6 +7,7 @@ const ALL = [
   'RateLimitCounters1763900000000',
   'RoutingByType1764000000000',
   'ScheduledTasks1764100000000',
+  'Schedules1764200000000',
 ];
 
 describe('migrations', () => {
@@ -35,6 +36,7 @@ describe('migrations', () => {
       'migrations',
       'outbox',
       'rate_limit_counters',
+      'schedules',
       'task_events',
       'task_reports',
       'tasks',
@@ -69,6 +71,8 @@ describe('migrations', () => {
       'tasks_owner_status_created',
       'tasks_pkey',
       'tasks_retrying_due',
+      'tasks_schedule_created',
+      'tasks_schedule_fire',
       'tasks_scheduled_due',
     ]);
     // Code from before the second migration (a rolling deploy, a rollback) still inserts: its
