@@ -104,6 +104,8 @@ export class ScheduleFirer implements OnApplicationBootstrap, OnModuleDestroy {
   private listener: PgNotificationListener | null = null;
   private readonly firedHooks: (() => void)[] = [];
   private failing = false;
+  /** Rounds finished since start (a test waits for the first before it changes anything). */
+  rounds = 0;
 
   constructor(
     private readonly db: DataSource,
@@ -311,6 +313,7 @@ export class ScheduleFirer implements OnApplicationBootstrap, OnModuleDestroy {
     while (!this.stopping) {
       this.woken = false;
       const { sleepMs } = await this.fireOnce();
+      this.rounds++;
       if (this.stopping) break;
       // A notification during the round: look again at once, it may be for a schedule due sooner.
       if (this.woken) continue;
