@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { brokerAdminConfigSchema, messagingConfigSchema } from '@tasksys/messaging';
 import { env, loggingConfigSchema } from '@tasksys/platform';
-import { databaseConfigSchema, taskTypesConfigSchema } from '@tasksys/tasks';
+import { databaseConfigSchema, schedulesConfigSchema, taskTypesConfigSchema } from '@tasksys/tasks';
 
 const BODY_LIMIT = /^\d+(b|kb|mb)$/i;
 
@@ -35,6 +35,7 @@ export const apiConfigSchema = databaseConfigSchema
   .extend(brokerAdminConfigSchema.shape)
   .extend(taskTypesConfigSchema.shape)
   .extend(loggingConfigSchema.shape)
+  .extend(schedulesConfigSchema.shape)
   .extend(apiOwnConfigSchema.shape);
 
 export type ApiConfig = z.output<typeof apiConfigSchema>;

@@ -24,6 +24,8 @@ import {
   databaseConfigSchema,
   DistributedRateLimiter,
   RateLimitModule,
+  SchedulesModule,
+  schedulesConfigSchema,
   TaskQueriesModule,
   TasksAdminModule,
   TasksModule,
@@ -40,6 +42,8 @@ import { SharedThrottlerStorage } from './auth/shared-throttler.storage';
 import { ApiExceptionFilter } from './errors/api-exception.filter';
 import { RequireJsonMiddleware } from './errors/require-json.middleware';
 import { createValidationPipe } from './errors/validation';
+import { SchedulesController } from './schedules/schedules.controller';
+import { SchedulesService } from './schedules/schedules.service';
 import { TaskStreamService } from './tasks/task-stream.service';
 import { TasksController } from './tasks/tasks.controller';
 import { TasksService } from './tasks/tasks.service';
@@ -83,6 +87,8 @@ export class AppModule implements NestModule {
         // Operators: queue figures, dead-letter and unrouted redrive, the worker fleet, reconcile.
         BrokerAdminModule.forRootAsync(fromConfig(brokerAdminConfigSchema)),
         TasksAdminModule,
+        // Cron schedules: the store, and a firer in every replica (one task per fire time whatever their number).
+        SchedulesModule.forRootAsync(fromConfig(schedulesConfigSchema)),
         // Budgets shared by all replicas through PostgreSQL: per key here, per client address in ApiKeyGuard.
         RateLimitModule,
         ThrottlerModule.forRootAsync({
@@ -109,13 +115,14 @@ export class AppModule implements NestModule {
           }),
         }),
       ],
-      controllers: [TasksController, AdminController],
+      controllers: [TasksController, AdminController, SchedulesController],
       providers: [
         {
           provide: TaskTypeRegistry,
           ...fromConfig(taskTypesConfigSchema, (c) => new TaskTypeRegistry(BUILTIN_TASK_TYPES, c)),
         },
         TasksService,
+        SchedulesService,
         TaskStreamService,
         TaskStoreMetrics,
         AdminMetrics,

@@ -45,6 +45,20 @@ export class TaskView {
   runAt!: string | null;
   @ApiProperty({ format: 'date-time', nullable: true, type: String }) startedAt!: string | null;
   @ApiProperty({ format: 'date-time', nullable: true, type: String }) finishedAt!: string | null;
+  @ApiProperty({
+    format: 'uuid',
+    nullable: true,
+    type: String,
+    description: 'The cron schedule that fired it (GET /v1/schedules/{id}); null for a submitted task',
+  })
+  scheduleId!: string | null;
+  @ApiProperty({
+    format: 'date-time',
+    nullable: true,
+    type: String,
+    description: 'The fire time it was created for (one task per schedule and fire time); null for a submitted task',
+  })
+  scheduledFor!: string | null;
 }
 
 export class TaskPageView {
@@ -112,6 +126,8 @@ export function toTaskView(t: Task, served?: ReadonlySet<string>): TaskView {
     runAt: iso(t.runAt),
     startedAt: iso(t.startedAt),
     finishedAt: iso(t.finishedAt),
+    scheduleId: t.scheduleId ?? null,
+    scheduledFor: iso(t.scheduledFor ?? null),
   };
 }
 

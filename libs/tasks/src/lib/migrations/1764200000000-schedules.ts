@@ -44,7 +44,9 @@ export class Schedules1764200000000 implements MigrationInterface {
     await q.query(`CREATE INDEX schedules_due ON schedules (next_run_at) WHERE NOT paused`);
     await q.query(`CREATE INDEX schedules_owner_created ON schedules (owner, created_at DESC, id DESC)`);
     await q.query(`ALTER TABLE tasks ADD COLUMN schedule_id uuid, ADD COLUMN scheduled_for timestamptz`);
-    await q.query(`CREATE UNIQUE INDEX tasks_schedule_fire ON tasks (schedule_id, scheduled_for) WHERE schedule_id IS NOT NULL`);
+    await q.query(
+      `CREATE UNIQUE INDEX tasks_schedule_fire ON tasks (schedule_id, scheduled_for) WHERE schedule_id IS NOT NULL`,
+    );
     await q.query(
       `CREATE INDEX tasks_schedule_created ON tasks (schedule_id, created_at DESC, id DESC) WHERE schedule_id IS NOT NULL`,
     );

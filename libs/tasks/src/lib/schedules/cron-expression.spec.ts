@@ -78,7 +78,12 @@ describe('decideFire (the missed-fire policy)', () => {
 
   it('fires a slot that is due now and moves to the next slot', () => {
     const d = decideFire(everySecond, at('2026-01-01T00:00:10Z'), at('2026-01-01T00:00:10.040Z'), 5000, false, 'allow');
-    expect(d).toEqual({ fireAt: at('2026-01-01T00:00:10Z'), fire: true, missed: 0, nextRunAt: at('2026-01-01T00:00:11Z') });
+    expect(d).toEqual({
+      fireAt: at('2026-01-01T00:00:10Z'),
+      fire: true,
+      missed: 0,
+      nextRunAt: at('2026-01-01T00:00:11Z'),
+    });
   });
 
   it('within the grace, a firer that fell behind fires each slot in turn', () => {
@@ -90,20 +95,30 @@ describe('decideFire (the missed-fire policy)', () => {
 
   it('past the grace (everything was down), fires once for the latest missed slot and goes on after now', () => {
     const d = decideFire(hourly, at('2026-01-01T03:00:00Z'), at('2026-01-01T08:20:00Z'), 5000, false, 'allow');
-    expect(d).toEqual({ fireAt: at('2026-01-01T08:00:00Z'), fire: true, missed: 5, nextRunAt: at('2026-01-01T09:00:00Z') });
+    expect(d).toEqual({
+      fireAt: at('2026-01-01T08:00:00Z'),
+      fire: true,
+      missed: 5,
+      nextRunAt: at('2026-01-01T09:00:00Z'),
+    });
   });
 
   it('a single slot past the grace is fired, late, and nothing is counted missed', () => {
     const d = decideFire(hourly, at('2026-01-01T03:00:00Z'), at('2026-01-01T03:10:00Z'), 5000, false, 'allow');
-    expect(d).toEqual({ fireAt: at('2026-01-01T03:00:00Z'), fire: true, missed: 0, nextRunAt: at('2026-01-01T04:00:00Z') });
+    expect(d).toEqual({
+      fireAt: at('2026-01-01T03:00:00Z'),
+      fire: true,
+      missed: 0,
+      nextRunAt: at('2026-01-01T04:00:00Z'),
+    });
   });
 
   it('overlap skip: no task while the previous one is unfinished, the slot is consumed', () => {
     const d = decideFire(everySecond, at('2026-01-01T00:00:10Z'), at('2026-01-01T00:00:10.1Z'), 5000, true, 'skip');
     expect(d.fire).toBe(false);
     expect(d.nextRunAt).toEqual(at('2026-01-01T00:00:11Z'));
-    expect(decideFire(everySecond, at('2026-01-01T00:00:10Z'), at('2026-01-01T00:00:10.1Z'), 5000, true, 'allow').fire).toBe(
-      true,
-    );
+    expect(
+      decideFire(everySecond, at('2026-01-01T00:00:10Z'), at('2026-01-01T00:00:10.1Z'), 5000, true, 'allow').fire,
+    ).toBe(true);
   });
 });

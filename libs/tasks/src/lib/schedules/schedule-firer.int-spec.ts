@@ -130,9 +130,10 @@ describe('ScheduleFirer (real PostgreSQL)', () => {
     const s = await schedule('0 * * * *', new Date(latest.getTime() - 5 * hour));
     const round = await firer({ SCHEDULE_MISFIRE_GRACE_MS: 5000 }).fireOnce();
     expect(round.fired).toBe(1);
-    const tasks: { scheduled_for: Date }[] = await t.db.query(`SELECT scheduled_for FROM tasks WHERE schedule_id = $1`, [
-      s.id,
-    ]);
+    const tasks: { scheduled_for: Date }[] = await t.db.query(
+      `SELECT scheduled_for FROM tasks WHERE schedule_id = $1`,
+      [s.id],
+    );
     expect(tasks.map((r) => r.scheduled_for)).toEqual([latest]);
     const after = (await store.find(s.id, null))!;
     expect(after.missedCount).toBe(5);

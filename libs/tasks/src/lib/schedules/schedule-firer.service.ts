@@ -1,8 +1,15 @@
 import { randomUUID } from 'node:crypto';
-import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnModuleDestroy, Optional } from '@nestjs/common';
+import {
+  Inject,
+  Injectable,
+  Logger,
+  type OnApplicationBootstrap,
+  type OnModuleDestroy,
+  Optional,
+} from '@nestjs/common';
+import type { Histogram } from 'prom-client';
 import { DataSource } from 'typeorm';
 import { MetricsService } from '@tasksys/platform';
-import type { Histogram } from 'prom-client';
 import { pgConnectionConfig } from '../data-source.options';
 import type { DatabaseConfig } from '../database.config';
 import { PgNotificationListener } from '../pg-notification.listener';
@@ -230,7 +237,12 @@ export class ScheduleFirer implements OnApplicationBootstrap, OnModuleDestroy {
           this.logger.error(`schedule ${schedule.id}: ${(err as Error).message}; trying again in an hour`);
           decisions.push({
             schedule,
-            decision: { fireAt: schedule.nextRunAt, fire: false, missed: 0, nextRunAt: new Date(now.getTime() + 3_600_000) },
+            decision: {
+              fireAt: schedule.nextRunAt,
+              fire: false,
+              missed: 0,
+              nextRunAt: new Date(now.getTime() + 3_600_000),
+            },
           });
           continue;
         }
@@ -299,7 +311,8 @@ export class ScheduleFirer implements OnApplicationBootstrap, OnModuleDestroy {
       for (const { schedule: s, decision: d } of decisions) {
         const outcome = !d.fire ? 'skipped' : d.missed > 0 ? 'recovered' : 'fired';
         this.lateness?.observe({ outcome }, Math.max(0, Date.now() - d.fireAt.getTime()) / 1000);
-        if (!d.fire) this.logger.log(`schedule ${s.id} (${s.name}): fire ${d.fireAt.toISOString()} skipped (overlap: skip)`);
+        if (!d.fire)
+          this.logger.log(`schedule ${s.id} (${s.name}): fire ${d.fireAt.toISOString()} skipped (overlap: skip)`);
       }
       const fired = decisions.filter((d) => d.decision.fire).length;
       return { handled: decisions.length, fired: created.size, skipped: decisions.length - fired };

@@ -162,39 +162,47 @@ export class ScheduleStore {
   }
 
   /**
-   * Applies a patch in one statement; null when there is no such schedule visible to `owner`. The row lock
-   * waits for a firer holding the schedule, so a new cron applies from the fire after the one in flight.
+   * Changes a schedule under its row lock: `change` gets the schedule as it is and the database's clock and
+   * returns the patch (it may throw to refuse). Null when there is no such schedule visible to `owner`. The
+   * lock waits for a firer holding the schedule, so a new cron applies from the fire after the one in
+   * flight, and two PATCHes never compute a next fire time from each other's half.
    */
-  async update(id: string, owner: string | null, patch: SchedulePatch): Promise<Schedule | null> {
-    const sets: string[] = [];
-    const params: unknown[] = [id];
-    const set = (column: string, value: unknown) => {
-      params.push(value);
-      sets.push(`${column} = $${params.length}`);
-    };
-    if (patch.paused !== undefined) set('paused', patch.paused);
-    if (patch.cron !== undefined) set('cron', patch.cron);
-    if (patch.timezone !== undefined) set('timezone', patch.timezone);
-    if (patch.overlap !== undefined) set('overlap', patch.overlap);
-    if (patch.nextRunAt !== undefined) set('next_run_at', patch.nextRunAt);
-    if (patch.task !== undefined) {
-      set('task_type', patch.task.type);
-      set('task_payload', JSON.stringify(patch.task.payload ?? null));
-      set('task_priority', patch.task.priority);
-      set('task_max_attempts', patch.task.maxAttempts);
-      set('task_timeout_ms', patch.task.timeoutMs);
-    }
-    let scope = '';
-    if (owner !== null) {
-      params.push(owner);
-      scope = ` AND owner = $${params.length}`;
-    }
-    const rows = await this.db.query(
-      `UPDATE schedules SET ${[...sets, 'updated_at = now()'].join(', ')} WHERE id = $1${scope} RETURNING *`,
-      params,
-    );
-    const row = Array.isArray(rows[0]) ? rows[0][0] : rows[0];
-    return row ? toSchedule(row) : null;
+  async modify(
+    id: string,
+    owner: string | null,
+    change: (current: Schedule, now: Date) => SchedulePatch,
+  ): Promise<Schedule | null> {
+    return this.db.transaction(async (manager) => {
+      const current: Record<string, any>[] = await manager.query(
+        `SELECT *, now() AS db_now FROM schedules WHERE id = $1${owner === null ? '' : ' AND owner = $2'} FOR UPDATE`,
+        owner === null ? [id] : [id, owner],
+      );
+      if (current.length === 0) return null;
+      const patch = change(toSchedule(current[0]), current[0]['db_now']);
+      const sets: string[] = [];
+      const params: unknown[] = [id];
+      const set = (column: string, value: unknown) => {
+        params.push(value);
+        sets.push(`${column} = $${params.length}`);
+      };
+      if (patch.paused !== undefined) set('paused', patch.paused);
+      if (patch.cron !== undefined) set('cron', patch.cron);
+      if (patch.timezone !== undefined) set('timezone', patch.timezone);
+      if (patch.overlap !== undefined) set('overlap', patch.overlap);
+      if (patch.nextRunAt !== undefined) set('next_run_at', patch.nextRunAt);
+      if (patch.task !== undefined) {
+        set('task_type', patch.task.type);
+        set('task_payload', JSON.stringify(patch.task.payload ?? null));
+        set('task_priority', patch.task.priority);
+        set('task_max_attempts', patch.task.maxAttempts);
+        set('task_timeout_ms', patch.task.timeoutMs);
+      }
+      const [rows] = await manager.query(
+        `UPDATE schedules SET ${[...sets, 'updated_at = now()'].join(', ')} WHERE id = $1 RETURNING *`,
+        params,
+      );
+      return toSchedule(rows[0]);
+    });
   }
 
   /** Stops its future fires; the tasks it created stay (and keep their scheduleId). False: none visible. */
