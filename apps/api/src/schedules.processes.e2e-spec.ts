@@ -50,7 +50,9 @@ describe('cron schedules across api and worker processes (real PostgreSQL and Ra
 
   afterEach(async () => {
     await Promise.all([apis.stopAll(), workers.stopAll()]);
-    await t.db.query(`DELETE FROM schedules; DELETE FROM outbox; DELETE FROM task_events; DELETE FROM tasks; DELETE FROM workers`);
+    await t.db.query(
+      `DELETE FROM schedules; DELETE FROM outbox; DELETE FROM task_events; DELETE FROM tasks; DELETE FROM workers`,
+    );
   }, 60_000);
 
   afterAll(async () => {
@@ -157,6 +159,72 @@ describe('cron schedules across api and worker processes (real PostgreSQL and Ra
     expect(late[0]).toBeGreaterThanOrEqual(0);
     expect(percentile(late, 0.5)).toBeLessThan(1000);
   }, 240_000);
+
+  it('kill -9 in the middle of a fire: nothing of it committed, the restarted api fires that time once', async () => {
+    // Each scheduled insert sleeps 1.5 s in PostgreSQL, so the fire's transaction is surely open when the api dies.
+    await t.db.query(`CREATE FUNCTION slow_fire() RETURNS trigger LANGUAGE plpgsql AS $$
+                        BEGIN PERFORM pg_sleep(1.5); RETURN NEW; END $$`);
+    await t.db.query(`CREATE TRIGGER slow_fire BEFORE INSERT ON tasks FOR EACH ROW
+                        WHEN (NEW.schedule_id IS NOT NULL) EXECUTE FUNCTION slow_fire()`);
+    try {
+      // A long grace: the restart takes seconds, and the slot in flight must be caught up, not collapsed.
+      const api = await apis.start({ SCHEDULE_MISFIRE_GRACE_MS: '120000' });
+      const key = (await call(api, 'POST', '/v1/admin/api-keys', { owner: 'cron', role: 'user' })).body.key as string;
+      const created = await call(
+        api,
+        'POST',
+        '/v1/schedules',
+        { name: 'every-3s', cron: '*/3 * * * * *', task: { type: 'demo.sleep', payload: { ms: 1 } } },
+        key,
+      );
+      expect(created.status).toBe(201);
+      const id = created.body.id as string;
+      await firesAfter(0, 1, [id]);
+      const [inFlight] = await waitFor(
+        'a fire sleeping inside its transaction',
+        async () => {
+          const rows: { pid: number }[] = await t.db.query(
+            `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event = 'PgSleep'
+                AND query LIKE '%INSERT INTO tasks%' AND pid <> pg_backend_pid()`,
+          );
+          return rows.length > 0 ? rows : null;
+        },
+        30_000,
+        20,
+      );
+      await api.kill('SIGKILL');
+      // The row lock hides the fire's own update: next_run_at is still the fire time in flight.
+      const [{ slot }] = await t.db.query(`SELECT next_run_at AS slot FROM schedules WHERE id = $1`, [id]);
+      await waitFor(
+        'the killed fire’s session to end',
+        async () => (await t.db.query(`SELECT 1 FROM pg_stat_activity WHERE pid = $1`, [inFlight.pid])).length === 0,
+        30_000,
+        50,
+      );
+      // Rolled back whole: no task for that time, the schedule not advanced.
+      expect(
+        await t.db.query(`SELECT id FROM tasks WHERE schedule_id = $1 AND scheduled_for = $2`, [id, slot]),
+      ).toEqual([]);
+      expect((await t.db.query(`SELECT next_run_at FROM schedules WHERE id = $1`, [id]))[0].next_run_at).toEqual(slot);
+      await t.db.query(`DROP TRIGGER slow_fire ON tasks`);
+
+      await api.start({ SCHEDULE_MISFIRE_GRACE_MS: '120000' });
+      await firesAfter(Date.now(), 1, [id]);
+      const slots = slotsOf(await runs(), id);
+      expect(slots.filter((at) => at === slot.getTime())).toHaveLength(1);
+      expect(slots.at(-1)! - slots[0]).toBe((slots.length - 1) * 3000); // none missed, none twice
+      const [events] = await t.db.query(
+        `SELECT count(*)::int AS n FROM task_events e JOIN tasks t ON t.id = e.task_id
+          WHERE t.schedule_id = $1 AND t.scheduled_for = $2 AND e.from_status IS NULL`,
+        [id, slot],
+      );
+      expect(events.n).toBe(1);
+      const view = (await call(api, 'GET', `/v1/schedules/${id}`, undefined, key)).body;
+      expect([view.firedCount, view.missedCount]).toEqual([slots.length, 0]);
+    } finally {
+      await t.db.query(`DROP TRIGGER IF EXISTS slow_fire ON tasks; DROP FUNCTION IF EXISTS slow_fire()`);
+    }
+  }, 180_000);
 
   it('every firer down: the missed fire times are fired once on recovery, for the latest of them, and counted', async () => {
     const api = await apis.start({ SCHEDULE_MISFIRE_GRACE_MS: '1000' });
