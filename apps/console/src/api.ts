@@ -32,6 +32,29 @@ export interface Task {
   runAt: string | null;
   startedAt: string | null;
   finishedAt: string | null;
+  /** The cron schedule that fired it, and the fire time; null for a submitted task. */
+  scheduleId?: string | null;
+  scheduledFor?: string | null;
+}
+export interface Schedule {
+  id: string;
+  owner: string;
+  name: string;
+  cron: string;
+  timezone: string;
+  task: { type: string; payload: unknown; priority: number; maxAttempts: number; timeoutMs: number };
+  overlap: 'allow' | 'skip';
+  paused: boolean;
+  /** Null while paused. */
+  nextRunAt: string | null;
+  lastFiredAt: string | null;
+  lastTaskId: string | null;
+  firedCount: number;
+  skippedCount: number;
+  lastSkippedAt: string | null;
+  missedCount: number;
+  createdAt: string;
+  updatedAt: string;
 }
 export interface TaskEvent {
   id: string;
@@ -149,7 +172,7 @@ export async function call<T>(method: string, path: string, body?: unknown, key 
 }
 
 export const api = {
-  tasks: (q: { status?: string; type?: string; owner?: string; limit?: number }) => {
+  tasks: (q: { status?: string; type?: string; owner?: string; scheduleId?: string; limit?: number }) => {
     const p = new URLSearchParams();
     for (const [k, v] of Object.entries(q)) if (v !== undefined && v !== '') p.set(k, String(v));
     return call<Page<Task>>('GET', `/v1/tasks?${p}`);
@@ -171,6 +194,9 @@ export const api = {
     call<{ redriven: number; skipped: number; error: string | null }>('POST', '/v1/admin/unrouted/redrive', body),
   workers: () => call<WorkerFleet>('GET', '/v1/admin/workers'),
   reports: (limit = 50) => call<Page<Report>>('GET', `/v1/admin/reports?limit=${limit}`),
+  schedules: (limit = 100) => call<Page<Schedule>>('GET', `/v1/schedules?limit=${limit}`),
+  schedule: (id: string) => call<Schedule>('GET', `/v1/schedules/${id}`),
+  setPaused: (id: string, paused: boolean) => call<Schedule>('PATCH', `/v1/schedules/${id}`, { paused }),
   reconcile: () =>
     call<{ running: number; retrying: number; queued: number; total: number }>('POST', '/v1/admin/reconcile', {}),
 };
