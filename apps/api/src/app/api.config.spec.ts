@@ -14,6 +14,8 @@ describe('api configuration', () => {
       DATABASE_MIGRATE: true,
       DEMO_ALLOW_CRASH: false,
       TASKS_NAMESPACE: 'tasks',
+      SCHEDULER_ENABLED: true,
+      SCHEDULE_MISFIRE_GRACE_MS: 5000,
     });
     expect(validate({}).ADMIN_API_KEY).toBeUndefined();
   });
@@ -29,6 +31,9 @@ describe('api configuration', () => {
     ['RABBITMQ_URL', 'http://x'],
     ['DEMO_ALLOW_CRASH', 'maybe'],
     ['SQL_TARGET_URL', 'nope'],
+    ['SCHEDULER_ENABLED', 'sometimes'],
+    ['SCHEDULE_MISFIRE_GRACE_MS', '-1'],
+    ['SCHEDULE_MISFIRE_GRACE_MS', 'soon'],
   ])('rejects %s=%s naming the variable', (name, value) => {
     expect(() => validate({ [name]: value })).toThrow(ConfigurationError);
     expect(() => validate({ [name]: value })).toThrow(new RegExp(`^Invalid configuration:\\n  ${name} \\(`));
