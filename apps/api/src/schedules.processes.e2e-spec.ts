@@ -160,6 +160,30 @@ describe('cron schedules across api and worker processes (real PostgreSQL and Ra
     expect(percentile(late, 0.5)).toBeLessThan(1000);
   }, 240_000);
 
+  it('a worker alone fires too, and wakes its own polling relay: fired tasks start within a second of their time', async () => {
+    // No api: the worker's relay polls every 5 s, so on time means the fire woke it.
+    await workers.start({ OUTBOX_POLL_MS: '5000' });
+    const [row] = await t.db.query(
+      `INSERT INTO schedules (owner, name, cron, task_type, task_payload, task_max_attempts, task_timeout_ms, next_run_at)
+       VALUES ('cron', 'worker-only', '* * * * * *', 'demo.sleep', '{"ms":1}', 3, 60000, date_trunc('second', now()) + interval '2 second')
+       RETURNING id`,
+    );
+    await firesAfter(0, 5, [row.id]);
+    await waitFor(
+      'five fired tasks started',
+      async () => (await t.db.query(`SELECT count(*)::int AS n FROM tasks WHERE started_at IS NOT NULL`))[0].n >= 5,
+      30_000,
+      200,
+    );
+    const started: { late: number }[] = await t.db.query(
+      `SELECT extract(epoch FROM started_at - scheduled_for)::float8 * 1000 AS late FROM tasks
+        WHERE started_at IS NOT NULL ORDER BY scheduled_for LIMIT 5`,
+    );
+    const late = started.map((r) => Number(r.late)).sort((a, b) => a - b);
+    console.log(`worker only, relay polling every 5 s: fire time to start ${late.map(Math.round).join(', ')} ms`);
+    expect(late.at(-1)!).toBeLessThan(1000);
+  }, 120_000);
+
   it('kill -9 in the middle of a fire: nothing of it committed, the restarted api fires that time once', async () => {
     // Each scheduled insert sleeps 1.5 s in PostgreSQL, so the fire's transaction is surely open when the api dies.
     await t.db.query(`CREATE FUNCTION slow_fire() RETURNS trigger LANGUAGE plpgsql AS $$
