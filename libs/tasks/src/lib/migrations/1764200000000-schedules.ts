@@ -8,6 +8,8 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
  * A second partial index serves `GET /v1/tasks?scheduleId=` (newest first, keyset on created_at, id);
  * tasks that no schedule fired pay no entry in either. Both new task columns are nullable with no default:
  * no table rewrite. `schedules_due` holds active schedules only: the firers' idle probe is one descent.
+ * The task columns carry the CHECKs of `tasks`: a schedule can never hold a task the tasks table would refuse,
+ * which would fail every fire batch it is in (a poison schedule stopping the others).
  * A trigger NOTIFYs `<schema>.schedules` on every change, so firers wake for a new or changed schedule.
  * No foreign key from tasks: deleting a schedule stops its fires and leaves its runs (and their key) as they are.
  *
@@ -26,9 +28,9 @@ export class Schedules1764200000000 implements MigrationInterface {
       timezone text NOT NULL DEFAULT 'UTC',
       task_type text NOT NULL,
       task_payload jsonb NOT NULL,
-      task_priority smallint NOT NULL DEFAULT 0,
-      task_max_attempts int NOT NULL,
-      task_timeout_ms int NOT NULL,
+      task_priority smallint NOT NULL DEFAULT 0 CHECK (task_priority BETWEEN 0 AND 9),
+      task_max_attempts int NOT NULL CHECK (task_max_attempts BETWEEN 1 AND 100),
+      task_timeout_ms int NOT NULL CHECK (task_timeout_ms > 0),
       overlap text NOT NULL DEFAULT 'allow' CHECK (overlap IN ('allow', 'skip')),
       paused boolean NOT NULL DEFAULT false,
       next_run_at timestamptz NOT NULL,
