@@ -23,6 +23,8 @@ export type {
   Queue,
   QueueList,
   Report,
+  Schedule,
+  SchedulePage,
   Task,
   TaskEvent,
   Worker,
@@ -80,11 +82,12 @@ export async function call<T>(method: string, path: string, body?: unknown, key 
 }
 
 export const api = {
-  tasks: (q: { status?: string; type?: string; owner?: string; limit?: number }) =>
+  tasks: (q: { status?: string; type?: string; owner?: string; scheduleId?: string; limit?: number }) =>
     client.list({
       status: (q.status || undefined) as TaskStatus | undefined,
       type: q.type || undefined,
       owner: q.owner || undefined,
+      scheduleId: q.scheduleId || undefined,
       limit: q.limit,
     }),
   task: (id: string) => client.get(id),
@@ -98,5 +101,8 @@ export const api = {
   redriveUnrouted: (body: { taskIds?: string[] }) => client.admin.redriveUnrouted(body),
   workers: () => client.admin.workers(),
   reports: (limit = 50) => client.admin.reports({ limit }),
+  schedules: (limit = 100) => call<SchedulePage>('GET', `/v1/schedules?limit=${limit}`),
+  schedule: (id: string) => call<Schedule>('GET', `/v1/schedules/${id}`),
+  setPaused: (id: string, paused: boolean) => call<Schedule>('PATCH', `/v1/schedules/${id}`, { paused }),
   reconcile: () => client.admin.reconcile({}),
 };

@@ -4,6 +4,7 @@ import { useHashRoute } from './hooks';
 import { DeadLettersPage, UnroutedPage } from './pages/broker-messages';
 import { QueuesPage } from './pages/queues';
 import { ReportsPage } from './pages/reports';
+import { SchedulePage, SchedulesPage } from './pages/schedules';
 import { TaskPage } from './pages/task';
 import { TasksPage } from './pages/tasks';
 import { WebhooksPage } from './pages/webhooks';
@@ -12,6 +13,7 @@ import { startSampling, stopSampling } from './queue-history';
 
 const NAV: [string, string][] = [
   ['/tasks', 'Tasks'],
+  ['/schedules', 'Schedules'],
   ['/queues', 'Queues'],
   ['/dead-letters', 'Dead letters'],
   ['/unrouted', 'Unrouted'],
@@ -106,6 +108,8 @@ export function App() {
   const [, section, id] = route.split('/');
   let page;
   if (section === 'tasks' && id) page = <TaskPage id={id} />;
+  else if (section === 'schedules' && id) page = <SchedulePage id={id} />;
+  else if (section === 'schedules') page = <SchedulesPage />;
   else if (section === 'queues') page = <QueuesPage />;
   else if (section === 'dead-letters') page = <DeadLettersPage />;
   else if (section === 'unrouted') page = <UnroutedPage />;

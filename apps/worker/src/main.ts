@@ -4,6 +4,7 @@ import { Logger } from 'nestjs-pino';
 import { ConsumerFactory, OutboxRelayService, RoutingUpkeep, Topology } from '@tasksys/messaging';
 import { ConfigurationError } from '@tasksys/platform';
 import {
+  ScheduleFirer,
   TaskExecutor,
   TaskPromoter,
   TaskSweeper,
@@ -18,6 +19,8 @@ async function bootstrap(): Promise<void> {
   const app = await NestFactory.create(WorkerModule, { bufferLogs: true });
   app.useLogger(app.get(Logger));
   const config = app.get<WorkerConfig>(WORKER_CONFIG);
+  // This relay only polls: a fired schedule's task is published at once, as a promoted one is.
+  app.get(ScheduleFirer).onFired(() => app.get(OutboxRelayService).wake());
   app.connectMicroservice(
     {
       strategy: new TaskConsumerStrategy({

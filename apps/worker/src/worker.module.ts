@@ -16,6 +16,8 @@ import {
   ExecutionModule,
   handledType,
   resolveServedTypes,
+  SchedulesModule,
+  schedulesConfigSchema,
   TaskExecutor,
   TasksModule,
   WorkerRegistry,
@@ -47,6 +49,8 @@ const QUIET_PATHS = ['/health', '/metrics'];
     // Polling only: the api's relay is woken by NOTIFY; waking every worker too only cost empty rounds.
     OutboxRelayModule.register({ listen: false }),
     ExecutionModule.forRootAsync(fromConfig(workerAppConfigSchema, (c) => ({ worker: c, taskTypes: c }))),
+    // Cron schedules fire here too, so they keep firing with no api running (one task per fire time regardless).
+    SchedulesModule.forRootAsync(fromConfig(schedulesConfigSchema)),
     LoggingModule.forRootAsync(
       fromConfig(loggingConfigSchema, (c) => ({ level: c.LOG_LEVEL, quietPaths: QUIET_PATHS })),
     ),

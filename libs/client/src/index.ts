@@ -16,6 +16,8 @@ export type {
   RedriveRequest,
   Report,
   ReportPage,
+  Schedule,
+  SchedulePage,
   SubmitOptions,
   Task,
   TaskEvent,

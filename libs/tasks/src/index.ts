@@ -67,6 +67,21 @@ export { type IssuedStreamToken, STREAM_TOKEN_TTL_MS, StreamTokens } from './lib
 export { ApiKeyService, hashApiKey, type IssuedApiKey, type Principal } from './lib/auth/api-key.service';
 export { CreateTaskBatchCommand, type NewBatchTask } from './lib/commands/create-task-batch.command';
 
+// Cron schedules: validation, the store, the firer every api and worker runs.
+export { SchedulesModule, type SchedulesModuleAsyncOptions } from './lib/schedules/schedules.module';
+export { type SchedulesConfig, schedulesConfigSchema } from './lib/schedules/schedules.config';
+export { checkTimezone, CronExpression } from './lib/schedules/cron-expression';
+export {
+  type NewSchedule,
+  type Schedule,
+  type ScheduledTaskSpec,
+  type ScheduleOverlap,
+  type SchedulePatch,
+  ScheduleStore,
+} from './lib/schedules/schedule.store';
+export { type FireRound, ScheduleFirer } from './lib/schedules/schedule-firer.service';
+export { InvalidScheduleError, ScheduleNameTakenError, ScheduleNotFoundError } from './lib/schedules/schedule.errors';
+
 // Operators: the worker fleet, reconcile, dead-letter redrive.
 export { TasksAdminModule } from './lib/admin/tasks-admin.module';
 export { WorkerFleetQuery, type WorkerStatus } from './lib/admin/worker-fleet.query';

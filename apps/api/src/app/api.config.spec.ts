@@ -17,6 +17,8 @@ describe('api configuration', () => {
       WEBHOOK_ALLOW_PRIVATE: false,
       WEBHOOK_RETRY_PERIOD_MS: 86_400_000,
       WEBHOOK_TIMEOUT_MS: 10_000,
+      SCHEDULER_ENABLED: true,
+      SCHEDULE_MISFIRE_GRACE_MS: 5000,
     });
     expect(validate({}).ADMIN_API_KEY).toBeUndefined();
   });
@@ -37,6 +39,9 @@ describe('api configuration', () => {
     ['WEBHOOK_RETRY_PERIOD_MS', 'a day'],
     ['WEBHOOK_TIMEOUT_MS', '0'],
     ['WEBHOOK_CONCURRENCY', '0'],
+    ['SCHEDULER_ENABLED', 'sometimes'],
+    ['SCHEDULE_MISFIRE_GRACE_MS', '-1'],
+    ['SCHEDULE_MISFIRE_GRACE_MS', 'soon'],
   ])('rejects %s=%s naming the variable', (name, value) => {
     expect(() => validate({ [name]: value })).toThrow(ConfigurationError);
     expect(() => validate({ [name]: value })).toThrow(new RegExp(`^Invalid configuration:\\n  ${name} \\(`));

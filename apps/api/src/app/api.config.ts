@@ -1,7 +1,12 @@
 import { z } from 'zod';
 import { brokerAdminConfigSchema, messagingConfigSchema } from '@tasksys/messaging';
 import { env, loggingConfigSchema } from '@tasksys/platform';
-import { databaseConfigSchema, taskTypesConfigSchema, webhooksConfigSchema } from '@tasksys/tasks';
+import {
+  databaseConfigSchema,
+  schedulesConfigSchema,
+  taskTypesConfigSchema,
+  webhooksConfigSchema,
+} from '@tasksys/tasks';
 
 const BODY_LIMIT = /^\d+(b|kb|mb)$/i;
 
@@ -36,6 +41,7 @@ export const apiConfigSchema = databaseConfigSchema
   .extend(taskTypesConfigSchema.shape)
   .extend(loggingConfigSchema.shape)
   .extend(webhooksConfigSchema.shape)
+  .extend(schedulesConfigSchema.shape)
   .extend(apiOwnConfigSchema.shape);
 
 export type ApiConfig = z.output<typeof apiConfigSchema>;

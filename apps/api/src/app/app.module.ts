@@ -26,6 +26,8 @@ import {
   databaseConfigSchema,
   DistributedRateLimiter,
   RateLimitModule,
+  SchedulesModule,
+  schedulesConfigSchema,
   TaskQueriesModule,
   TasksAdminModule,
   TasksModule,
@@ -45,6 +47,8 @@ import { SharedThrottlerStorage } from './auth/shared-throttler.storage';
 import { ApiExceptionFilter } from './errors/api-exception.filter';
 import { RequireJsonMiddleware } from './errors/require-json.middleware';
 import { createValidationPipe } from './errors/validation';
+import { SchedulesController } from './schedules/schedules.controller';
+import { SchedulesService } from './schedules/schedules.service';
 import { TaskStreamService } from './tasks/task-stream.service';
 import { toTaskView } from './tasks/task.views';
 import { TasksController } from './tasks/tasks.controller';
@@ -100,6 +104,8 @@ export class AppModule implements NestModule {
             dispatch: true,
           }),
         }),
+        // Cron schedules: the store, and a firer in every replica (one task per fire time whatever their number).
+        SchedulesModule.forRootAsync(fromConfig(schedulesConfigSchema)),
         // Budgets shared by all replicas through PostgreSQL: per key here, per client address in ApiKeyGuard.
         RateLimitModule,
         ThrottlerModule.forRootAsync({
@@ -126,13 +132,14 @@ export class AppModule implements NestModule {
           }),
         }),
       ],
-      controllers: [TasksController, AdminController, WebhooksController, OwnerLimitsController],
+      controllers: [TasksController, AdminController, WebhooksController, OwnerLimitsController, SchedulesController],
       providers: [
         {
           provide: TaskTypeRegistry,
           ...fromConfig(taskTypesConfigSchema, (c) => new TaskTypeRegistry(BUILTIN_TASK_TYPES, c)),
         },
         TasksService,
+        SchedulesService,
         TaskStreamService,
         TaskStoreMetrics,
         AdminMetrics,

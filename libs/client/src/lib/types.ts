@@ -33,6 +33,8 @@ export type Worker = Schemas['WorkerView'];
 export type WorkerFleet = Schemas['WorkerFleetView'];
 export type ReconcileRequest = Schemas['ReconcileRequestDto'];
 export type Reconcile = Schemas['ReconcileView'];
+export type Schedule = Schemas['ScheduleView'];
+export type SchedulePage = Schemas['SchedulePageView'];
 
 /** Statuses a task never leaves on its own. */
 export const TERMINAL_STATUSES: readonly TaskStatus[] = ['succeeded', 'failed', 'cancelled'];

@@ -41,6 +41,9 @@ export type NewTaskRow = Omit<NewTask, 'idempotencyKey' | 'requestHash'> & {
   traceparent?: string | null;
   /** Rows of one group pass an owner's maxQueued together or not at all (a batch request); default: the row alone. */
   group?: string;
+  /** A cron schedule's fire: at most one task per (scheduleId, scheduledFor); a second one is not inserted. */
+  scheduleId?: string | null;
+  scheduledFor?: Date | null;
 };
 
 export interface CreateResult {
@@ -334,9 +337,11 @@ export class TaskStateMachine {
 
   /**
    * Inserts many tasks in ONE statement, each with its own id, actor and traceparent: the same
-   * task, event and outbox rows as `create` without an idempotency key. All or nothing.
+   * task, event and outbox rows as `create` without an idempotency key. All or nothing. A schedule's
+   * fire whose (scheduleId, scheduledFor) exists already is skipped (not in the result): that unique
+   * key, not a lock, makes a fire exactly once. `manager`: inside the caller's transaction.
    */
-  async createMany(items: NewTaskRow[]): Promise<Map<string, Task | QueueLimitRefusal>> {
+  async createMany(items: NewTaskRow[], manager?: EntityManager): Promise<Map<string, Task | QueueLimitRefusal>> {
     const created = new Map<string, Task | QueueLimitRefusal>();
     if (items.length === 0) return created;
     const input = items.map((t, ord) => ({
@@ -355,20 +360,26 @@ export class TaskStateMachine {
       actor: t.actor,
       traceparent: t.traceparent ?? null,
       callback_url: t.callbackUrl ?? null,
+      schedule_id: t.scheduleId ?? null,
+      scheduled_for: t.scheduledFor ?? null,
     }));
     const rows = await this.rows(
       `WITH input AS (
          SELECT * FROM jsonb_to_recordset($1::jsonb)
            AS x(id uuid, owner text, type text, payload jsonb, max_attempts int, timeout_ms int, priority smallint, start boolean,
-                run_at timestamptz, delay_ms bigint, actor text, traceparent text, callback_url text, grp text, ord int)),
+                run_at timestamptz, delay_ms bigint, actor text, traceparent text, callback_url text, grp text, ord int,
+                schedule_id uuid, scheduled_for timestamptz)),
        ${QUEUE_LIMIT_SQL},
        ins AS (
-         INSERT INTO tasks (id, owner, type, payload, status, max_attempts, timeout_ms, priority, run_at, traceparent, callback_url)
+         INSERT INTO tasks (id, owner, type, payload, status, max_attempts, timeout_ms, priority, run_at, traceparent, callback_url,
+                            schedule_id, scheduled_for)
          SELECT id, owner, type, payload, ${startStatusSql('start', runAtSql('run_at', 'delay_ms'))}, max_attempts, timeout_ms,
                 priority, ${runAtSql('run_at', 'delay_ms')},
-                ${scheduledTraceparentSql(startStatusSql('start', runAtSql('run_at', 'delay_ms')), 'traceparent')}, callback_url
+                ${scheduledTraceparentSql(startStatusSql('start', runAtSql('run_at', 'delay_ms')), 'traceparent')}, callback_url,
+                schedule_id, scheduled_for
            FROM input
           WHERE NOT EXISTS (SELECT 1 FROM refused r WHERE r.owner = input.owner AND r.grp = input.grp)
+         ON CONFLICT (schedule_id, scheduled_for) WHERE schedule_id IS NOT NULL DO NOTHING
          RETURNING *),
        ev AS (
          INSERT INTO task_events (task_id, from_status, to_status, attempt, actor)
@@ -379,6 +390,7 @@ export class TaskStateMachine {
        UNION ALL
        SELECT (NULL::tasks).*, input.id, r.max_queued, r.queued FROM refused r JOIN input ON input.owner = r.owner AND input.grp = r.grp`,
       [JSON.stringify(input)],
+      manager,
     );
     for (const row of rows) {
       if (row['refused_id'] !== null) {

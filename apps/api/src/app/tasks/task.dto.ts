@@ -10,6 +10,7 @@ import {
   IsInt,
   IsOptional,
   IsString,
+  IsUUID,
   Length,
   Matches,
   Max,
@@ -159,6 +160,11 @@ export class ListTasksQueryDto extends PageQueryDto {
   @IsString()
   @Length(1, 100)
   owner?: string;
+
+  @ApiPropertyOptional({ description: 'Only the runs of this cron schedule', format: 'uuid' })
+  @IsOptional()
+  @IsUUID('all', { message: 'scheduleId must be a UUID' })
+  scheduleId?: string;
 }
 
 export class CreateReportRequestDto {

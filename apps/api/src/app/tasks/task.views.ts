@@ -53,6 +53,20 @@ export class TaskView {
 export class StreamTokenView {
   @ApiProperty({ description: 'Pass as `?token=` to GET /v1/tasks/:id/stream' }) token!: string;
   @ApiProperty({ format: 'date-time' }) expiresAt!: string;
+  @ApiProperty({
+    format: 'uuid',
+    nullable: true,
+    type: String,
+    description: 'The cron schedule that fired it (GET /v1/schedules/{id}); null for a submitted task',
+  })
+  scheduleId!: string | null;
+  @ApiProperty({
+    format: 'date-time',
+    nullable: true,
+    type: String,
+    description: 'The fire time it was created for (one task per schedule and fire time); null for a submitted task',
+  })
+  scheduledFor!: string | null;
 }
 
 export class TaskPageView {
@@ -128,6 +142,8 @@ export function toTaskView(t: Task, served?: ReadonlySet<string>): TaskView {
     startedAt: iso(t.startedAt),
     finishedAt: iso(t.finishedAt),
     callbackUrl: t.callbackUrl ?? null,
+    scheduleId: t.scheduleId ?? null,
+    scheduledFor: iso(t.scheduledFor ?? null),
   };
 }
 

@@ -142,6 +142,7 @@ export class TasksController {
       owner: p.role === 'admin' ? (q.owner ?? null) : p.owner,
       status: q.status,
       type: q.type,
+      scheduleId: q.scheduleId,
       limit: q.limit ?? 20,
       cursor: q.cursor,
     });

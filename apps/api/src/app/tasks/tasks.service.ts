@@ -186,7 +186,11 @@ export class TasksService {
     return { runAt };
   }
 
-  private check(dto: CreateTaskRequestDto, prefix: string): { payload: unknown; definition: TaskTypeDefinition } {
+  /** A submit's type, payload and timeout checked (schedules reuse it for their task); `prefix` names the item. */
+  check(
+    dto: Pick<CreateTaskRequestDto, 'type' | 'payload' | 'timeoutMs'>,
+    prefix: string,
+  ): { payload: unknown; definition: TaskTypeDefinition } {
     const c = this.types.check(dto.type, dto.payload);
     if (!c.ok)
       throw new RequestValidationError(

@@ -30,6 +30,11 @@ export const ERROR_CODES = {
   /** A submit that would take its owner past its maxQueued non-terminal tasks (an admin's quota). */
   OWNER_MAX_QUEUED: 'OWNER.MAX_QUEUED',
 
+  // Schedules: use cases
+  SCHEDULE_NOT_FOUND: 'SCHEDULE.NOT_FOUND',
+  /** The owner has a schedule of that name already. */
+  SCHEDULE_NAME_TAKEN: 'SCHEDULE.NAME_TAKEN',
+
   // Tasks: failures of a run, stored on the task and on its dead letter
   /** Default of RetryableError. */
   TASK_RETRYABLE: 'TASK.RETRYABLE',

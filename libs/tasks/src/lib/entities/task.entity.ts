@@ -31,6 +31,9 @@ export class Task {
   @Column('timestamptz', { name: 'held_since', nullable: true }) heldSince!: Date | null;
   /** Why it is held, naming the limit (`owner acme is at maxRunning 2`). */
   @Column('text', { name: 'held_reason', nullable: true }) heldReason!: string | null;
+  /** The cron schedule that fired it, and the fire time it was fired for: unique together (one task per fire). */
+  @Column('uuid', { name: 'schedule_id', nullable: true }) scheduleId!: string | null;
+  @Column('timestamptz', { name: 'scheduled_for', nullable: true }) scheduledFor!: Date | null;
   @Column('smallint', { name: 'progress_percent' }) progressPercent!: number;
   @Column('text', { name: 'progress_message', nullable: true }) progressMessage!: string | null;
   @Column('jsonb', { nullable: true }) result!: unknown;

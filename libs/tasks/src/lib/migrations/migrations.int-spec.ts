@@ -7,6 +7,7 @@ const ALL = [
   'RateLimitCounters1763900000000',
   'RoutingByType1764000000000',
   'ScheduledTasks1764100000000',
+  'Schedules1764200000000',
   'OwnerLimits1764300000000',
   'Webhooks1764500000000',
   'ResumableStream1764500000001',
@@ -40,6 +41,7 @@ describe('migrations', () => {
       'outbox',
       'owner_limits',
       'rate_limit_counters',
+      'schedules',
       'stream_token_keys',
       'task_events',
       'task_progress',
@@ -80,6 +82,8 @@ describe('migrations', () => {
       'tasks_owner_status_created',
       'tasks_pkey',
       'tasks_retrying_due',
+      'tasks_schedule_created',
+      'tasks_schedule_fire',
       'tasks_scheduled_due',
     ]);
     // Code from before the second migration (a rolling deploy, a rollback) still inserts: its

@@ -10,6 +10,8 @@ export interface TaskListQuery {
   owner: string | null;
   status?: TaskStatus;
   type?: string;
+  /** Only the runs of this cron schedule. */
+  scheduleId?: string;
   /** 1..100 */
   limit: number;
   cursor?: string;
@@ -54,6 +56,7 @@ export class TaskQueries {
     if (q.owner !== null) add((p) => `owner = ${p}`, q.owner);
     if (q.status) add((p) => `status = ${p}`, q.status);
     if (q.type) add((p) => `type = ${p}`, q.type);
+    if (q.scheduleId) add((p) => `schedule_id = ${p}::uuid`, q.scheduleId);
     if (q.cursor) {
       const pos = decodeCursor(q.cursor);
       params.push(pos.at, pos.id);
