@@ -1,5 +1,5 @@
 /** The admin API as the console uses it (@tasksys/client): every call sends the admin key kept in localStorage. */
-import { ApiError, TasksysClient, type TaskStatus } from '@tasksys/client';
+import { ApiError, type Schedule, type SchedulePage, TasksysClient, type TaskStatus } from '@tasksys/client';
 
 const KEY_STORAGE = 'tasksys.adminKey';
 

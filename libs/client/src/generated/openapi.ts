@@ -400,6 +400,67 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/admin/owners/{owner}/limits": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** An owner’s quotas and where it stands: running, non-terminal (queued) and held tasks */
+        get: operations["OwnerLimitsController_get"];
+        /**
+         * Set an owner’s quotas (a field left out stays, null removes it)
+         * @description maxRunning: never more of its tasks run at once, across all workers; the others wait as queued, held, and start as slots free (a raised or removed limit wakes them at once; a lowered one stops nothing that runs). maxQueued: past it, submits answer 429 with Retry-After and write nothing.
+         */
+        put: operations["OwnerLimitsController_put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/schedules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List your schedules, newest first (admins: everyone’s, or one owner’s) */
+        get: operations["SchedulesController_list"];
+        put?: never;
+        /** Create a cron schedule: each fire time creates one task (its runs: GET /v1/tasks?scheduleId=) */
+        post: operations["SchedulesController_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/schedules/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One schedule, with its next and last fire and its skipped and missed counts */
+        get: operations["SchedulesController_get"];
+        put?: never;
+        post?: never;
+        /** Delete a schedule: no more fires; the tasks it created stay */
+        delete: operations["SchedulesController_delete"];
+        options?: never;
+        head?: never;
+        /**
+         * Pause or resume, change the cron (or zone), the task or the overlap policy
+         * @description A new cron or zone, or a resume, sets nextRunAt to the first fire time after now. `task` fields given replace the current ones, and the result is validated as a submit
+         */
+        patch: operations["SchedulesController_update"];
+        trace?: never;
+    };
     "/metrics": {
         parameters: {
             query?: never;
@@ -483,7 +544,7 @@ export interface components {
             maxAttempts: number;
             /** @description 9 starts first among waiting tasks of the same type */
             priority: number;
-            /** @description Why a queued task is not running yet when the system knows, e.g. `no worker serves demo.x`; null otherwise */
+            /** @description Why a queued task is not running yet when the system knows, e.g. `no worker serves demo.x` or `owner acme is at maxRunning 2` (held back by its owner’s quota until a slot frees); null otherwise */
             waiting: string | null;
             progress: components["schemas"]["ProgressView"];
             owner: string;
@@ -502,6 +563,16 @@ export interface components {
             finishedAt: string | null;
             /** @description Where the completion webhook goes; null: none */
             callbackUrl: string | null;
+            /**
+             * Format: uuid
+             * @description The cron schedule that fired it (GET /v1/schedules/{id}); null for a submitted task
+             */
+            scheduleId: string | null;
+            /**
+             * Format: date-time
+             * @description The fire time it was created for (one task per schedule and fire time); null for a submitted task
+             */
+            scheduledFor: string | null;
         };
         CreateTaskBatchRequestDto: {
             tasks: components["schemas"]["CreateTaskRequest"][];
@@ -770,6 +841,178 @@ export interface components {
         FailingEndpointListView: {
             items: components["schemas"]["FailingEndpointView"][];
         };
+        OwnerLimitsView: {
+            owner: string;
+            /** @description Null: unlimited */
+            maxRunning: number | null;
+            /** @description Null: unlimited */
+            maxQueued: number | null;
+            /** @description Its tasks running now (what maxRunning bounds) */
+            running: number;
+            /** @description Its non-terminal tasks: new, scheduled, queued, retrying, running (what maxQueued bounds) */
+            queued: number;
+            /** @description Its tasks held back by maxRunning, waiting for a slot */
+            held: number;
+            /**
+             * Format: date-time
+             * @description Last set; null: no limits
+             */
+            updatedAt: string | null;
+        };
+        OwnerLimitsRequestDto: {
+            /** @description Most of the owner’s tasks running at once across all workers; more wait as `queued`, held (see a task’s `waiting`). Null: no limit. Left out: unchanged */
+            maxRunning?: number | null;
+            /** @description Most non-terminal tasks (new, scheduled, queued, retrying, running) the owner may have; a submit past it answers 429 with Retry-After and writes nothing. Null: no limit. Left out: unchanged */
+            maxQueued?: number | null;
+        };
+        OwnerLimitsUpdateView: {
+            owner: string;
+            /** @description Null: unlimited */
+            maxRunning: number | null;
+            /** @description Null: unlimited */
+            maxQueued: number | null;
+            /** @description Its tasks running now (what maxRunning bounds) */
+            running: number;
+            /** @description Its non-terminal tasks: new, scheduled, queued, retrying, running (what maxQueued bounds) */
+            queued: number;
+            /** @description Its tasks held back by maxRunning, waiting for a slot */
+            held: number;
+            /**
+             * Format: date-time
+             * @description Last set; null: no limits
+             */
+            updatedAt: string | null;
+            /** @description Held tasks this change set free (a raised or removed maxRunning) */
+            woken: number;
+        };
+        ScheduleTaskRequestDto: {
+            /**
+             * @description A registered task type
+             * @example demo.sleep
+             */
+            type: string;
+            /**
+             * @description The type's payload, validated as a submit's is (errors name the field, e.g. `task.payload.ms`)
+             * @example {
+             *       "ms": 1000
+             *     }
+             */
+            payload: {
+                [key: string]: unknown;
+            };
+            /** @default 0 */
+            priority?: number;
+            /** @description Default: the type's */
+            maxAttempts?: number;
+            /** @description Default: the type's */
+            timeoutMs?: number;
+        };
+        CreateScheduleRequestDto: {
+            /**
+             * @description Unique among your schedules
+             * @example nightly-report
+             */
+            name: string;
+            /**
+             * @description 5 fields (`minute hour day-of-month month day-of-week`) or 6 with seconds first (`*\/10 * * * * *`); day-of-month and day-of-week combine with OR, as in Vixie cron
+             * @example 0 3 * * *
+             */
+            cron: string;
+            /**
+             * @description IANA time zone the cron is read in
+             * @default UTC
+             * @example Europe/Berlin
+             */
+            timezone?: string;
+            task: components["schemas"]["ScheduleTaskRequestDto"];
+            /**
+             * @description `skip`: no task for a fire time while the previous task of the schedule has not finished (counted as skipped)
+             * @default allow
+             * @enum {string}
+             */
+            overlap?: "allow" | "skip";
+        };
+        ScheduledTaskView: {
+            type: string;
+            payload: {
+                [key: string]: unknown;
+            };
+            priority: number;
+            /** @description The type's default when not given */
+            maxAttempts: number;
+            /** @description The type's default when not given */
+            timeoutMs: number;
+        };
+        ScheduleView: {
+            /** Format: uuid */
+            id: string;
+            owner: string;
+            name: string;
+            /** @example 0 3 * * * */
+            cron: string;
+            /** @example Europe/Berlin */
+            timezone: string;
+            task: components["schemas"]["ScheduledTaskView"];
+            /** @enum {string} */
+            overlap: "allow" | "skip";
+            paused: boolean;
+            /**
+             * Format: date-time
+             * @description The next fire time; null while paused
+             */
+            nextRunAt: string | null;
+            /**
+             * Format: date-time
+             * @description The latest fire time that created a task
+             */
+            lastFiredAt: string | null;
+            /**
+             * Format: uuid
+             * @description The task of that fire
+             */
+            lastTaskId: string | null;
+            /** @description Tasks created by its fires */
+            firedCount: number;
+            /** @description Fire times skipped by `overlap: skip` */
+            skippedCount: number;
+            /** Format: date-time */
+            lastSkippedAt: string | null;
+            /** @description Fire times passed over by the missed-fire policy while nothing could fire (see README) */
+            missedCount: number;
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            updatedAt: string;
+        };
+        SchedulePageView: {
+            items: components["schemas"]["ScheduleView"][];
+            /** @description Pass as `cursor` for the next (older) page */
+            nextCursor: string | null;
+        };
+        UpdateScheduleTaskRequestDto: {
+            /** @example demo.sleep */
+            type?: string;
+            payload?: {
+                [key: string]: unknown;
+            };
+            priority?: number;
+            maxAttempts?: number;
+            timeoutMs?: number;
+        };
+        UpdateScheduleRequestDto: {
+            /** @description Paused: no fires. Resumed: the next fire time after now (paused slots are not caught up) */
+            paused?: boolean;
+            /** @description 5 fields (`minute hour day-of-month month day-of-week`) or 6 with seconds first (`*\/10 * * * * *`); day-of-month and day-of-week combine with OR, as in Vixie cron. Recomputes nextRunAt from now */
+            cron?: string;
+            /**
+             * @description IANA time zone; recomputes nextRunAt from now
+             * @example Europe/Berlin
+             */
+            timezone?: string;
+            task?: components["schemas"]["UpdateScheduleTaskRequestDto"];
+            /** @enum {string} */
+            overlap?: "allow" | "skip";
+        };
         /** @description Sleeps `ms` in `steps` progress reports; fails its first `failTimes` attempts; `fatal` fails without retry. */
         DemoSleepPayload: {
             ms: number;
@@ -925,6 +1168,8 @@ export interface operations {
                 type?: string;
                 /** @description Admins only: one owner (default: every owner) */
                 owner?: string;
+                /** @description Only the runs of this cron schedule */
+                scheduleId?: string;
             };
             header?: never;
             path?: never;
@@ -1018,7 +1263,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Rate limit of this key exceeded; see Retry-After (seconds) */
+            /** @description Rate limit of this key exceeded, or the owner is at its maxQueued (code OWNER.MAX_QUEUED, nothing written); see Retry-After (seconds) */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -1063,7 +1308,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Rate limit of this key exceeded; see Retry-After (seconds) */
+            /** @description Rate limit of this key exceeded, or the batch would take the owner past its maxQueued (code OWNER.MAX_QUEUED): nothing was written; see Retry-After (seconds) */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -1895,6 +2140,330 @@ export interface operations {
             };
             /** @description Missing, unknown or revoked API key */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Rate limit of this key exceeded; see Retry-After (seconds) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    OwnerLimitsController_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The owner, as its API keys name it */
+                owner: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OwnerLimitsView"];
+                };
+            };
+            /** @description Not a valid owner name (field `owner`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing, unknown or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not an admin key */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    OwnerLimitsController_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The owner, as its API keys name it */
+                owner: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OwnerLimitsRequestDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OwnerLimitsUpdateView"];
+                };
+            };
+            /** @description maxRunning or maxQueued not an integer from 1 up (or null), or a bad owner; the message names the field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing, unknown or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not an admin key */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    SchedulesController_list: {
+        parameters: {
+            query?: {
+                limit?: number;
+                /** @description `nextCursor` of the previous page */
+                cursor?: string;
+                /** @description Admins only: one owner (default: every owner) */
+                owner?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SchedulePageView"];
+                };
+            };
+            /** @description Bad limit or cursor; owner given by a non-admin */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing, unknown or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Rate limit of this key exceeded; see Retry-After (seconds) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    SchedulesController_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateScheduleRequestDto"];
+            };
+        };
+        responses: {
+            /** @description Created, with its id and first fire time (nextRunAt) */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScheduleView"];
+                };
+            };
+            /** @description Bad cron, unknown time zone, unknown task type, bad payload: the message names the field (`cron`, `timezone`, `task.type`, `task.payload.ms`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing, unknown or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description You have a schedule of that name already */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Rate limit of this key exceeded; see Retry-After (seconds) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    SchedulesController_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScheduleView"];
+                };
+            };
+            /** @description Missing, unknown or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No such schedule, or not yours */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Rate limit of this key exceeded; see Retry-After (seconds) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    SchedulesController_delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing, unknown or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No such schedule, or not yours */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Rate limit of this key exceeded; see Retry-After (seconds) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    SchedulesController_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateScheduleRequestDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScheduleView"];
+                };
+            };
+            /** @description The message names the field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing, unknown or revoked API key */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No such schedule, or not yours */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -48,11 +48,6 @@ export class TaskView {
   @ApiProperty({ format: 'date-time', nullable: true, type: String }) finishedAt!: string | null;
   @ApiProperty({ type: String, nullable: true, description: 'Where the completion webhook goes; null: none' })
   callbackUrl!: string | null;
-}
-
-export class StreamTokenView {
-  @ApiProperty({ description: 'Pass as `?token=` to GET /v1/tasks/:id/stream' }) token!: string;
-  @ApiProperty({ format: 'date-time' }) expiresAt!: string;
   @ApiProperty({
     format: 'uuid',
     nullable: true,
@@ -67,6 +62,11 @@ export class StreamTokenView {
     description: 'The fire time it was created for (one task per schedule and fire time); null for a submitted task',
   })
   scheduledFor!: string | null;
+}
+
+export class StreamTokenView {
+  @ApiProperty({ description: 'Pass as `?token=` to GET /v1/tasks/:id/stream' }) token!: string;
+  @ApiProperty({ format: 'date-time' }) expiresAt!: string;
 }
 
 export class TaskPageView {
