@@ -1,6 +1,7 @@
 /** Writes the results as docs/RELIABILITY.md (or another path). */
 import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
+import { keptClusterSection } from './cluster-report';
 import type { Profile } from './profile';
 import type { ScenarioResult } from './scenario';
 
@@ -84,5 +85,6 @@ export function writeReport(
   command: string,
   totalMs: number,
 ): void {
-  writeFileSync(path, renderReport(results, profile, command, totalMs));
+  // A cluster run's section (npm run chaos -- --profile cluster) stays: this run did not measure it.
+  writeFileSync(path, renderReport(results, profile, command, totalMs) + keptClusterSection(path));
 }

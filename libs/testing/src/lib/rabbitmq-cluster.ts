@@ -224,7 +224,7 @@ export class RabbitmqCluster {
 
   /** The nodes the cluster reports running, asked of any node that is up. */
   async runningNodes(): Promise<string[]> {
-    const out = await this.ctlOnAny(['cluster_status', '--formatter', 'json']);
+    const out = await this.ctlAny(['cluster_status', '--formatter', 'json']);
     const status = JSON.parse(out) as { running_nodes?: string[] };
     return status.running_nodes ?? [];
   }
@@ -238,7 +238,7 @@ export class RabbitmqCluster {
 
   /** Every quorum queue's leader node name, by queue name. */
   async leaders(): Promise<Map<string, string>> {
-    const out = await this.ctlOnAny(['list_queues', 'name', 'leader', '--formatter', 'json', '--quiet']);
+    const out = await this.ctlAny(['list_queues', 'name', 'leader', '--formatter', 'json', '--quiet']);
     const rows = JSON.parse(out) as Array<{ name: string; leader?: string }>;
     return new Map(rows.filter((r) => r.leader && r.leader !== '').map((r) => [r.name, r.leader as string]));
   }
@@ -266,7 +266,18 @@ export class RabbitmqCluster {
     rmSync(this.dir, { recursive: true, force: true });
   }
 
-  private async ctlOnAny(args: string[]): Promise<string> {
+  /** Runs rabbitmq-queues (quorum membership: add_member, delete_member, grow, rebalance) against one of its nodes. */
+  async ctlQueues(nodeName: string, args: string[], timeoutMs = 60_000): Promise<string> {
+    if (!this.nodes.some((n) => n.name === nodeName)) throw new Error(`${nodeName} is not a node of cluster ${this.id}`);
+    const { stdout } = await run(join(RABBITMQ_BIN, 'rabbitmq-queues'), ['-n', nodeName, ...args], {
+      env: this.cliEnv(),
+      timeout: timeoutMs,
+    });
+    return stdout;
+  }
+
+  /** rabbitmqctl against the first node that answers. */
+  async ctlAny(args: string[]): Promise<string> {
     const up = this.nodes.filter((n) => n.pid !== undefined && isAlive(n.pid));
     let last: unknown = new Error(`no node of cluster ${this.id} is running`);
     for (const node of up) {
