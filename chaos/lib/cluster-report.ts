@@ -34,6 +34,11 @@ export function renderClusterSection(
     `- command: \`${command}\` (${profile.workers} workers, ${profile.cluster.tasks} tasks a scenario, ${(totalMs / 1000).toFixed(0)} s in all)`,
     `- result: **${ok ? 'every invariant held' : 'INVARIANTS BROKEN'}**`,
     '',
+    'Run it with `npm run build && npm run chaos -- --profile cluster` (writes this section only, leaves the rest of the',
+    'file); `npm test` runs `cluster-leader-kill` as `chaos/cluster.processes.e2e-spec.ts`. *Tasks finished while the fault',
+    'lasted* counts the tasks that reached their terminal state between the first kill or stop and the node being back: the',
+    'cluster kept working, it did not merely recover afterwards.',
+    '',
     '| # | scenario | submitted | terminal | lost | committed twice | executions repeated | time to recover | outcome | result |',
     '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |',
     ...results.map((r, i) => {

@@ -68,6 +68,7 @@ export function renderReport(results: ScenarioResult[], profile: Profile, comman
     'npm run chaos                      # short profile (also run by `npm test` as chaos/chaos.processes.e2e-spec.ts)',
     'npm run chaos -- --profile long    # minutes per scenario',
     'npm run chaos -- --only worker-kill,duplicates',
+    'npm run chaos -- --profile cluster # the cluster scenarios on a private 3-node RabbitMQ cluster (its own section)',
     '```',
     '',
     'Needs the Debian `postgresql` (15) and `rabbitmq-server` packages installed (the harness runs `initdb`/`pg_ctl` and a',

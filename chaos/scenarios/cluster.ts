@@ -3,6 +3,7 @@
  * and workers given every node (RABBITMQ_URL as a list). Nodes are killed with kill -9, restarted
  * one by one, and brought back; tasks run throughout.
  */
+import type { ClusterNode } from '@tasksys/testing';
 import { sleepSpec } from '../lib/client';
 import { ClusterBroker } from '../lib/cluster';
 import { sleep } from '../lib/processes';
@@ -18,43 +19,80 @@ function brokerOf(ctx: ScenarioContext): ClusterBroker {
   return broker;
 }
 
+interface Fault {
+  checks: ExtraCheck[];
+  notes: string[];
+  /** When the first node was killed or stopped. */
+  startedAt: number;
+}
+
 /**
- * Submits tasks before, during and after `fault` (which returns when the fault is over), then waits
- * for every task to be terminal and every process and node back. Recovery is measured from the end
+ * Runs `prepare` (picking victims, moving leaders: CLI calls that take seconds), then submits tasks
+ * and, with them running and queued, `fault` (which returns once every node it touched is back).
+ * Tasks keep coming during the fault, a batch a second, so work is in flight through all of it. Then
+ * waits for every task to be terminal and every process and node back; recovery counts from the end
  * of the fault.
  */
 async function underFault(
   ctx: ScenarioContext,
   owner: string,
-  fault: () => Promise<{ checks: ExtraCheck[]; notes: string[] }>,
+  prepare: () => Promise<void>,
+  fault: () => Promise<Fault>,
 ) {
   const { stack, profile } = ctx;
   const broker = brokerOf(ctx);
   const tasks = profile.cluster.tasks;
   const since = Date.now();
   const client = await ctx.client(owner);
+  await prepare();
   const third = Math.ceil(tasks / 3);
-  const ids = (await client.submitMany(Array.from({ length: third }, () => sleepSpec(500, 3000)))).map((t) => t.id);
+  const ids = (await client.submitMany(Array.from({ length: third }, () => sleepSpec(1000, 4000)))).map((t) => t.id);
   await sleep(1500); // tasks running, more waiting in the work queues
-  const during = client.submitMany(Array.from({ length: third }, () => sleepSpec(300, 2000)));
-  const faulted = await fault();
+  let faultOver = false;
+  const trickle = (async () => {
+    const out: string[] = [];
+    while (!faultOver) {
+      out.push(...(await client.submitMany(Array.from({ length: 5 }, () => sleepSpec(300, 2000)))).map((t) => t.id));
+      await sleep(1000);
+    }
+    return out;
+  })();
+  let faulted: Fault;
+  try {
+    faulted = await fault();
+  } finally {
+    faultOver = true;
+  }
   const faultEnd = Date.now();
-  ids.push(...(await during).map((t) => t.id));
+  ids.push(...(await trickle));
   const nodesBack = await broker.allRunning();
   await stack.allReady(90_000);
   const readyMs = Date.now() - faultEnd;
   ids.push(
-    ...(await client.submitMany(Array.from({ length: tasks - 2 * third }, () => sleepSpec(300, 1500)))).map(
-      (t) => t.id,
-    ),
+    ...(await client.submitMany(Array.from({ length: third }, () => sleepSpec(300, 1500)))).map((t) => t.id),
   );
   const { tasks: checked, recoverMs } = await settleAndCheck(ctx, ids, faultEnd);
   const leaders = await broker.cluster.leaders();
+  // The point of a cluster: work goes on while a node is down, not only once it is back.
+  const finishedDuring = (
+    await stack.db.query(
+      `SELECT count(DISTINCT task_id)::int AS n FROM task_events
+        WHERE task_id = ANY($1::uuid[]) AND to_status IN ('succeeded', 'failed', 'cancelled')
+          AND at BETWEEN to_timestamp($2 / 1000.0) AND to_timestamp($3 / 1000.0)`,
+      [ids, faulted.startedAt, faultEnd],
+    )
+  ).rows[0].n as number;
+  const fromFault = recoverMs === null ? null : Date.now() - faulted.startedAt;
   return {
     tasks: checked,
     recoverMs,
     extra: [
       ...faulted.checks,
+      check(
+        'tasks finished while the fault lasted',
+        finishedDuring > 0,
+        `${finishedDuring} of ${ids.length} in the ${((faultEnd - faulted.startedAt) / 1000).toFixed(1)} s from the first kill or stop to the node back; all terminal ${fromFault === null ? 'never' : `${(fromFault / 1000).toFixed(1)} s`} after it`,
+      ),
       check('every node running again', true, `${nodesBack} ms after the fault ended`),
       check('api and workers ready, none restarted', true, `${readyMs} ms after the fault ended`),
       check(
@@ -85,16 +123,22 @@ export const clusterLeaderKill: Scenario = {
   async run(ctx) {
     const broker = brokerOf(ctx);
     const { cluster } = broker;
-    return underFault(ctx, 'cluster-leader-kill', async () => {
+    let connected: ClusterNode;
+    let victim: ClusterNode;
+    const prepare = async () => {
       // Leaders start where the declaring connection was (client-local), which is where the apps
       // are: move them, so that this kill is a leader loss alone, not also a connection loss.
-      const connected = await broker.busiestNode();
+      connected = await broker.busiestNode();
       for (const q of WORK_QUEUES) await broker.moveLeaderOff(q, connected);
-      const victim = await cluster.leaderOf(WORK_QUEUES[1]);
-      if (!victim) throw new Error(`${WORK_QUEUES[1]} has no leader`);
+      const leader = await cluster.leaderOf(WORK_QUEUES[1]);
+      if (!leader) throw new Error(`${WORK_QUEUES[1]} has no leader`);
+      victim = leader;
+    };
+    return underFault(ctx, 'cluster-leader-kill', prepare, async () => {
+      const led = [...(await cluster.leaders())].filter(([q, n]) => WORK_QUEUES.includes(q) && n === victim.name);
       const tKill = Date.now();
       cluster.kill9(victim);
-      ctx.log(`kill -9 ${victim.name} (leader of ${WORK_QUEUES.join(', ')}; apps on ${connected.name})`);
+      ctx.log(`kill -9 ${victim.name} (leader of ${led.map(([q]) => q).join(', ')}; apps on ${connected.name})`);
       let newLeader = '';
       const electedMs = await timeUntil(async () => {
         const l = await cluster.leaderOf(WORK_QUEUES[1]);
@@ -105,6 +149,7 @@ export const clusterLeaderKill: Scenario = {
       await cluster.start(victim);
       ctx.log(`${victim.name} back after ${Date.now() - tKill} ms`);
       return {
+        startedAt: tKill,
         checks: [
           check('the victim held the leaders, not the connections', victim.name !== connected.name, victim.name),
           check('a new leader was elected', electedMs !== null, `${newLeader} after ${electedMs} ms`),
@@ -123,11 +168,14 @@ export const clusterConnectedKill: Scenario = {
   async run(ctx) {
     const broker = brokerOf(ctx);
     const { cluster } = broker;
-    return underFault(ctx, 'cluster-connected-kill', async () => {
-      const victim = await broker.busiestNode();
-      const before = Object.fromEntries(await broker.connectionsByNode());
+    let victim: ClusterNode;
+    const prepare = async () => {
+      victim = await broker.busiestNode();
       // Leaders away from it: this kill is a connection loss alone (the leader kill is the other scenario).
       for (const q of WORK_QUEUES) await broker.moveLeaderOff(q, victim);
+    };
+    return underFault(ctx, 'cluster-connected-kill', prepare, async () => {
+      const before = Object.fromEntries(await broker.connectionsByNode());
       const tKill = Date.now();
       cluster.kill9(victim);
       ctx.log(`kill -9 ${victim.name} (connections ${JSON.stringify(before)})`);
@@ -139,6 +187,7 @@ export const clusterConnectedKill: Scenario = {
       await cluster.start(victim);
       ctx.log(`${victim.name} back after ${Date.now() - tKill} ms`);
       return {
+        startedAt: tKill,
         checks: [
           check('every app reconnected to another node', true, `${movedMs} ms; connections now ${JSON.stringify(after)}`),
           check('api and workers ready on the other nodes', true, `${readyMs} ms after the kill`),
@@ -157,19 +206,19 @@ export const clusterRollingRestart: Scenario = {
   async run(ctx) {
     const broker = brokerOf(ctx);
     const { cluster } = broker;
-    return underFault(ctx, 'cluster-rolling-restart', async () => {
+    return underFault(ctx, 'cluster-rolling-restart', async () => undefined, async () => {
       const steps: string[] = [];
+      const startedAt = Date.now();
       for (const node of cluster.nodes) {
         const t0 = Date.now();
         await cluster.stop(node);
         const stoppedMs = Date.now() - t0;
         await cluster.start(node);
-        const rejoinedMs = await broker.allRunning();
+        await broker.allRunning();
         steps.push(`${node.name}: stopped in ${stoppedMs} ms, back and rejoined ${Date.now() - t0} ms after the stop`);
         ctx.log(steps[steps.length - 1]);
-        void rejoinedMs;
       }
-      return { checks: [check('every node restarted in turn', true, steps.join('; '))], notes: steps };
+      return { startedAt, checks: [check('every node restarted in turn', true, steps.join('; '))], notes: steps };
     });
   },
 };
@@ -180,8 +229,11 @@ export const clusterNodeReturn: Scenario = {
   async run(ctx) {
     const broker = brokerOf(ctx);
     const { cluster } = broker;
-    return underFault(ctx, 'cluster-node-return', async () => {
-      const connected = await broker.busiestNode();
+    let connected: ClusterNode;
+    const prepare = async () => {
+      connected = await broker.busiestNode();
+    };
+    return underFault(ctx, 'cluster-node-return', prepare, async () => {
       // The returning node: one the apps are not on, so they keep working while it is down.
       const returning = cluster.nodes.find((n) => n.name !== connected.name && n.pid !== undefined);
       if (!returning) throw new Error('no node to take down');
@@ -206,6 +258,7 @@ export const clusterNodeReturn: Scenario = {
       await sleep(ctx.profile.cluster.downMs);
       await cluster.start(third);
       return {
+        startedAt: tDown,
         checks: [
           check('the returned node rejoined', true, `${rejoinMs} ms after its start`),
           check('leaders on the returned node and the apps node', electedMs !== null, `${electedMs} ms`),

@@ -35,6 +35,11 @@ export interface RabbitmqClusterOptions {
   size?: number;
   /** Extra lines of rabbitmq.conf for every node. */
   config?: string[];
+  /**
+   * `pause_minority` (default, what production wants: a cut-off node stops serving) or `ignore`, to keep
+   * a lone node serving so a test sees what a queue without a majority does to publishes.
+   */
+  partitionHandling?: 'pause_minority' | 'ignore';
   /** How long one node may take to boot. */
   bootTimeoutMs?: number;
   /** Progress lines (a node up, the cluster formed), for a suite that reports how long they took. */
@@ -104,8 +109,8 @@ export class RabbitmqCluster {
           `cluster_name = ${NODE_PREFIX}${id}`,
           'cluster_formation.peer_discovery_backend = classic_config',
           ...nodes.map((n) => `cluster_formation.classic_config.nodes.${n.index} = ${n.name}`),
-          // A node lost for good is a minority: pause rather than serve a split brain.
-          'cluster_partition_handling = pause_minority',
+          // A node cut off from the others is a minority: pause rather than serve a split brain.
+          `cluster_partition_handling = ${options.partitionHandling ?? 'pause_minority'}`,
           'consumer_timeout = 3600000',
           ...(options.config ?? []),
           '',
