@@ -5,11 +5,11 @@
  * cluster section.
  */
 import { join } from 'node:path';
+import { ClusterBroker } from './lib/cluster';
+import { writeClusterReport } from './lib/cluster-report';
 import { ChaosRun, SCENARIOS } from './lib/harness';
 import { ROOT } from './lib/processes';
-import { ClusterBroker } from './lib/cluster';
 import { CLUSTER_PROFILE, type Profile, PROFILES } from './lib/profile';
-import { writeClusterReport } from './lib/cluster-report';
 import { writeReport } from './lib/report';
 import { CLUSTER_SCENARIOS } from './scenarios/cluster';
 

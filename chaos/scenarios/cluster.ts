@@ -7,7 +7,14 @@ import type { ClusterNode } from '@tasksys/testing';
 import { sleepSpec } from '../lib/client';
 import { ClusterBroker } from '../lib/cluster';
 import { sleep } from '../lib/processes';
-import { type ExtraCheck, type Scenario, type ScenarioContext, check, noCrashes, settleAndCheck } from '../lib/scenario';
+import {
+  type ExtraCheck,
+  type Scenario,
+  type ScenarioContext,
+  check,
+  noCrashes,
+  settleAndCheck,
+} from '../lib/scenario';
 import { NAMESPACE } from '../lib/stack';
 
 /** The queues the scenarios' tasks (demo.sleep) wait in. */
@@ -68,9 +75,7 @@ async function underFault(
   const nodesBack = await broker.allRunning();
   await stack.allReady(90_000);
   const readyMs = Date.now() - faultEnd;
-  ids.push(
-    ...(await client.submitMany(Array.from({ length: third }, () => sleepSpec(300, 1500)))).map((t) => t.id),
-  );
+  ids.push(...(await client.submitMany(Array.from({ length: third }, () => sleepSpec(300, 1500)))).map((t) => t.id));
   const { tasks: checked, recoverMs } = await settleAndCheck(ctx, ids, faultEnd);
   const leaders = await broker.cluster.leaders();
   // The point of a cluster: work goes on while a node is down, not only once it is back.
@@ -189,7 +194,11 @@ export const clusterConnectedKill: Scenario = {
       return {
         startedAt: tKill,
         checks: [
-          check('every app reconnected to another node', true, `${movedMs} ms; connections now ${JSON.stringify(after)}`),
+          check(
+            'every app reconnected to another node',
+            true,
+            `${movedMs} ms; connections now ${JSON.stringify(after)}`,
+          ),
           check('api and workers ready on the other nodes', true, `${readyMs} ms after the kill`),
         ],
         notes: [
@@ -206,20 +215,27 @@ export const clusterRollingRestart: Scenario = {
   async run(ctx) {
     const broker = brokerOf(ctx);
     const { cluster } = broker;
-    return underFault(ctx, 'cluster-rolling-restart', async () => undefined, async () => {
-      const steps: string[] = [];
-      const startedAt = Date.now();
-      for (const node of cluster.nodes) {
-        const t0 = Date.now();
-        await cluster.stop(node);
-        const stoppedMs = Date.now() - t0;
-        await cluster.start(node);
-        await broker.allRunning();
-        steps.push(`${node.name}: stopped in ${stoppedMs} ms, back and rejoined ${Date.now() - t0} ms after the stop`);
-        ctx.log(steps[steps.length - 1]);
-      }
-      return { startedAt, checks: [check('every node restarted in turn', true, steps.join('; '))], notes: steps };
-    });
+    return underFault(
+      ctx,
+      'cluster-rolling-restart',
+      async () => undefined,
+      async () => {
+        const steps: string[] = [];
+        const startedAt = Date.now();
+        for (const node of cluster.nodes) {
+          const t0 = Date.now();
+          await cluster.stop(node);
+          const stoppedMs = Date.now() - t0;
+          await cluster.start(node);
+          await broker.allRunning();
+          steps.push(
+            `${node.name}: stopped in ${stoppedMs} ms, back and rejoined ${Date.now() - t0} ms after the stop`,
+          );
+          ctx.log(steps[steps.length - 1]);
+        }
+        return { startedAt, checks: [check('every node restarted in turn', true, steps.join('; '))], notes: steps };
+      },
+    );
   },
 };
 

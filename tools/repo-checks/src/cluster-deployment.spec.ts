@@ -108,7 +108,17 @@ describe('broker cluster deployment (docker/)', () => {
     }
     const r = spawnSync(
       'docker',
-      ['compose', '-f', 'docker/compose.yml', '-f', 'docker/compose.cluster.yml', '--profile', 'cluster', 'config', '-q'],
+      [
+        'compose',
+        '-f',
+        'docker/compose.yml',
+        '-f',
+        'docker/compose.cluster.yml',
+        '--profile',
+        'cluster',
+        'config',
+        '-q',
+      ],
       { cwd: REPO_ROOT, encoding: 'utf8', env: { ...process.env, ADMIN_API_KEY: 'x'.repeat(32) } },
     );
     expect(r.stderr).toBe('');

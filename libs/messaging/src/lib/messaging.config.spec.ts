@@ -6,7 +6,9 @@ describe('messaging configuration: RABBITMQ_URL and the quorum settings', () => 
 
   it('takes one URL, and a cluster as a comma list of nodes in the given order', () => {
     expect(rabbitmqUrls(validate({}).RABBITMQ_URL)).toEqual(['amqp://guest:guest@127.0.0.1:5672']);
-    const cluster = validate({ RABBITMQ_URL: 'amqp://u:p@rmq-0:5672/tasks, amqp://u:p@rmq-1:5672/tasks,amqps://u:p@rmq-2/tasks' });
+    const cluster = validate({
+      RABBITMQ_URL: 'amqp://u:p@rmq-0:5672/tasks, amqp://u:p@rmq-1:5672/tasks,amqps://u:p@rmq-2/tasks',
+    });
     expect(rabbitmqUrls(cluster.RABBITMQ_URL)).toEqual([
       'amqp://u:p@rmq-0:5672/tasks',
       'amqp://u:p@rmq-1:5672/tasks',
@@ -41,6 +43,8 @@ describe('messaging configuration: RABBITMQ_URL and the quorum settings', () => 
     expect(validate({}).RABBITMQ_QUORUM_REPLICAS).toBe(3);
     expect(validate({ RABBITMQ_QUORUM_REPLICAS: '5' }).RABBITMQ_QUORUM_REPLICAS).toBe(5);
     for (const bad of ['0', 'three', '2.5'])
-      expect(() => validate({ RABBITMQ_QUORUM_REPLICAS: bad })).toThrow(/^Invalid configuration:\n {2}RABBITMQ_QUORUM_REPLICAS \(/);
+      expect(() => validate({ RABBITMQ_QUORUM_REPLICAS: bad })).toThrow(
+        /^Invalid configuration:\n {2}RABBITMQ_QUORUM_REPLICAS \(/,
+      );
   });
 });

@@ -49,7 +49,10 @@ const rabbitmqUrl = z
       }
       if (!AMQP_PROTOCOLS.includes(protocol)) {
         // Credentials stay out of the message: it lands in logs.
-        ctx.addIssue({ code: 'custom', message: `item ${JSON.stringify(redact(item))} is not an amqp:// or amqps:// URL` });
+        ctx.addIssue({
+          code: 'custom',
+          message: `item ${JSON.stringify(redact(item))} is not an amqp:// or amqps:// URL`,
+        });
       }
     }
     const vhosts = new Set(items.map(vhostOf).filter((v) => v !== undefined));

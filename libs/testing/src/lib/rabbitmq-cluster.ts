@@ -250,7 +250,8 @@ export class RabbitmqCluster {
 
   /** Runs rabbitmqctl against one of this cluster's nodes (never another), with the cluster's cookie. */
   async ctl(nodeName: string, args: string[], timeoutMs = 60_000): Promise<string> {
-    if (!this.nodes.some((n) => n.name === nodeName)) throw new Error(`${nodeName} is not a node of cluster ${this.id}`);
+    if (!this.nodes.some((n) => n.name === nodeName))
+      throw new Error(`${nodeName} is not a node of cluster ${this.id}`);
     const { stdout } = await run(join(RABBITMQ_BIN, 'rabbitmqctl'), ['-n', nodeName, ...args], {
       env: this.cliEnv(),
       timeout: timeoutMs,
@@ -273,7 +274,8 @@ export class RabbitmqCluster {
 
   /** Runs rabbitmq-queues (quorum membership: add_member, delete_member, grow, rebalance) against one of its nodes. */
   async ctlQueues(nodeName: string, args: string[], timeoutMs = 60_000): Promise<string> {
-    if (!this.nodes.some((n) => n.name === nodeName)) throw new Error(`${nodeName} is not a node of cluster ${this.id}`);
+    if (!this.nodes.some((n) => n.name === nodeName))
+      throw new Error(`${nodeName} is not a node of cluster ${this.id}`);
     const { stdout } = await run(join(RABBITMQ_BIN, 'rabbitmq-queues'), ['-n', nodeName, ...args], {
       env: this.cliEnv(),
       timeout: timeoutMs,

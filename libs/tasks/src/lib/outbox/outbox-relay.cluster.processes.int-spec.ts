@@ -55,7 +55,8 @@ describe('outbox relay on a RabbitMQ cluster with quorum queues (processes)', ()
       OUTBOX_POLL_MS: 200,
     }));
 
-  const outboxRows = async () => (await t.db.query(`SELECT count(*)::int AS n FROM outbox`)).rows[0].n as number;
+  const outboxRows = async () =>
+    ((await t.db.query(`SELECT count(*)::int AS n FROM outbox`)) as Array<{ n: number }>)[0].n;
 
   /** The node the app's connection is on (the first of RABBITMQ_URL that answered). */
   const connectedNode = async () => {
@@ -135,13 +136,19 @@ describe('outbox relay on a RabbitMQ cluster with quorum queues (processes)', ()
       m.amqp.managedConnection.on('connect', () => connects++);
       const killedAt = Date.now();
       cluster.kill9(home);
-      await waitFor('a reconnect to another node, topology declared', () => connects >= 1 && m.status.isReady(), 60_000);
+      await waitFor(
+        'a reconnect to another node, topology declared',
+        () => connects >= 1 && m.status.isReady(),
+        60_000,
+      );
       const moved = await connectedNode();
       expect(moved.name).not.toBe(home.name);
       const second = randomUUID();
       await m.publisher.publishTask({ v: TASK_MESSAGE_SCHEMA_VERSION, taskId: second, type: 'demo.x' }, { attempt: 1 });
       await waitFor('a delivery after the move', () => got.includes(second), 30_000);
-      console.log(`node ${home.name} killed: publishing and consuming on ${moved.name} after ${Date.now() - killedAt} ms`);
+      console.log(
+        `node ${home.name} killed: publishing and consuming on ${moved.name} after ${Date.now() - killedAt} ms`,
+      );
       await cluster.start(home);
     } finally {
       await consumer.close();
