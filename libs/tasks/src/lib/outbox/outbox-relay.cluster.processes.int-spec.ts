@@ -118,8 +118,17 @@ describe('outbox relay on a RabbitMQ cluster with quorum queues (processes)', ()
     }
   });
 
-  it('moves to another node when its node is killed, declares again there, and publishes and consumes on', async () => {
+  it('moves to another node when its node is killed, declares again there, and publishes, consumes and gets cancel signals on', async () => {
     const got: string[] = [];
+    const cancels: string[] = [];
+    const control = m.consumers.subscribeControl((msg) => cancels.push(msg.taskId));
+    const cancel = (taskId: string) =>
+      m.publisher.publish(m.topology.exchanges.control, '', {
+        v: TASK_MESSAGE_SCHEMA_VERSION,
+        kind: 'cancel',
+        taskId,
+        attempt: 1,
+      });
     const consumer = m.consumers.createConsumer(m.topology.workQueue('demo.x'), {
       prefetch: 10,
       onMessage: (d) => {
@@ -131,6 +140,15 @@ describe('outbox relay on a RabbitMQ cluster with quorum queues (processes)', ()
       const first = randomUUID();
       await m.publisher.publishTask({ v: TASK_MESSAGE_SCHEMA_VERSION, taskId: first, type: 'demo.x' }, { attempt: 1 });
       await waitFor('the first delivery', () => got.includes(first), 20_000);
+      await waitFor(
+        'a cancel signal',
+        async () => {
+          await cancel(first);
+          return cancels.includes(first);
+        },
+        20_000,
+        500,
+      );
       const home = await connectedNode();
       let connects = 0;
       m.amqp.managedConnection.on('connect', () => connects++);
@@ -146,12 +164,23 @@ describe('outbox relay on a RabbitMQ cluster with quorum queues (processes)', ()
       const second = randomUUID();
       await m.publisher.publishTask({ v: TASK_MESSAGE_SCHEMA_VERSION, taskId: second, type: 'demo.x' }, { attempt: 1 });
       await waitFor('a delivery after the move', () => got.includes(second), 30_000);
+      // The control queue died with its node (exclusive, classic); a fresh one is bound on the new node.
+      await waitFor(
+        'a cancel signal after the move',
+        async () => {
+          await cancel(second);
+          return cancels.includes(second);
+        },
+        30_000,
+        500,
+      );
       console.log(
         `node ${home.name} killed: publishing and consuming on ${moved.name} after ${Date.now() - killedAt} ms`,
       );
       await cluster.start(home);
     } finally {
       await consumer.close();
+      await control.close();
     }
   });
 });
