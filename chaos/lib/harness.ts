@@ -14,7 +14,7 @@ import { workerKill } from '../scenarios/worker-kill';
 import { ROOT } from './processes';
 import type { Profile } from './profile';
 import { type Scenario, type ScenarioResult, makeContext } from './scenario';
-import { Stack } from './stack';
+import { Stack, type StackBroker } from './stack';
 
 export const SCENARIOS: Scenario[] = [
   workerKill,
@@ -43,8 +43,9 @@ export class ChaosRun {
   constructor(
     readonly profile: Profile,
     readonly log: (m: string) => void = (m) => console.log(`[chaos ${new Date().toISOString().slice(11, 19)}] ${m}`),
+    broker?: StackBroker,
   ) {
-    this.stack = new Stack(profile.workers, this.log);
+    this.stack = new Stack(profile.workers, this.log, broker);
   }
 
   async start(): Promise<void> {

@@ -1,6 +1,9 @@
-/** Sizes of each scenario: `short` for CI (whole run a few minutes on 2 cores), `long` for manual runs. */
+/**
+ * Sizes of each scenario: `short` for CI (whole run a few minutes on 2 cores), `long` for manual runs,
+ * `cluster` for the scenarios on a private 3-node RabbitMQ cluster (chaos/scenarios/cluster.ts).
+ */
 export interface Profile {
-  name: 'short' | 'long';
+  name: 'short' | 'long' | 'cluster';
   workers: number;
   settleMs: number;
   workerKill: { tasks: number; durationMs: number; killEveryMs: number };
@@ -13,6 +16,8 @@ export interface Profile {
   fuzz: { http: number; amqp: number; concurrency: number };
   load: { perSecond: number; durationMs: number; rssGrowthMiB: number; backlogMax: number };
   brokerLost: { purged: number; reset: number };
+  /** Cluster scenarios: tasks per scenario, and how long a killed node stays down. */
+  cluster: { tasks: number; downMs: number };
 }
 
 export const PROFILES: Record<'short' | 'long', Profile> = {
@@ -30,6 +35,7 @@ export const PROFILES: Record<'short' | 'long', Profile> = {
     fuzz: { http: 10_000, amqp: 1_000, concurrency: 16 },
     load: { perSecond: 10, durationMs: 30_000, rssGrowthMiB: 64, backlogMax: 100 },
     brokerLost: { purged: 100, reset: 200 },
+    cluster: { tasks: 120, downMs: 5_000 },
   },
   long: {
     name: 'long',
@@ -45,5 +51,9 @@ export const PROFILES: Record<'short' | 'long', Profile> = {
     fuzz: { http: 30_000, amqp: 3_000, concurrency: 16 },
     load: { perSecond: 20, durationMs: 240_000, rssGrowthMiB: 64, backlogMax: 200 },
     brokerLost: { purged: 1000, reset: 600 },
+    cluster: { tasks: 600, downMs: 15_000 },
   },
 };
+
+/** `--profile cluster`: the short sizes, run on a private 3-node cluster with the cluster scenarios only. */
+export const CLUSTER_PROFILE: Profile = { ...PROFILES.short, name: 'cluster' };

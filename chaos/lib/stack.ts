@@ -11,6 +11,17 @@ import { ChaosProcess, LOG_DIR, PrivatePostgres, PrivateRabbit, cleanStale, forg
 export const NAMESPACE = 'chaos';
 export const ADMIN_KEY = 'chaos-admin-key-0123456789abcdef';
 
+/** A broker other than the private single node (the cluster profile's private cluster). */
+export interface StackBroker {
+  /** RABBITMQ_URL for the apps: one URL or a comma list of nodes. */
+  readonly url: string;
+  /** Variables the apps need for it (RABBITMQ_QUEUE_TYPE=quorum on a cluster). */
+  readonly env: Record<string, string>;
+  start(): Promise<void>;
+  destroy(): Promise<void>;
+  describe(): string;
+}
+
 export interface ExitRecord {
   name: string;
   at: number;
@@ -33,14 +44,21 @@ export class Stack {
   constructor(
     readonly workerCount: number,
     readonly log: (m: string) => void,
+    /** Instead of the private single node. */
+    readonly broker?: StackBroker,
   ) {}
+
+  /** The apps' RABBITMQ_URL (a comma list on a cluster). */
+  get rabbitUrl(): string {
+    return this.broker?.url ?? this.rabbit.url;
+  }
 
   get env(): Record<string, string> {
     return {
       DATABASE_URL: this.pg.url,
       DATABASE_SCHEMA: 'public',
       DATABASE_POOL_SIZE: '10',
-      RABBITMQ_URL: this.rabbit.url,
+      RABBITMQ_URL: this.rabbitUrl,
       TASKS_NAMESPACE: NAMESPACE,
       RABBITMQ_PUBLISH_TIMEOUT_MS: '5000',
       RETRY_TIERS_MS: '200,1000,5000',
@@ -55,6 +73,7 @@ export class Stack {
       RATE_LIMIT_PER_MINUTE: '1000000',
       LOG_LEVEL: 'info',
       NODE_ENV: 'production',
+      ...this.broker?.env,
     };
   }
 
@@ -67,10 +86,9 @@ export class Stack {
     mkdirSync(LOG_DIR, { recursive: true });
     await cleanStale(this.log);
     const t0 = Date.now();
-    await Promise.all([this.pg.start(), this.rabbit.start()]);
-    this.log(
-      `private PostgreSQL on ${this.pg.port}, RabbitMQ node ${this.rabbit.node} on ${this.rabbit.port} (${Date.now() - t0} ms)`,
-    );
+    await Promise.all([this.pg.start(), (this.broker ?? this.rabbit).start()]);
+    const rabbit = this.broker?.describe() ?? `RabbitMQ node ${this.rabbit.node} on ${this.rabbit.port}`;
+    this.log(`private PostgreSQL on ${this.pg.port}, ${rabbit} (${Date.now() - t0} ms)`);
     this.db = new Pool({ connectionString: this.pg.url, max: 5 });
     this.db.on('error', () => undefined); // the PostgreSQL scenario kills these connections on purpose
     const port = await freePort();
@@ -162,7 +180,7 @@ export class Stack {
 
   async channel(): Promise<Channel> {
     if (!this.amqp) {
-      this.amqp = await connect(this.rabbit.url);
+      this.amqp = await connectAny(this.rabbitUrl.split(','));
       this.amqp.on('error', () => undefined);
       this.amqp.on('close', () => (this.amqp = undefined));
     }
@@ -199,7 +217,21 @@ export class Stack {
     await Promise.all([this.api, ...this.workers].filter(Boolean).map((p) => p.kill('SIGKILL').catch(() => undefined)));
     await this.amqp?.close().catch(() => undefined);
     await this.db?.end().catch(() => undefined);
-    await Promise.all([this.rabbit.destroy(), this.pg.destroy()]);
+    if (this.broker) rmSync(this.rabbit.dir, { recursive: true, force: true }); // never started
+    await Promise.all([(this.broker ?? this.rabbit).destroy(), this.pg.destroy()]);
     forgetPids();
   }
+}
+
+/** The first node of a list that accepts a connection (a cluster with a node down). */
+async function connectAny(urls: string[]): Promise<ChannelModel> {
+  let last: unknown;
+  for (const url of urls) {
+    try {
+      return await connect(url);
+    } catch (err) {
+      last = err;
+    }
+  }
+  throw last;
 }

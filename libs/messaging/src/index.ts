@@ -2,7 +2,7 @@
 
 // The module and its configuration.
 export { MessagingModule, type MessagingModuleAsyncOptions, type MessagingOptions } from './lib/messaging.module';
-export { type MessagingConfig, messagingConfigSchema } from './lib/messaging.config';
+export { type MessagingConfig, messagingConfigSchema, rabbitmqUrls } from './lib/messaging.config';
 export { HEADERS } from './lib/messaging.constants';
 export { PublishError, type PublishFailure, TopologyMismatchError } from './lib/messaging.errors';
 /** golevelup's connection, for code that needs the raw channel model (tests). */

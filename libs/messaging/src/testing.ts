@@ -4,7 +4,7 @@ import { connect } from 'amqplib';
 import { testRabbitmqUrl, uniqueName, waitFor } from '@tasksys/testing';
 import { BrokerStatus } from './lib/broker-status';
 import { ConsumerFactory } from './lib/consuming/consumer.factory';
-import { messagingConfigSchema, type MessagingConfig } from './lib/messaging.config';
+import { messagingConfigSchema, type MessagingConfig, rabbitmqUrls } from './lib/messaging.config';
 import { MessagingModule } from './lib/messaging.module';
 import { TaskPublisher } from './lib/publishing/task.publisher';
 import { Topology } from './lib/topology/topology';
@@ -27,7 +27,7 @@ export async function deleteTopology(
   extra: { queues?: string[]; exchanges?: string[] } = {},
   url = testRabbitmqUrl(),
 ): Promise<void> {
-  const conn = await connect(url);
+  const conn = await connect(rabbitmqUrls(url)[0]);
   try {
     const ch = await conn.createChannel();
     ch.on('error', () => undefined);

@@ -10,3 +10,4 @@ export {
 } from './lib/test-services';
 export { GiveUp, type Truthy, waitFor } from './lib/wait-for';
 export { TEST_LOG_DIR, WORKSPACE_ROOT } from './lib/workspace';
+export { CLUSTER_ROOT, type ClusterNode, RabbitmqCluster, type RabbitmqClusterOptions } from './lib/rabbitmq-cluster';

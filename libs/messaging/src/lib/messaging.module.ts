@@ -6,7 +6,7 @@ import { UnroutedRedriver } from './admin/unrouted-redriver';
 import { BrokerStatus } from './broker-status';
 import { ConsumerFactory } from './consuming/consumer.factory';
 import { QueueProbe } from './consuming/queue-probe';
-import type { MessagingConfig } from './messaging.config';
+import { type MessagingConfig, rabbitmqUrls } from './messaging.config';
 import { MESSAGING_CONFIG } from './messaging.constants';
 import { registerPublisherMetrics } from './messaging.metrics';
 import { TaskPublisher } from './publishing/task.publisher';
@@ -20,7 +20,9 @@ export type MessagingOptions = MessagingConfig & TopologyOptions;
 /** @internal golevelup settings: one connection, no handler discovery, nothing declared through its config. */
 export function rabbitMqConfig(cfg: MessagingConfig): RabbitMQConfig {
   return {
-    uri: cfg.RABBITMQ_URL,
+    // A cluster's nodes: amqp-connection-manager tries the next one on every reconnect, and the
+    // topology, consumers, relay and return listener are set up again on the new connection.
+    uri: rabbitmqUrls(cfg.RABBITMQ_URL),
     // Start with the broker down; BrokerStatus reports not ready until it connects.
     connectionInitOptions: { wait: false },
     // We consume through ConsumerFactory (own channels, explicit ack rule), never golevelup handlers.

@@ -1,7 +1,7 @@
 import { AmqpConnection } from '@golevelup/nestjs-rabbitmq';
 import { Injectable, Logger } from '@nestjs/common';
 import type { ChannelModel } from 'amqplib';
-import type { MessagingConfig } from '../messaging.config';
+import { type MessagingConfig, rabbitmqUrls } from '../messaging.config';
 import { InjectMessagingConfig } from '../messaging.constants';
 import { Topology } from '../topology/topology';
 import { type BrokerAdminConfig, InjectBrokerAdminConfig } from './broker-admin.config';
@@ -80,7 +80,8 @@ export class QueueStatsReader {
     url.username = '';
     url.password = '';
     this.managementBase = url.toString().replace(/\/+$/, '');
-    const amqpPath = new URL(messaging.RABBITMQ_URL).pathname;
+    // Every node of a cluster list names the same vhost (the config checks it).
+    const amqpPath = new URL(rabbitmqUrls(messaging.RABBITMQ_URL)[0]).pathname;
     this.vhost = amqpPath && amqpPath !== '/' ? decodeURIComponent(amqpPath.slice(1)) : '/';
   }
 

@@ -40,7 +40,12 @@ function mismatchOr(err: unknown, kind: TopologyMismatchError['kind'], entity: s
  * Rejects with the first `TopologyMismatchError` (all mismatches are in `errors` of the log line
  * the caller writes) or with the first other error (for example the connection dropped).
  */
-export async function declareTopology(model: ChannelModel, topology: Topology): Promise<void> {
+export async function declareTopology(
+  model: ChannelModel,
+  topology: Topology,
+  /** Called for each queue kept with its earlier version's arguments (`QueueDeclaration.legacyArguments`). */
+  onLegacy?: (queue: string, brokerMessage: string) => void,
+): Promise<void> {
   const { exchanges, queues, bindings } = topology.declarations;
   const settle = async (steps: Promise<unknown>[]) => {
     const failed = (await Promise.allSettled(steps)).filter((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -58,7 +63,17 @@ export async function declareTopology(model: ChannelModel, topology: Topology): 
   await settle(
     queues.map((q) =>
       onThrowawayChannel(model, (ch) => ch.assertQueue(q.name, { durable: true, arguments: q.arguments })).catch(
-        (err) => Promise.reject(mismatchOr(err, 'queue', q.name)),
+        (err: unknown) => {
+          const mismatch = mismatchOr(err, 'queue', q.name);
+          if (!(mismatch instanceof TopologyMismatchError) || !q.legacyArguments) return Promise.reject(mismatch);
+          // A queue of an earlier version: equivalent to its old arguments is fine, anything else is a mismatch.
+          return onThrowawayChannel(model, (ch) =>
+            ch.assertQueue(q.name, { durable: true, arguments: q.legacyArguments }),
+          ).then(
+            () => onLegacy?.(q.name, mismatch.brokerMessage),
+            () => Promise.reject(mismatch),
+          );
+        },
       ),
     ),
   );
@@ -147,7 +162,12 @@ export class TopologyDeclarer implements OnApplicationBootstrap {
 
   private onConnect(model: ChannelModel): void {
     const generation = ++this.generation;
-    const declaration = declareTopology(model, this.topology).then(
+    const declaration = declareTopology(model, this.topology, (queue, brokerMessage) =>
+      this.logger.warn(
+        `Queue "${queue}" kept with the arguments of an earlier version (${brokerMessage}); ` +
+          'apply the quorum policy of the README ("Single node or cluster") to move it to the new settings',
+      ),
+    ).then(
       () => {
         if (generation !== this.generation) return;
         this.declared = true;

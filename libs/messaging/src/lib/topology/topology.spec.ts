@@ -56,6 +56,41 @@ describe('topology: routing by task type', () => {
     expect(buildTopology(cfg(), { serves: ['demo.sleep'] }).routingKey('demo.sleep', 9)).toBe('demo.sleep');
   });
 
+  it('on quorum queues replicates every queue and dead-letters out of work and retry queues at-least-once', () => {
+    const worker = buildTopology({ ...cfg('quorum'), RABBITMQ_QUORUM_REPLICAS: 5 }, { serves: ['demo.sleep'] });
+    const byName = new Map(worker.declarations.queues.map((q) => [q.name, q]));
+    for (const q of worker.declarations.queues)
+      expect(q.arguments).toMatchObject({ 'x-queue-type': 'quorum', 'x-quorum-initial-group-size': 5 });
+    for (const name of ['tasks.work.demo.sleep', 'tasks.work.demo.sleep.high', 'tasks.retry.1s']) {
+      // RabbitMQ honours at-least-once only with reject-publish; without it, it silently falls back to at-most-once.
+      expect(byName.get(name)?.arguments).toMatchObject({
+        'x-dead-letter-strategy': 'at-least-once',
+        'x-overflow': 'reject-publish',
+      });
+    }
+    // Queues with no dead-letter exchange have nothing to dead-letter.
+    expect(byName.get('tasks.dead')?.arguments).not.toHaveProperty('x-dead-letter-strategy');
+    // What earlier versions declared, so an upgrade keeps their queues (topology-declarer.ts).
+    expect(byName.get('tasks.work.demo.sleep')?.legacyArguments).toEqual({
+      'x-queue-type': 'quorum',
+      'x-delivery-limit': 20,
+      'x-dead-letter-exchange': 'tasks.dlx',
+    });
+    expect(byName.get('tasks.retry.1s')?.legacyArguments).toEqual({
+      'x-queue-type': 'quorum',
+      'x-dead-letter-exchange': 'tasks',
+    });
+  });
+
+  it('leaves classic queues as they were (no replication, no legacy fallback)', () => {
+    const worker = buildTopology(cfg(), { serves: ['demo.sleep'] });
+    for (const q of worker.declarations.queues) {
+      expect(q.arguments).not.toHaveProperty('x-quorum-initial-group-size');
+      expect(q.arguments).not.toHaveProperty('x-dead-letter-strategy');
+      expect(q.legacyArguments).toBeUndefined();
+    }
+  });
+
   it('refuses a name that is not a task type (it would make routing keys and queue names ambiguous)', () => {
     expect(() => buildTopology(cfg(), { serves: ['high:demo'] })).toThrow(/not a task type name/);
     expect(() => buildTopology(cfg(), { serves: ['demo.#'] })).toThrow(/not a task type name/);

@@ -15,6 +15,12 @@ export interface QueueDeclaration {
   name: string;
   arguments: AmqpArguments;
   purpose: string;
+  /**
+   * The arguments earlier versions declared this queue with, accepted (with a warning) when the broker
+   * refuses `arguments` for an existing queue: an upgrade keeps running, and the operator moves the queue
+   * to the new settings with a policy (README, "Single node or cluster"), never by deleting it.
+   */
+  legacyArguments?: AmqpArguments;
 }
 
 export interface BindingDeclaration {
@@ -134,7 +140,8 @@ export function tierLabel(ms: number): string {
 }
 
 export function buildTopology(
-  cfg: Pick<MessagingConfig, 'TASKS_NAMESPACE' | 'RABBITMQ_QUEUE_TYPE' | 'RABBITMQ_DELIVERY_LIMIT' | 'RETRY_TIERS_MS'>,
+  cfg: Pick<MessagingConfig, 'TASKS_NAMESPACE' | 'RABBITMQ_QUEUE_TYPE' | 'RABBITMQ_DELIVERY_LIMIT' | 'RETRY_TIERS_MS'> &
+    Partial<Pick<MessagingConfig, 'RABBITMQ_QUORUM_REPLICAS'>>,
   options: TopologyOptions = {},
 ): Topology {
   const ns = cfg.TASKS_NAMESPACE;
@@ -154,7 +161,18 @@ export function buildTopology(
   const quorum = cfg.RABBITMQ_QUEUE_TYPE === 'quorum';
   // Classic is the broker default; leaving the argument out keeps queues declared before this
   // setting existed equivalent.
-  const queueType: AmqpArguments = quorum ? { 'x-queue-type': 'quorum' } : {};
+  const queueType: AmqpArguments = quorum
+    ? { 'x-queue-type': 'quorum', 'x-quorum-initial-group-size': cfg.RABBITMQ_QUORUM_REPLICAS ?? 3 }
+    : {};
+  // Versions before the replication factor was set declared quorum queues with the type alone.
+  const legacyQueueType: AmqpArguments = quorum ? { 'x-queue-type': 'quorum' } : {};
+  // Quorum queues only (RabbitMQ 3.10+): a message dead-lettered out of a work queue (delivery limit,
+  // reject) or a retry tier (TTL expired) is kept until the target queues confirm it, so a node lost
+  // mid-way cannot drop it. The broker requires overflow reject-publish for it; with no max-length
+  // set, nothing overflows, and a publish refused anyway is a nack the relay retries.
+  const atLeastOnce: AmqpArguments = quorum
+    ? { 'x-dead-letter-strategy': 'at-least-once', 'x-overflow': 'reject-publish' }
+    : {};
   const serves = [...new Set(options.serves ?? [])];
   for (const type of serves) {
     if (!TASK_TYPE_NAME.test(type)) throw new Error(`not a task type name: ${JSON.stringify(type)}`);
@@ -163,7 +181,14 @@ export function buildTopology(
     ...queueType,
     ...(quorum ? { 'x-delivery-limit': cfg.RABBITMQ_DELIVERY_LIMIT } : { 'x-max-priority': MAX_PRIORITY }),
     'x-dead-letter-exchange': exchanges.dead,
+    ...atLeastOnce,
   };
+  const legacyWorkArguments: AmqpArguments = {
+    ...legacyQueueType,
+    'x-delivery-limit': cfg.RABBITMQ_DELIVERY_LIMIT,
+    'x-dead-letter-exchange': exchanges.dead,
+  };
+  const legacy = (args: AmqpArguments) => (quorum ? { legacyArguments: args } : {});
   const draft = new Topology(
     ns,
     exchanges,
@@ -216,6 +241,7 @@ export function buildTopology(
         ...work.map((w) => ({
           name: w.queue,
           arguments: workArguments,
+          ...legacy(legacyWorkArguments),
           purpose: w.high
             ? `${w.type} work of priority ${HIGH_PRIORITY} and up (consumed alongside)`
             : `${w.type} work`,
@@ -224,16 +250,18 @@ export function buildTopology(
         {
           name: queues.unrouted,
           arguments: { ...queueType },
+          ...legacy(legacyQueueType),
           purpose: 'messages no binding matched; redriven when a worker for their type binds',
         },
-        { name: queues.dead, arguments: { ...queueType }, purpose: 'dead letters' },
+        { name: queues.dead, arguments: { ...queueType }, ...legacy(legacyQueueType), purpose: 'dead letters' },
         ...(serves.length === 0
           ? []
           : retry.map((tier) => ({
               name: tier.name,
               // No consumers: a message waits out its per-message TTL (one TTL per queue, so no
               // head-of-line blocking), then dead-letters back to the work exchange.
-              arguments: { ...queueType, 'x-dead-letter-exchange': exchanges.work },
+              arguments: { ...queueType, 'x-dead-letter-exchange': exchanges.work, ...atLeastOnce },
+              ...legacy({ ...legacyQueueType, 'x-dead-letter-exchange': exchanges.work }),
               purpose: `retry after ${tier.label}`,
             }))),
       ],
