@@ -207,9 +207,10 @@ describe('cron schedules across api and worker processes (real PostgreSQL and Ra
       const [inFlight] = await waitFor(
         'a fire sleeping inside its transaction',
         async () => {
+          // Matched on the statement's start: pg_stat_activity keeps only its first 1 KiB.
           const rows: { pid: number }[] = await t.db.query(
             `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event = 'PgSleep'
-                AND query LIKE '%INSERT INTO tasks%' AND pid <> pg_backend_pid()`,
+                AND query LIKE 'WITH input AS%jsonb_to_recordset%' AND pid <> pg_backend_pid()`,
           );
           return rows.length > 0 ? rows : null;
         },
