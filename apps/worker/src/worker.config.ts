@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { messagingConfigSchema } from '@tasksys/messaging';
 import { env, loggingConfigSchema } from '@tasksys/platform';
-import { databaseConfigSchema, taskTypesConfigSchema, workerConfigSchema } from '@tasksys/tasks';
+import { databaseConfigSchema, retentionConfigSchema, taskTypesConfigSchema, workerConfigSchema } from '@tasksys/tasks';
 
 /** Settings of `sql.query` that only the worker, which runs it, reads. */
 export const sqlQueryConfigSchema = z.object({
@@ -20,6 +20,7 @@ export const workerAppConfigSchema = z.object({
   ...taskTypesConfigSchema.shape,
   ...sqlQueryConfigSchema.shape,
   ...workerConfigSchema.shape,
+  ...retentionConfigSchema.shape,
   ...loggingConfigSchema.shape,
 });
 export type WorkerAppConfig = z.infer<typeof workerAppConfigSchema>;

@@ -15,7 +15,9 @@ import {
   ExecutionModule,
   handledType,
   resolveServedTypes,
+  retentionConfigSchema,
   TaskExecutor,
+  TaskRetentionModule,
   TasksModule,
   WorkerRegistry,
 } from '@tasksys/tasks';
@@ -45,6 +47,8 @@ const QUIET_PATHS = ['/health', '/metrics'];
     // Polling only: the api's relay is woken by NOTIFY; waking every worker too only cost empty rounds.
     OutboxRelayModule.register({ listen: false }),
     ExecutionModule.forRootAsync(fromConfig(workerAppConfigSchema, (c) => ({ worker: c, taskTypes: c }))),
+    // Retention of finished tasks: every worker has the timer, one round at a time runs across them.
+    TaskRetentionModule.forRootAsync(fromConfig(retentionConfigSchema)),
     LoggingModule.forRootAsync(
       fromConfig(loggingConfigSchema, (c) => ({ level: c.LOG_LEVEL, quietPaths: QUIET_PATHS })),
     ),

@@ -7,6 +7,7 @@ const ALL = [
   'RateLimitCounters1763900000000',
   'RoutingByType1764000000000',
   'ScheduledTasks1764100000000',
+  'Retention1764400000000',
 ];
 
 describe('migrations', () => {
@@ -63,6 +64,7 @@ describe('migrations', () => {
     );
     expect(indexes.map((r: { indexname: string }) => r.indexname)).toEqual([
       'tasks_active_status',
+      'tasks_finished_at',
       'tasks_owner_created',
       'tasks_owner_idempotency_key',
       'tasks_owner_idempotency_key_set',
