@@ -161,7 +161,7 @@ export const api = {
   queues: () => call<QueueList>('GET', '/v1/admin/queues'),
   deadLetters: (limit = 100) => call<BrokerMessageList>('GET', `/v1/admin/dead-letters?limit=${limit}`),
   redriveDeadLetters: (body: { taskIds?: string[]; purgeMalformed?: boolean }) =>
-    call<{ redriven: number; requeued: number; stale: number; skipped: number; purged: number }>(
+    call<{ redriven: number; requeued: number; stale: number; skipped: number; missing: number; purged: number }>(
       'POST',
       '/v1/admin/dead-letters/redrive',
       body,
