@@ -137,11 +137,13 @@ export class TaskRetention implements OnApplicationBootstrap, OnModuleDestroy {
         );
         let from: [string, string] = ['-infinity', '00000000-0000-0000-0000-000000000000'];
         while (!this.stopping) {
+          const batchStarted = process.hrtime.bigint();
           const [batch] = await session.query(DELETE_BATCH_SQL, [
             cutoff,
             ...from,
             this.config.TASK_RETENTION_BATCH_SIZE,
           ]);
+          this.metrics?.batchDuration.observe(Number(process.hrtime.bigint() - batchStarted) / 1e9);
           result.batches++;
           result.tasks += batch.tasks;
           result.events += batch.events;
