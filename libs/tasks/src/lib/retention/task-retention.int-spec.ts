@@ -1,3 +1,4 @@
+import { waitFor } from '@tasksys/testing';
 import { createTestDatabase, type TestDatabase } from '../../testing';
 import type { Task } from '../entities';
 import { TaskReports } from '../queries/task-reports';
@@ -176,6 +177,28 @@ describe('TaskRetention (real PostgreSQL)', () => {
     expect(round).toMatchObject({ ran: true, tasks: 50, batches: 8, largestBatch: 7 });
     expect(seen.length).toBeGreaterThan(2);
     expect(seen.every((x) => x === 50 || (50 - x) % 7 === 0 || x === 0)).toBe(true);
+  });
+
+  it('stops between two batches at once on shutdown, without waiting out the pause', async () => {
+    await t.db.query(
+      `INSERT INTO tasks (owner, type, payload, status, max_attempts, timeout_ms, finished_at)
+       SELECT 'alice', 'demo.sleep', '{}', 'succeeded', 1, 1000, now() - interval '31 days' - g * interval '1 second'
+         FROM generate_series(1, 20) g`,
+    );
+    const job = retention({ TASK_RETENTION_BATCH_SIZE: 5, TASK_RETENTION_PAUSE_MS: 60_000 });
+    const round = job.runOnce();
+    await waitFor(
+      'the first batch committed',
+      async () => (await t.db.query(`SELECT count(*)::int AS n FROM tasks`))[0].n === 15,
+      10_000,
+      20,
+    );
+    const stopAt = Date.now();
+    await job.stop();
+    expect(Date.now() - stopAt).toBeLessThan(5_000);
+    expect(await round).toMatchObject({ ran: true, tasks: 5, batches: 1 });
+    // The lock went with the round: the next one (of any replica) goes on from there.
+    expect(await retention().runOnce()).toMatchObject({ ran: true, tasks: 15 });
   });
 
   it('runs one round at a time across replicas: a replica that does not get the lock skips the round', async () => {

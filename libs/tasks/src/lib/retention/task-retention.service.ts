@@ -72,6 +72,8 @@ export class TaskRetention implements OnApplicationBootstrap, OnModuleDestroy {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<RetentionRound> | null = null;
   private stopping = false;
+  /** Cuts a pause between batches short on stop. */
+  private halt = new AbortController();
 
   constructor(
     private readonly db: DataSource,
@@ -94,6 +96,7 @@ export class TaskRetention implements OnApplicationBootstrap, OnModuleDestroy {
   start(): void {
     if (this.timer || this.config.TASK_RETENTION_MS === 0) return;
     this.stopping = false;
+    this.halt = new AbortController();
     this.timer = setInterval(() => void this.runOnce().catch(() => undefined), this.config.TASK_RETENTION_INTERVAL_MS);
     this.timer.unref();
     this.logger.log(
@@ -104,6 +107,7 @@ export class TaskRetention implements OnApplicationBootstrap, OnModuleDestroy {
   /** Stops the timer, and the round in flight after its current batch (which commits or not, whole). */
   async stop(): Promise<void> {
     this.stopping = true;
+    this.halt.abort();
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     await this.running?.catch(() => undefined);
@@ -153,7 +157,10 @@ export class TaskRetention implements OnApplicationBootstrap, OnModuleDestroy {
           // A short range is the end of what is past the cutoff (skipped tasks wait for the next round).
           if (batch.candidates < this.config.TASK_RETENTION_BATCH_SIZE) break;
           from = [batch.last_at, batch.last_id];
-          if (this.config.TASK_RETENTION_PAUSE_MS > 0) await sleep(this.config.TASK_RETENTION_PAUSE_MS);
+          if (this.config.TASK_RETENTION_PAUSE_MS > 0)
+            await sleep(this.config.TASK_RETENTION_PAUSE_MS, undefined, { signal: this.halt.signal }).catch(
+              () => undefined,
+            );
         }
       } finally {
         await session.query(`SELECT pg_advisory_unlock(hashtext($1), hashtext('task-retention'))`, [
