@@ -9,11 +9,11 @@
 // them afterwards, also when it fails.
 import amqp from 'amqplib';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { bulk, fmt, freePort, median, now, pcts, ProcessMeter, sleep, waitUntil } from './measure.mjs';
+import { bulk, fmt, median, now, pcts, ProcessMeter, sleep, waitUntil } from './measure.mjs';
 import * as ours from './systems/ours.mjs';
 
 export const SCENARIOS = ['running', 'backlog', 'finished'];
@@ -453,14 +453,17 @@ async function cleanup({ d, db, meter }, { p, without }) {
             pg_relation_size('tasks_finished_at') / 1048576.0::float8 AS mb`,
     [RETENTION_DAYS],
   );
-  const port = await freePort();
   await d.startWorkers(1, {
     WORKER_TASK_TYPES: 'demo.crash',
     DEMO_ALLOW_CRASH: '1',
-    WORKER_HEALTH_PORT: String(port),
     TASK_RETENTION_MS: String(RETENTION_DAYS * DAY_MS),
     TASK_RETENTION_INTERVAL_MS: '1000',
   });
+  // The health port (and /metrics) the Deployment chose for it, from its environment.
+  const port = readFileSync(`/proc/${d.processes['worker-1'].pid}/environ`, 'utf8')
+    .split('\0')
+    .find((kv) => kv.startsWith('WORKER_HEALTH_PORT='))
+    .split('=')[1];
   try {
     console.log(`scale finished: index built CONCURRENTLY in ${fmt(indexS, 1)} s; ${fmt(old)} rows past the retention`);
     await waitUntil(
