@@ -505,7 +505,7 @@ async function cleanup({ d, db, meter }, { p, without }) {
             : `; all ${fmt(old)} would take ${fmt(old / alone / 60, 1)} min at this rate`),
         `cleanup while submitting: ${fmt(whileSubmitting)} tasks/s over ${fmt((b1.t - b0.t) / 1000, 1)} s, ${fmt(meanBatchMs(b0, b1), 1)} ms a batch` +
           (doneEarly ? ' (the job ran out of rows to delete during the window: not a fair comparison)' : ''),
-        `${fmt(b1.deleted)} of the ${fmt(old)} rows past the retention deleted when the worker was stopped (no task_events in this fill: a real task has ~3-4, deleted in the same statement)`,
+        `${fmt(b1.deleted)} rows deleted when the worker was stopped (${fmt(old)} were past the retention when counted just before it started; its cutoff is a little later). No task_events in this fill: a real task has ~3-4, deleted in the same statement`,
       ],
     };
   } finally {
