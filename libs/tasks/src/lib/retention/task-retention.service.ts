@@ -62,7 +62,7 @@ export const DELETE_BATCH_SQL = `WITH candidates AS (
  * under a session advisory lock scoped to the schema (`pg_try_advisory_lock`): a replica that does
  * not get it skips the round, and a crashed holder's lock goes with its connection. Kept: live
  * tasks, problem reports (no foreign key to the task), dead letters (in the broker; a redrive of a
- * deleted task's answers `missing` and keeps it). An idempotency key is free again once its task is
+ * deleted task's dead letter answers `missing` and keeps it). An idempotency key is free again once its task is
  * deleted: a resubmit with it creates a new task.
  */
 @Injectable()
