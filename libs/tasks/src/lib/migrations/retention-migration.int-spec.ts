@@ -17,9 +17,13 @@ describe('retention migration (1764400000000)', () => {
 
   /** Back to just before it, with finished rows in the table (a deployment that upgrades). */
   async function beforeIt(): Promise<void> {
-    const [last] = await t.db.query(`SELECT name FROM migrations ORDER BY id DESC LIMIT 1`);
-    expect(last.name).toBe('Retention1764400000000');
-    await t.db.undoLastMigration({ transaction: 'all' });
+    // Undo the later migrations too, then this one (runMigrations below runs them all again).
+    for (;;) {
+      const [last] = await t.db.query(`SELECT name FROM migrations ORDER BY id DESC LIMIT 1`);
+      expect(last.name).toMatch(/^\w+17644\d{8}|^\w+1764[5-9]\d{8}/);
+      await t.db.undoLastMigration({ transaction: 'all' });
+      if (last.name === 'Retention1764400000000') break;
+    }
     expect(await indexState(t)).toEqual([]);
     await t.db.query(`TRUNCATE tasks CASCADE`);
     await t.db.query(
@@ -50,7 +54,7 @@ describe('retention migration (1764400000000)', () => {
       await old.query(`COMMIT`);
       await old.release();
     }
-    expect(await migrating).toEqual(['Retention1764400000000']);
+    expect(await migrating).toEqual(expect.arrayContaining(['Retention1764400000000']));
     expect(await indexState(t)).toEqual([
       {
         valid: true,
@@ -77,7 +81,9 @@ describe('retention migration (1764400000000)', () => {
       `${t.config.DATABASE_SCHEMA}.tasks_finished_at`,
     ]);
     expect(await indexState(t)).toEqual([expect.objectContaining({ valid: false })]);
-    expect(await runMigrations(t.db, t.config.DATABASE_SCHEMA)).toEqual(['Retention1764400000000']);
+    expect(await runMigrations(t.db, t.config.DATABASE_SCHEMA)).toEqual(
+      expect.arrayContaining(['Retention1764400000000']),
+    );
     expect(await indexState(t)).toEqual([expect.objectContaining({ valid: true })]);
   });
 });

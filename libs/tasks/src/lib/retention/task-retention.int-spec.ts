@@ -20,7 +20,7 @@ describe('TaskRetention (real PostgreSQL)', () => {
     sm = new TaskStateMachine(t.db);
   });
   afterAll(() => t.drop());
-  afterEach(() => t.db.query(`TRUNCATE tasks, task_events, task_reports, outbox`));
+  afterEach(() => t.db.query(`TRUNCATE tasks, task_events, task_reports, outbox CASCADE`));
 
   const retention = (config: Partial<RetentionConfig> = {}, db: TestDatabase = t) =>
     new TaskRetention(
