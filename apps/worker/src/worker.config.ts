@@ -1,7 +1,13 @@
 import { z } from 'zod';
 import { messagingConfigSchema } from '@tasksys/messaging';
 import { env, loggingConfigSchema } from '@tasksys/platform';
-import { databaseConfigSchema, schedulesConfigSchema, taskTypesConfigSchema, workerConfigSchema } from '@tasksys/tasks';
+import {
+  databaseConfigSchema,
+  retentionConfigSchema,
+  schedulesConfigSchema,
+  taskTypesConfigSchema,
+  workerConfigSchema,
+} from '@tasksys/tasks';
 
 /** Settings of `sql.query` that only the worker, which runs it, reads. */
 export const sqlQueryConfigSchema = z.object({
@@ -20,6 +26,7 @@ export const workerAppConfigSchema = z.object({
   ...taskTypesConfigSchema.shape,
   ...sqlQueryConfigSchema.shape,
   ...workerConfigSchema.shape,
+  ...retentionConfigSchema.shape,
   ...schedulesConfigSchema.shape,
   ...loggingConfigSchema.shape,
 });

@@ -16,9 +16,11 @@ import {
   ExecutionModule,
   handledType,
   resolveServedTypes,
+  retentionConfigSchema,
   SchedulesModule,
   schedulesConfigSchema,
   TaskExecutor,
+  TaskRetentionModule,
   TasksModule,
   WorkerRegistry,
 } from '@tasksys/tasks';
@@ -51,6 +53,8 @@ const QUIET_PATHS = ['/health', '/metrics'];
     ExecutionModule.forRootAsync(fromConfig(workerAppConfigSchema, (c) => ({ worker: c, taskTypes: c }))),
     // Cron schedules fire here too, so they keep firing with no api running (one task per fire time regardless).
     SchedulesModule.forRootAsync(fromConfig(schedulesConfigSchema)),
+    // Retention of finished tasks: every worker has the timer, one round at a time runs across them.
+    TaskRetentionModule.forRootAsync(fromConfig(retentionConfigSchema)),
     LoggingModule.forRootAsync(
       fromConfig(loggingConfigSchema, (c) => ({ level: c.LOG_LEVEL, quietPaths: QUIET_PATHS })),
     ),

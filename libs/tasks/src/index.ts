@@ -56,6 +56,11 @@ export { TaskSweeper } from './lib/execution/task-sweeper.service';
 export { TaskPromoter } from './lib/execution/task-promoter.service';
 export { WorkerRegistry } from './lib/execution/worker-registry.service';
 
+// Retention of finished tasks: one round at a time across replicas.
+export { type RetentionConfig, retentionConfigSchema } from './lib/retention/retention.config';
+export { TaskRetentionModule, type TaskRetentionModuleAsyncOptions } from './lib/retention/task-retention.module';
+export { type RetentionRound, TaskRetention } from './lib/retention/task-retention.service';
+
 // The HTTP side's reads and writes beyond the state machine.
 export { TaskQueriesModule } from './lib/queries/task-queries.module';
 export { type TaskEventView, type TaskListQuery, TaskQueries } from './lib/queries/task.queries';

@@ -266,7 +266,7 @@ export interface paths {
         put?: never;
         /**
          * Run dead-lettered tasks again
-         * @description For each dead letter (of the chosen tasks, or all): a failed or cancelled task returns to queued with a fresh attempt budget and its work message goes through the outbox, then the dead letter is removed; one whose task is still queued, retrying or running gets a new work message through the outbox before it is removed (it may be the last copy of that work); one whose task succeeded is removed as stale; a malformed one stays unless purgeMalformed.
+         * @description For each dead letter (of the chosen tasks, or all): a failed or cancelled task returns to queued with a fresh attempt budget and its work message goes through the outbox, then the dead letter is removed; one whose task is still queued, retrying or running gets a new work message through the outbox before it is removed (it may be the last copy of that work); one whose task succeeded is removed as stale; a malformed one stays unless purgeMalformed; one whose task is no longer in the database (deleted by retention) stays, counted as missing.
          */
         post: operations["AdminController_redriveDeadLetters"];
         delete?: never;
@@ -714,8 +714,10 @@ export interface components {
             requeued: number;
             /** @description Dead letters of tasks that succeeded (or are not started yet): removed */
             stale: number;
-            /** @description Left in place: not chosen, malformed, or of an unknown task */
+            /** @description Left in place: not chosen, or malformed */
             skipped: number;
+            /** @description Left in place: of a task no longer in the database (deleted by retention, TASK_RETENTION_MS) */
+            missing: number;
             /** @description Malformed dead letters removed (purgeMalformed) */
             purged: number;
         };

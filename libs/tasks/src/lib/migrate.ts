@@ -11,7 +11,8 @@ export async function runMigrations(db: DataSource, schema: string): Promise<str
     await runner.query(`SELECT pg_advisory_lock(hashtext($1))`, [`${schema}.migrations`]);
     try {
       await runner.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
-      const ran = await db.runMigrations({ transaction: 'all' });
+      // One transaction each: a migration may opt out (`transaction = false`) to build an index CONCURRENTLY.
+      const ran = await db.runMigrations({ transaction: 'each' });
       return ran.map((m) => m.name);
     } finally {
       await runner.query(`SELECT pg_advisory_unlock(hashtext($1))`, [`${schema}.migrations`]);

@@ -1,6 +1,6 @@
 import { type Channel, type ChannelModel, connect, type MessageProperties } from 'amqplib';
 import { AmqpConnection, QueueStatsReader, TaskPublisher, Topology } from '@tasksys/messaging';
-import { BUILTIN_TASK_TYPES, TaskStateMachine } from '@tasksys/tasks';
+import { BUILTIN_TASK_TYPES, TaskRetention, TaskStateMachine } from '@tasksys/tasks';
 import { testRabbitmqUrl, waitFor } from '@tasksys/testing';
 import { type ApiHarness, startApi } from '../../testing/api-harness';
 
@@ -199,7 +199,10 @@ describe('admin API (real api over HTTP, real PostgreSQL and RabbitMQ with its m
     expect((await h.call('GET', '/v1/admin/dead-letters?limit=0')).status).toBe(400);
 
     const one = await h.call('POST', '/v1/admin/dead-letters/redrive', { body: { taskIds: [failed] } });
-    expect([one.status, one.body]).toEqual([200, { redriven: 1, requeued: 0, stale: 0, skipped: 3, purged: 0 }]);
+    expect([one.status, one.body]).toEqual([
+      200,
+      { redriven: 1, requeued: 0, stale: 0, skipped: 3, missing: 0, purged: 0 },
+    ]);
     expect(await status(failed)).toBe('queued');
     expect(await status(alsoFailed)).toBe('failed');
     const events = (await h.call('GET', `/v1/tasks/${failed}/events`)).body.items;
@@ -213,7 +216,7 @@ describe('admin API (real api over HTTP, real PostgreSQL and RabbitMQ with its m
     );
 
     const all = await h.call('POST', '/v1/admin/dead-letters/redrive', { body: {} });
-    expect(all.body).toEqual({ redriven: 1, requeued: 1, stale: 0, skipped: 1, purged: 0 });
+    expect(all.body).toEqual({ redriven: 1, requeued: 1, stale: 0, skipped: 1, missing: 0, purged: 0 });
     expect(await status(alsoFailed)).toBe('queued');
     expect(await status(queued)).toBe('queued');
     // The queued task's work is in the work queue again, not gone with its dead letter.
@@ -229,11 +232,48 @@ describe('admin API (real api over HTTP, real PostgreSQL and RabbitMQ with its m
     expect(left.body.items.map((m: { malformed: boolean }) => m.malformed)).toEqual([true]);
 
     const purge = await h.call('POST', '/v1/admin/dead-letters/redrive', { body: { purgeMalformed: true } });
-    expect(purge.body).toEqual({ redriven: 0, requeued: 0, stale: 0, skipped: 0, purged: 1 });
+    expect(purge.body).toEqual({ redriven: 0, requeued: 0, stale: 0, skipped: 0, missing: 0, purged: 1 });
     expect((await ch.checkQueue(topology.queues.dead)).messageCount).toBe(0);
 
     const bad = await h.call('POST', '/v1/admin/dead-letters/redrive', { body: { taskIds: ['nope'] } });
     expect([bad.status, bad.body.field]).toEqual([400, 'taskIds']);
+  });
+
+  it('keeps and still lists the dead letter of a task deleted by retention, and redrive answers it as missing', async () => {
+    const gone = await failedTask();
+    await waitFor(
+      'the task’s work message relayed',
+      async () =>
+        (await h.t.db.query(`SELECT count(*)::int AS n FROM outbox WHERE correlation_id = $1`, [gone]))[0].n === 0,
+      10_000,
+    );
+    await ch.purgeQueue(topology.workQueue('demo.sleep'));
+    await deadLetter(taskMessage(gone), gone);
+    await h.t.db.query(`UPDATE tasks SET finished_at = finished_at - interval '31 days' WHERE id = $1`, [gone]);
+    const retention = new TaskRetention(
+      h.t.db,
+      {
+        TASK_RETENTION_MS: 30 * 86_400_000,
+        TASK_RETENTION_BATCH_SIZE: 1000,
+        TASK_RETENTION_PAUSE_MS: 0,
+        TASK_RETENTION_INTERVAL_MS: 60_000,
+      },
+      h.t.config,
+    );
+    expect(await retention.runOnce()).toMatchObject({ ran: true, tasks: 1 });
+    expect((await h.call('GET', `/v1/tasks/${gone}`, { key: alice })).status).toBe(404);
+
+    for (let i = 0; i < 2; i++) {
+      const list = await h.call('GET', '/v1/admin/dead-letters');
+      expect(list.body.items.map((m: { taskId: string | null }) => m.taskId)).toEqual([gone]);
+      const redrive = await h.call('POST', '/v1/admin/dead-letters/redrive', { body: { taskIds: [gone] } });
+      expect([redrive.status, redrive.body]).toEqual([
+        200,
+        { redriven: 0, requeued: 0, stale: 0, skipped: 0, missing: 1, purged: 0 },
+      ]);
+    }
+    expect((await ch.checkQueue(topology.queues.dead)).messageCount).toBe(1);
+    await ch.purgeQueue(topology.queues.dead);
   });
 
   it('lists unrouted messages and redrives them, confirmed, to the work exchange under their routing key', async () => {

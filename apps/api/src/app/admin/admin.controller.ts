@@ -130,7 +130,7 @@ export class AdminController {
       'For each dead letter (of the chosen tasks, or all): a failed or cancelled task returns to queued with a fresh attempt budget and its work ' +
       'message goes through the outbox, then the dead letter is removed; one whose task is still queued, retrying or running gets a new work ' +
       'message through the outbox before it is removed (it may be the last copy of that work); one whose task succeeded is removed as stale; ' +
-      'a malformed one stays unless purgeMalformed.',
+      'a malformed one stays unless purgeMalformed; one whose task is no longer in the database (deleted by retention) stays, counted as missing.',
   })
   @ApiOkResponse({ type: DeadLetterRedriveView })
   @ApiServiceUnavailableResponse({ description: 'RabbitMQ unreachable (code BROKER.UNAVAILABLE)' })

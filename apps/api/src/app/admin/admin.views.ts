@@ -67,7 +67,11 @@ export class DeadLetterRedriveView {
   requeued!: number;
   @ApiProperty({ description: 'Dead letters of tasks that succeeded (or are not started yet): removed' })
   stale!: number;
-  @ApiProperty({ description: 'Left in place: not chosen, malformed, or of an unknown task' }) skipped!: number;
+  @ApiProperty({ description: 'Left in place: not chosen, or malformed' }) skipped!: number;
+  @ApiProperty({
+    description: 'Left in place: of a task no longer in the database (deleted by retention, TASK_RETENTION_MS)',
+  })
+  missing!: number;
   @ApiProperty({ description: 'Malformed dead letters removed (purgeMalformed)' }) purged!: number;
 }
 

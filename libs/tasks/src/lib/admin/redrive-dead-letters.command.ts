@@ -24,8 +24,13 @@ export interface RedriveDeadLettersResult {
   requeued: number;
   /** Task succeeded (or not started yet): dead letter removed. */
   stale: number;
-  /** Left in place: not chosen, malformed (without purgeMalformed), or of an unknown task. */
+  /** Left in place: not chosen, or malformed (without purgeMalformed). */
   skipped: number;
+  /**
+   * Left in place: of a task not in the database (deleted by retention, TASK_RETENTION_MS, or from
+   * another deployment). Nothing is left to run it again from; the dead letter stays for a human.
+   */
+  missing: number;
   /** Malformed dead letters removed (purgeMalformed). */
   purged: number;
 }
@@ -49,7 +54,7 @@ export class RedriveDeadLettersCommand {
 
   async execute(opts: RedriveDeadLettersOptions): Promise<RedriveDeadLettersResult> {
     const chosen = opts.taskIds ? new Set(opts.taskIds.map((id) => id.toLowerCase())) : null;
-    const result: RedriveDeadLettersResult = { redriven: 0, requeued: 0, stale: 0, skipped: 0, purged: 0 };
+    const result: RedriveDeadLettersResult = { redriven: 0, requeued: 0, stale: 0, skipped: 0, missing: 0, purged: 0 };
     await this.browser.visit(this.topology.queues.dead, opts.limit, async (m) => {
       if (m.malformed) {
         // A body that is not a task message: kept for a human unless purging was asked for.
@@ -67,7 +72,7 @@ export class RedriveDeadLettersCommand {
       }
       const r = await this.sm.retry(taskId, opts.actor);
       if (!r.task) {
-        result.skipped++; // no such task in this database
+        result.missing++;
         return 'keep';
       }
       if (r.applied) {
@@ -85,7 +90,7 @@ export class RedriveDeadLettersCommand {
       result.stale++;
       return 'ack';
     });
-    if (result.redriven + result.requeued + result.stale + result.purged > 0)
+    if (result.redriven + result.requeued + result.stale + result.purged + result.missing > 0)
       this.logger.log(`dead letters: ${JSON.stringify(result)} (by ${opts.actor})`);
     return result;
   }

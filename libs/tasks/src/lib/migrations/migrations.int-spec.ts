@@ -9,6 +9,7 @@ const ALL = [
   'ScheduledTasks1764100000000',
   'Schedules1764200000000',
   'OwnerLimits1764300000000',
+  'Retention1764400000000',
   'Webhooks1764500000000',
   'ResumableStream1764500000001',
   'ScheduledTraceparent1764600000000',
@@ -75,6 +76,7 @@ describe('migrations', () => {
     );
     expect(indexes.map((r: { indexname: string }) => r.indexname)).toEqual([
       'tasks_active_status',
+      'tasks_finished_at',
       'tasks_held',
       'tasks_owner_created',
       'tasks_owner_idempotency_key',
