@@ -1,3 +1,4 @@
+import type { DataSource } from 'typeorm';
 import { isUuid } from '@tasksys/messaging';
 import { AppError, ERROR_CODES } from '@tasksys/platform';
 
@@ -46,4 +47,37 @@ export interface Page<T> {
   items: T[];
   /** Pass back as `cursor` for the next (older) page; null on the last page. */
   nextCursor: string | null;
+}
+
+/**
+ * @internal One page, newest first, of `table` filtered by `where` (SQL over `params`' $n), keyset-paginated
+ * on (created_at, id): the one query behind every list (tasks, schedules). Reads limit + 1 rows to know
+ * whether a next page exists.
+ */
+export async function keysetPage<T>(
+  db: DataSource,
+  q: { table: string; where: string[]; params: unknown[]; limit: number; cursor?: string },
+  map: (row: Record<string, unknown>) => T,
+): Promise<Page<T>> {
+  const where = [...q.where];
+  const params = [...q.params];
+  if (q.cursor) {
+    const pos = decodeCursor(q.cursor);
+    params.push(pos.at, pos.id);
+    where.push(`(created_at, id) < ($${params.length - 1}::timestamptz, $${params.length}::uuid)`);
+  }
+  params.push(q.limit + 1);
+  const rows: Record<string, unknown>[] = await db.query(
+    `SELECT *, ${KEYSET_AT_SQL('created_at')} AS keyset_at FROM ${q.table}
+      ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+      ORDER BY created_at DESC, id DESC LIMIT $${params.length}`,
+    params,
+  );
+  const more = rows.length > q.limit;
+  const page = rows.slice(0, q.limit);
+  const last = page[page.length - 1];
+  return {
+    items: page.map(map),
+    nextCursor: more && last ? encodeCursor({ at: last['keyset_at'] as string, id: last['id'] as string }) : null,
+  };
 }

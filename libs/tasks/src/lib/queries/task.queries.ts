@@ -3,7 +3,7 @@ import { DataSource } from 'typeorm';
 import type { Task, TaskError } from '../entities';
 import { TaskStateMachine } from '../task-state-machine';
 import { ACTIVE_STATUSES, type TaskStatus } from '../task-status';
-import { decodeCursor, encodeCursor, KEYSET_AT_SQL, type Page } from './keyset-cursor';
+import { keysetPage, type Page } from './keyset-cursor';
 
 export interface TaskListQuery {
   /** Only this owner's tasks; null for every owner (admins). */
@@ -57,25 +57,9 @@ export class TaskQueries {
     if (q.status) add((p) => `status = ${p}`, q.status);
     if (q.type) add((p) => `type = ${p}`, q.type);
     if (q.scheduleId) add((p) => `schedule_id = ${p}::uuid`, q.scheduleId);
-    if (q.cursor) {
-      const pos = decodeCursor(q.cursor);
-      params.push(pos.at, pos.id);
-      where.push(`(created_at, id) < ($${params.length - 1}::timestamptz, $${params.length}::uuid)`);
-    }
-    params.push(q.limit + 1);
-    const rows: Record<string, unknown>[] = await this.db.query(
-      `SELECT *, ${KEYSET_AT_SQL('created_at')} AS keyset_at FROM tasks
-        ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
-        ORDER BY created_at DESC, id DESC LIMIT $${params.length}`,
-      params,
+    return keysetPage(this.db, { table: 'tasks', where, params, limit: q.limit, cursor: q.cursor }, (r) =>
+      this.sm.hydrate(r),
     );
-    const more = rows.length > q.limit;
-    const page = rows.slice(0, q.limit);
-    const last = page[page.length - 1];
-    return {
-      items: page.map((r) => this.sm.hydrate(r)),
-      nextCursor: more && last ? encodeCursor({ at: last['keyset_at'] as string, id: last['id'] as string }) : null,
-    };
   }
 
   /** The transition log of one task, oldest first (visibility is the caller's check). */

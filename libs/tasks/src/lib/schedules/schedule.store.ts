@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import { decodeCursor, encodeCursor, KEYSET_AT_SQL, type Page } from '../queries/keyset-cursor';
+import { keysetPage, type Page } from '../queries/keyset-cursor';
 import { ScheduleNameTakenError } from './schedule.errors';
 
 export type ScheduleOverlap = 'allow' | 'skip';
@@ -140,25 +140,7 @@ export class ScheduleStore {
       params.push(q.owner);
       where.push(`owner = $${params.length}`);
     }
-    if (q.cursor) {
-      const pos = decodeCursor(q.cursor);
-      params.push(pos.at, pos.id);
-      where.push(`(created_at, id) < ($${params.length - 1}::timestamptz, $${params.length}::uuid)`);
-    }
-    params.push(q.limit + 1);
-    const rows: Record<string, unknown>[] = await this.db.query(
-      `SELECT *, ${KEYSET_AT_SQL('created_at')} AS keyset_at FROM schedules
-        ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
-        ORDER BY created_at DESC, id DESC LIMIT $${params.length}`,
-      params,
-    );
-    const more = rows.length > q.limit;
-    const page = rows.slice(0, q.limit);
-    const last = page[page.length - 1];
-    return {
-      items: page.map(toSchedule),
-      nextCursor: more && last ? encodeCursor({ at: last['keyset_at'] as string, id: last['id'] as string }) : null,
-    };
+    return keysetPage(this.db, { table: 'schedules', where, params, limit: q.limit, cursor: q.cursor }, toSchedule);
   }
 
   /**
