@@ -64,6 +64,31 @@ describe('DistributedRateLimiter (real PostgreSQL, two limiters as two replicas)
     expect(next.map((d) => d.allowed)).toEqual([true, true, false]);
   });
 
+  it('admits, never refuses, a new key with room whose requests outwait a slow sync that answered only for others', async () => {
+    // Every sync answers, but after 150 ms (as on a CPU-starved api). A request of a new key arrives
+    // while a sync for another key is in flight: that sync answers without it, the next one comes
+    // too late for its wait. Before, it was refused although the key had all its room.
+    const slow = new RateLimitCountersStore(t.db);
+    const sync = slow.sync.bind(slow);
+    slow.sync = async (...args: Parameters<typeof sync>) => {
+      await new Promise((r) => setTimeout(r, 150));
+      return sync(...args);
+    };
+    const a = new DistributedRateLimiter(slow, { maxWaitMs: 200, syncIntervalMs: 20 });
+    a.onApplicationBootstrap();
+    started.push(a);
+    await new Promise((r) => setTimeout(r, 10));
+    const other = a.hit('slow-other', 1_000_000, 60_000);
+    await new Promise((r) => setTimeout(r, 30));
+    const fresh = await Promise.all(Array.from({ length: 4 }, () => a.hit('slow-fresh', 1_000_000, 60_000)));
+    expect((await other).allowed).toBe(true);
+    expect(fresh.map((d) => d.allowed)).toEqual([true, true, true, true]);
+    // A key known to be full is still refused.
+    await Promise.all(Array.from({ length: 3 }, () => a.hit('slow-full', 3, 60_000)));
+    const after = await a.hit('slow-full', 3, 60_000);
+    expect(after.allowed).toBe(false);
+  });
+
   it('limits on its own count, without failing or hanging a request, while PostgreSQL does not answer', async () => {
     const gone = new DataSource(dataSourceOptions(t.config));
     await gone.initialize();

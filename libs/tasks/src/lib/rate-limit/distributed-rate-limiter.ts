@@ -70,7 +70,7 @@ const SHUTDOWN_SYNC_MS = 2000;
  * (counted there: every replica's hits and unspent tokens). A replica asks for twice what its key
  * used since the last sync (a tenth of the limit at first), so tokens follow traffic, and gives a
  * batch back once a newer one arrives or after 1 s. A request that finds no token
- * waits, at most 500 ms, for the next sync, which then starts at once and serves all waiting
+ * waits, at most 500 ms (twice that when a sync already in flight answered without it), for the next sync, which then starts at once and serves all waiting
  * requests together: that is the first request of a key on a replica, and a key that ran out of
  * tokens while there was room. A key at its limit is refused at once, without waiting, with
  * Retry-After from the expiry of its buckets; its replica still asks each sync while requests
@@ -225,13 +225,28 @@ export class DistributedRateLimiter implements OnApplicationBootstrap, BeforeApp
     });
   }
 
-  /** A request waited its longest: with no sync since, PostgreSQL is slow or away, and the replica decides alone. */
+  /**
+   * A request waited its longest. With no sync answered since it came, PostgreSQL is slow or away and
+   * the replica decides alone. If syncs did answer, only for earlier demand (it came while one was in
+   * flight, as under CPU load), the sync now running asks for it: it waits once more for that one,
+   * and after that decides alone. A key known to be full is refused. Before, such a request was
+   * refused although its key had all its room (batch submits of a fresh key on a loaded api).
+   */
   private expire(budget: KeyBudget, waiter: Waiter): void {
     const i = budget.waiters.indexOf(waiter);
     if (i < 0) return;
+    const now = Date.now();
+    if (budget.known && budget.fullUntil !== null && now < budget.fullUntil) {
+      budget.waiters.splice(i, 1);
+      return waiter.resolve(null);
+    }
+    if (this.successes !== waiter.since && !waiter.extended) {
+      waiter.extended = true;
+      waiter.timer = setTimeout(() => this.expire(budget, waiter), this.options.maxWaitMs);
+      return this.soon();
+    }
     budget.waiters.splice(i, 1);
-    if (this.successes === waiter.since) this.local(budget, Date.now(), waiter);
-    else waiter.resolve(null);
+    this.local(budget, now, waiter);
   }
 
   private local(budget: KeyBudget, now: number, waiter: Waiter): void {

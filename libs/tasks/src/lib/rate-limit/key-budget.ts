@@ -14,6 +14,8 @@ export interface Waiter {
   /** Successful syncs before it started waiting. */
   since: number;
   timer: NodeJS.Timeout;
+  /** It outwaited a sync that answered without it and waits for one more. */
+  extended?: boolean;
   resolve: (admitted: HitTicket | null) => void;
 }
 
