@@ -143,6 +143,7 @@ describe('rate limits across two api processes (one database, real PostgreSQL an
         DATABASE_POOL_SIZE: 2,
         DATABASE_MIGRATE: true,
         DATABASE_QUERY_TIMEOUT_MS: 60_000,
+        TASK_BUNDLE_SIZE: 100,
       }),
     );
     await db.initialize();

@@ -6,6 +6,7 @@ import { ConfigurationError } from '@tasksys/platform';
 import {
   ScheduleFirer,
   TaskExecutor,
+  WorkIntake,
   TaskPromoter,
   TaskSweeper,
   WORKER_CONFIG,
@@ -27,6 +28,7 @@ async function bootstrap(): Promise<void> {
         consumers: app.get(ConsumerFactory),
         topology: app.get(Topology),
         executor: app.get(TaskExecutor),
+        intake: app.get(WorkIntake),
         registry: app.get(WorkerRegistry),
         sweeper: app.get(TaskSweeper),
         promoter: app.get(TaskPromoter),

@@ -15,10 +15,19 @@ export {
   type ControlMessage,
   type MalformedMessageCode,
   type ParsedTaskMessage,
+  MAX_BUNDLE_TASKS,
+  type ParsedWorkMessage,
   parseTaskMessage,
+  parseWorkMessage,
+  TASK_BUNDLE_SCHEMA_VERSION,
   TASK_MESSAGE_SCHEMA_VERSION,
+  type TaskBundle,
   type TaskMessage,
+  taskIdsOf,
+  taskMessage,
   taskMessageSql,
+  type WorkMessage,
+  workMessageSql,
 } from './lib/task-message';
 
 // Where it travels: the topology as data, and its declaration.

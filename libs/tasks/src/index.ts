@@ -52,6 +52,7 @@ export { handledType, resolveServedTypes } from './lib/execution/served-types';
 export { HandlesTask, type TaskContext, type TaskHandler } from './lib/execution/task-handler';
 export { RetryableError, TaskFailure, UnrecoverableError } from './lib/execution/task.errors';
 export { TaskExecutor } from './lib/execution/task-executor';
+export { WorkIntake } from './lib/execution/work-intake';
 export { TaskSweeper } from './lib/execution/task-sweeper.service';
 export { TaskPromoter } from './lib/execution/task-promoter.service';
 export { WorkerRegistry } from './lib/execution/worker-registry.service';

@@ -1,12 +1,14 @@
 import { Logger } from '@nestjs/common';
 import { type CustomTransportStrategy, Server } from '@nestjs/microservices';
 import type { Consumer, ConsumerFactory, OutboxRelayService, RoutingUpkeep, Topology } from '@tasksys/messaging';
-import type { TaskExecutor, TaskPromoter, TaskSweeper, WorkerConfig, WorkerRegistry } from '@tasksys/tasks';
+import type { TaskExecutor, TaskPromoter, TaskSweeper, WorkerConfig, WorkerRegistry, WorkIntake } from '@tasksys/tasks';
 
 export interface TaskConsumerDeps {
   consumers: ConsumerFactory;
   topology: Topology;
   executor: TaskExecutor;
+  /** Where deliveries enter: splits bundles, counts WORKER_CONCURRENCY in tasks. */
+  intake: WorkIntake;
   registry: WorkerRegistry;
   sweeper: TaskSweeper;
   promoter: TaskPromoter;
@@ -32,7 +34,7 @@ export class TaskConsumerStrategy extends Server implements CustomTransportStrat
   }
 
   async listen(callback: (...optionalParams: unknown[]) => void): Promise<void> {
-    const { consumers, topology, executor, registry, sweeper, promoter, relay, routing, config } = this.deps;
+    const { consumers, topology, executor, intake, registry, sweeper, promoter, relay, routing, config } = this.deps;
     try {
       await registry.start(() => executor.inFlight());
       this.control = consumers.subscribeControl((msg) => executor.cancelLocal(msg.taskId, msg.attempt));
@@ -40,7 +42,7 @@ export class TaskConsumerStrategy extends Server implements CustomTransportStrat
       // One limit across every queue: WORKER_CONCURRENCY tasks in flight, whatever their types.
       this.work = consumers.createWorkConsumer(queues, {
         prefetch: config.WORKER_CONCURRENCY,
-        onMessage: (delivery) => void executor.handle(delivery),
+        onMessage: (delivery) => void intake.handle(delivery),
       });
       sweeper.start();
       promoter.start(() => relay.wake());
@@ -56,7 +58,7 @@ export class TaskConsumerStrategy extends Server implements CustomTransportStrat
   }
 
   async close(): Promise<void> {
-    const { executor, registry, sweeper, promoter, routing, config } = this.deps;
+    const { executor, intake, registry, sweeper, promoter, routing, config } = this.deps;
     if (!executor.isConsuming()) return;
     executor.setConsuming(false);
     this.log.log(`stopping: ${executor.inFlight()} task(s) in flight, grace ${config.WORKER_SHUTDOWN_GRACE_MS} ms`);
@@ -64,7 +66,7 @@ export class TaskConsumerStrategy extends Server implements CustomTransportStrat
     await sweeper.stop();
     await promoter.stop();
     await routing.stop();
-    await executor.drain(config.WORKER_SHUTDOWN_GRACE_MS);
+    await intake.drain(config.WORKER_SHUTDOWN_GRACE_MS);
     await this.work?.close();
     await this.control?.close();
     await registry.stop();

@@ -1,4 +1,4 @@
-import { createTestDatabase, type TestDatabase } from '../testing';
+import { createTestDatabase, OUTBOX_WORK_TASKS, type TestDatabase } from '../testing';
 import type { Task } from './entities';
 import { NEXT_DUE_SQL, PROMOTE_DUE_SQL, TaskStateMachine } from './task-state-machine';
 import { TASK_STATUSES, type TaskStatus } from './task-status';
@@ -60,7 +60,11 @@ describe('TaskStateMachine (real PostgreSQL)', () => {
     ]);
   }
   async function outboxFor(id: string) {
-    return t.db.query(`SELECT exchange, routing_key, body FROM outbox WHERE correlation_id = $1 ORDER BY id`, [id]);
+    // A bundle's row names its tasks in its body (its correlation id is the first one's).
+    return t.db.query(
+      `SELECT exchange, routing_key, body FROM outbox WHERE correlation_id = $1 OR body -> 'taskIds' ? $1 ORDER BY id`,
+      [id],
+    );
   }
 
   type Attempt = (task: Task, token: number) => Promise<{ applied: boolean; task: Task | null }>;
@@ -550,10 +554,13 @@ describe('TaskStateMachine (real PostgreSQL)', () => {
       // The next due is the one not due yet, about a minute away by the database's clock.
       expect(second.nextDueInMs).toBeGreaterThan(55_000);
       expect(second.nextDueInMs).toBeLessThanOrEqual(60_000);
+      // Each round's tasks share one message: a bundle, in id order (UUIDv7 ids: the order they were made).
+      for (const round of [tasks.slice(0, 3), tasks.slice(3)])
+        for (const task of round)
+          expect(await outboxFor(task.id)).toEqual([
+            { exchange: 'work', routing_key: type, body: { v: 2, taskIds: round.map((x) => x.id).sort(), type } },
+          ]);
       for (const task of tasks) {
-        expect(await outboxFor(task.id)).toEqual([
-          { exchange: 'work', routing_key: type, body: { v: 1, taskId: task.id, type } },
-        ]);
         expect((await events(task.id)).at(-1)).toMatchObject({
           from_status: 'scheduled',
           to_status: 'queued',
@@ -585,11 +592,11 @@ describe('TaskStateMachine (real PostgreSQL)', () => {
       )
         more.push(...r.promoted.map((x) => x.id));
       expect([...promoted, ...more].sort()).toEqual([...ids].sort());
-      const [{ n: messages }] = await t.db.query(
-        `SELECT count(*)::int AS n FROM outbox WHERE exchange = 'work' AND correlation_id = ANY($1::text[])`,
+      const [{ n: messages, tasks }] = await t.db.query(
+        `SELECT count(*)::int AS n, count(DISTINCT task_id)::int AS tasks FROM ${OUTBOX_WORK_TASKS} w WHERE task_id = ANY($1::text[])`,
         [ids],
       );
-      expect(messages).toBe(50);
+      expect({ messages, tasks }).toEqual({ messages: 50, tasks: 50 });
     });
 
     it('costs one short walk of the partial index per round with 100,000 tasks waiting (EXPLAIN)', async () => {

@@ -1,8 +1,10 @@
 import { Inject, Injectable, Optional } from '@nestjs/common';
 import { DataSource, type EntityManager } from 'typeorm';
-import { cancelMessageSql, taskMessageSql } from '@tasksys/messaging';
+import { cancelMessageSql, taskMessageSql, workMessageSql } from '@tasksys/messaging';
 import { Task, type TaskError } from './entities';
+import type { DatabaseConfig } from './database.config';
 import { preparedQuery } from './prepared-query';
+import { DATABASE_CONFIG } from './tasks.constants';
 import { PROGRESS_EVENT_SQL } from './stream/progress-event.sql';
 import { isTerminal, type TaskStatus } from './task-status';
 import { OwnerQueueFullError } from './task.errors';
@@ -98,13 +100,27 @@ type TransitionInput = { id: string } & Record<string, unknown>;
 
 const NOT_FOUND: TransitionResult = Object.freeze({ applied: false, task: null });
 
+/** Tasks per work message unless TASK_BUNDLE_SIZE says otherwise (see `enqueueWorkSql`). */
+export const DEFAULT_BUNDLE_SIZE = 100;
+
 /**
- * The one outbox INSERT of a work message: a row per row of `from` (whose alias `upd` has the
- * task's id, type and priority), its body from the message module, `headers` an SQL jsonb expression.
+ * The one outbox INSERT of work messages for the rows of `from` (whose alias `upd` has the task's
+ * id, type and priority; `headers` an SQL jsonb expression over them). Tasks of one type, priority
+ * and headers share a message, `bundle` at most, in id order (UUIDv7: the order they were made);
+ * a message of one task is a TaskMessage, of more a TaskBundle (libs/messaging, task-message.ts).
+ * `bundle` 1: one message per task, as before bundles.
  */
-function enqueueWorkSql(from: string, headers = `'{}'::jsonb`): string {
+function enqueueWorkSql(from: string, bundle: number, headers = `'{}'::jsonb`): string {
+  if (bundle <= 1)
+    return `INSERT INTO outbox (exchange, routing_key, correlation_id, body, headers, priority)
+            SELECT 'work', upd.type, upd.id::text, ${taskMessageSql('upd')}, ${headers}, upd.priority FROM ${from}`;
   return `INSERT INTO outbox (exchange, routing_key, correlation_id, body, headers, priority)
-          SELECT 'work', upd.type, upd.id::text, ${taskMessageSql('upd')}, ${headers}, upd.priority FROM ${from}`;
+          SELECT 'work', b.type, b.ids[1]::text, ${workMessageSql('b')}, b.headers, b.priority
+            FROM (SELECT s.type, s.priority, s.headers, array_agg(s.id ORDER BY s.n) AS ids
+                    FROM (SELECT upd.type, upd.priority, ${headers} AS headers, upd.id,
+                                 row_number() OVER (PARTITION BY upd.type, upd.priority, ${headers} ORDER BY upd.id) AS n
+                            FROM ${from}) s
+                   GROUP BY s.type, s.priority, s.headers, (s.n - 1) / ${Math.floor(bundle)}) b`;
 }
 
 /** SQL of a task's due time from a time and a delay parameter (null, null: no due time, it starts at once). */
@@ -129,7 +145,8 @@ function startStatusSql(start: string, runAt: string): string {
  * @internal The promotion statement ($1 the types, $2 the batch size, $3 the actor): due `scheduled` tasks,
  * oldest due first, to `queued` with their events and work messages; and the time until the next one is due.
  */
-export const PROMOTE_DUE_SQL = `WITH due AS (
+export function promoteDueSql(bundle: number): string {
+  return `WITH due AS (
      SELECT d.id FROM unnest($1::text[]) AS s(type)
      CROSS JOIN LATERAL (
        SELECT id, run_at FROM tasks
@@ -143,13 +160,16 @@ export const PROMOTE_DUE_SQL = `WITH due AS (
    ev AS (
      INSERT INTO task_events (task_id, from_status, to_status, attempt, actor)
      SELECT upd.id, 'scheduled', upd.status, upd.attempt, $3 FROM upd),
-   ob AS (${enqueueWorkSql('upd', `jsonb_strip_nulls(jsonb_build_object('traceparent', upd.traceparent))`)}),
+   ob AS (${enqueueWorkSql('upd', bundle, `jsonb_strip_nulls(jsonb_build_object('traceparent', upd.traceparent))`)}),
    next AS (
      SELECT min(d.run_at) AS run_at FROM unnest($1::text[]) AS s(type)
      CROSS JOIN LATERAL (
        SELECT run_at FROM tasks WHERE status = 'scheduled' AND type = s.type AND run_at > now() ORDER BY run_at LIMIT 1) d)
    SELECT (SELECT extract(epoch FROM next.run_at - clock_timestamp()) * 1000 FROM next)::float8 AS next_due_in_ms, upd.*
      FROM (SELECT 1) one LEFT JOIN upd ON true`;
+}
+/** @internal The promotion statement at the default bundle size (its plan is checked in the tests). */
+export const PROMOTE_DUE_SQL = promoteDueSql(DEFAULT_BUNDLE_SIZE);
 
 /**
  * @internal The promoter's probe between promotions ($1 the types): how long until the earliest scheduled task
@@ -172,6 +192,12 @@ const PENDING_CLAIM_WINDOW_MS = 60_000;
 /** Most held tasks one statement wakes when a limit is removed or the sweeper finds room (the rest on the next). */
 export const WAKE_BATCH = 1000;
 
+/**
+ * Whether any owner has a maxRunning: one probe per statement (a one-time filter), so a deployment
+ * without limits skips the per-owner work of freed slots altogether.
+ */
+const ANY_MAX_RUNNING = `(SELECT EXISTS (SELECT 1 FROM owner_limits WHERE max_running IS NOT NULL))`;
+
 /** The one SQL test that an owner has a maxRunning: a primary-key probe of a small table, false for most owners. */
 const HAS_MAX_RUNNING = (owner: string) =>
   `EXISTS (SELECT 1 FROM owner_limits l WHERE l.owner = ${owner} AND l.max_running IS NOT NULL)`;
@@ -181,10 +207,10 @@ const HAS_MAX_RUNNING = (owner: string) =>
  * order (the wake function locks owner rows: always in the same order, so wakers never deadlock);
  * `woken` are the tasks set free, `wob` their work messages.
  */
-function wakeHeldSql(freed: string): string {
+function wakeHeldSql(freed: string, bundle: number): string {
   return `woken AS (
       SELECT w.* FROM ${freed} f CROSS JOIN LATERAL owner_wake_held(f.owner, f.ids, f.n, ${PENDING_CLAIM_WINDOW_MS}) w),
-    wob AS (${enqueueWorkSql('woken upd')})`;
+    wob AS (${enqueueWorkSql('woken upd', bundle)})`;
 }
 
 /**
@@ -256,10 +282,18 @@ export const TRANSITION_OBSERVER = Symbol('TRANSITION_OBSERVER');
 
 @Injectable()
 export class TaskStateMachine {
+  /** Tasks per work message at most (TASK_BUNDLE_SIZE). */
+  private readonly bundle: number;
+  private readonly promoteSql: string;
+
   constructor(
     private readonly db: DataSource,
     @Optional() @Inject(TRANSITION_OBSERVER) private readonly observer?: TransitionObserver | null,
-  ) {}
+    @Optional() @Inject(DATABASE_CONFIG) config?: Pick<DatabaseConfig, 'TASK_BUNDLE_SIZE'> | null,
+  ) {
+    this.bundle = config?.TASK_BUNDLE_SIZE ?? DEFAULT_BUNDLE_SIZE;
+    this.promoteSql = promoteDueSql(this.bundle);
+  }
 
   /**
    * Inserts a task (as `queued` with its message in the outbox when `start`, `scheduled` when started and
@@ -289,7 +323,7 @@ export class TaskStateMachine {
         INSERT INTO task_events (task_id, from_status, to_status, attempt, actor)
         SELECT id, NULL, status, 0, $10 FROM ins),
       ob AS (
-        ${enqueueWorkSql(`ins upd WHERE upd.status = 'queued'`, `jsonb_strip_nulls(jsonb_build_object('traceparent', $11::text))`)})
+        ${enqueueWorkSql(`ins upd WHERE upd.status = 'queued'`, 1, `jsonb_strip_nulls(jsonb_build_object('traceparent', $11::text))`)})
       SELECT true AS applied, ins.*, NULL::int AS limit_max_queued, NULL::int AS limit_queued FROM ins
       UNION ALL
       SELECT false AS applied, t.*, NULL, NULL FROM tasks t
@@ -385,7 +419,7 @@ export class TaskStateMachine {
          INSERT INTO task_events (task_id, from_status, to_status, attempt, actor)
          SELECT ins.id, NULL, ins.status, 0, input.actor FROM ins JOIN input USING (id)),
        ob AS (
-         ${enqueueWorkSql(`ins upd JOIN input USING (id) WHERE upd.status = 'queued'`, `jsonb_strip_nulls(jsonb_build_object('traceparent', input.traceparent))`)})
+         ${enqueueWorkSql(`ins upd JOIN input USING (id) WHERE upd.status = 'queued'`, this.bundle, `jsonb_strip_nulls(jsonb_build_object('traceparent', input.traceparent))`)})
        SELECT ins.*, NULL::uuid AS refused_id, NULL::int AS limit_max_queued, NULL::int AS limit_queued FROM ins
        UNION ALL
        SELECT (NULL::tasks).*, input.id, r.max_queued, r.queued FROM refused r JOIN input ON input.owner = r.owner AND input.grp = r.grp`,
@@ -439,7 +473,7 @@ export class TaskStateMachine {
   async promoteDue(types: readonly string[], limit: number, actor: string): Promise<PromotionResult> {
     // An outbox INSERT notifies the relays on commit when it inserted rows (the owner-limits migration;
     // before it, even an empty one did): the promoter runs this only when `nextDueInMs` says something is due.
-    const rows = await this.rows(PROMOTE_DUE_SQL, [types, limit, actor]);
+    const rows = await this.rows(this.promoteSql, [types, limit, actor]);
     const promoted: Task[] = [];
     for (const row of rows) {
       if (row['id'] === null) continue;
@@ -667,7 +701,7 @@ export class TaskStateMachine {
     const rows = await this.rows<{ id: string }>(
       `WITH upd AS (
          UPDATE tasks SET updated_at = now() WHERE id = ANY($1::uuid[]) AND status = ANY($2::text[]) RETURNING id, type, priority)
-       , ob AS (${enqueueWorkSql('upd')})
+       , ob AS (${enqueueWorkSql('upd', this.bundle)})
        SELECT id FROM upd`,
       [ids, statuses],
     );
@@ -689,7 +723,7 @@ export class TaskStateMachine {
           ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED),
        upd AS (
          UPDATE tasks t SET updated_at = now() FROM s WHERE t.id = s.id RETURNING t.id, t.type, t.priority),
-       ob AS (${enqueueWorkSql('upd')})
+       ob AS (${enqueueWorkSql('upd', this.bundle)})
        SELECT id FROM upd`,
       [graceMs, limit, types],
     );
@@ -726,7 +760,7 @@ export class TaskStateMachine {
           WHERE id = ANY($1::uuid[]) AND status = 'queued' AND held_since IS NULL
             AND updated_at < now() - $2 * interval '1 millisecond'
           RETURNING id, type, priority),
-       ob AS (${enqueueWorkSql('upd')})
+       ob AS (${enqueueWorkSql('upd', this.bundle)})
        SELECT id FROM upd`,
       [ids, graceMs],
     );
@@ -740,7 +774,7 @@ export class TaskStateMachine {
    */
   async wakeHeld(owner: string, manager?: EntityManager): Promise<string[]> {
     const rows = await this.rows<{ id: string }>(
-      `WITH f AS (SELECT $1::text AS owner, '{}'::uuid[] AS ids, $2::int AS n), ${wakeHeldSql('f')} SELECT id FROM woken`,
+      `WITH f AS (SELECT $1::text AS owner, '{}'::uuid[] AS ids, $2::int AS n), ${wakeHeldSql('f', this.bundle)} SELECT id FROM woken`,
       [owner, WAKE_BATCH],
       manager,
     );
@@ -763,7 +797,7 @@ export class TaskStateMachine {
                   ORDER BY t.owner LIMIT 1)
            FROM o WHERE o.owner IS NOT NULL),
        f AS (SELECT owner, '{}'::uuid[] AS ids, $2::int AS n FROM o WHERE owner IS NOT NULL ORDER BY owner LIMIT $1),
-       ${wakeHeldSql('f')}
+       ${wakeHeldSql('f', this.bundle)}
        SELECT id FROM woken`,
       [owners, WAKE_BATCH],
     );
@@ -802,7 +836,7 @@ export class TaskStateMachine {
         INSERT INTO task_events (task_id, from_status, to_status, attempt, actor, error)
         SELECT upd.id, cur.status, upd.status, upd.attempt, $2, ${spec.eventError ?? 'NULL'}
           FROM upd JOIN cur ON cur.id = upd.id JOIN x ON x.id = upd.id)
-      ${spec.enqueue ? `, ob AS (${enqueueWorkSql(`upd WHERE upd.status = 'queued'`)})` : ''}
+      ${spec.enqueue ? `, ob AS (${enqueueWorkSql(`upd WHERE upd.status = 'queued'`, this.bundle)})` : ''}
       ${isTerminal(spec.to) ? `, wh AS (${webhookDeliverySql('upd')})` : ''}
       ${
         spec.signalCancel
@@ -815,10 +849,12 @@ export class TaskStateMachine {
       ${
         spec.wakeHeld
           ? `, freed AS (
-               SELECT cur.owner, array_agg(cur.id) AS ids, count(*)::int AS n FROM upd JOIN cur ON cur.id = upd.id
-                WHERE cur.status = 'running' AND ${HAS_MAX_RUNNING('cur.owner')}
-                GROUP BY cur.owner ORDER BY cur.owner),
-             ${wakeHeldSql('freed')}`
+               SELECT f.owner, array_agg(f.id) AS ids, count(*)::int AS n
+                 FROM (SELECT cur.owner, cur.id FROM cur WHERE cur.status = 'running' AND ${ANY_MAX_RUNNING}
+                          AND cur.id IN (SELECT id FROM upd)) f
+                WHERE ${HAS_MAX_RUNNING('f.owner')}
+                GROUP BY f.owner ORDER BY f.owner),
+             ${wakeHeldSql('freed', this.bundle)}`
           : ''
       }
       SELECT true AS applied, cur.status AS previous_status, upd.* FROM upd JOIN cur ON cur.id = upd.id

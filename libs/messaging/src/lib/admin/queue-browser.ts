@@ -2,7 +2,7 @@ import { AmqpConnection } from '@golevelup/nestjs-rabbitmq';
 import { Injectable } from '@nestjs/common';
 import type { Channel, ChannelModel, GetMessage } from 'amqplib';
 import { HEADERS } from '../messaging.constants';
-import { isUuid, parseTaskMessage } from '../task-message';
+import { isUuid, parseWorkMessage, taskIdsOf } from '../task-message';
 import { BrokerUnavailableError } from './broker-admin.errors';
 
 /** Hard cap on messages looked at in one call: they are all held unacked until it ends. */
@@ -13,15 +13,17 @@ const BODY_PREVIEW = 2048;
 /** A message of a dead-letter or unrouted queue, as an operator sees it. */
 export interface BrowsedMessage {
   messageId: string | null;
-  /** From the body, else the correlation id; null when neither is a uuid. */
+  /** From the body (a bundle's first), else the correlation id; null when neither is a uuid. */
   taskId: string | null;
+  /** Every task the body carries (several for a bundle); [taskId] or [] otherwise. */
+  taskIds: string[];
   type: string | null;
   /** The routing key it was first published with. */
   routingKey: string;
   reasonCode: string | null;
   reason: string | null;
   deadLetteredAt: string | null;
-  /** The body is not a task message `{v, taskId, type}`. */
+  /** The body is not a work message (`{v: 1, taskId, type}` or a bundle `{v: 2, type, taskIds}`). */
   malformed: boolean;
   /** Looked at before (by a consumer or an earlier listing). */
   redelivered: boolean;
@@ -40,8 +42,9 @@ function str(v: unknown): string | null {
 /** @internal The operator's view of a raw message. */
 export function describeMessage(msg: GetMessage): BrowsedMessage {
   const headers = (msg.properties.headers ?? {}) as Record<string, unknown>;
-  const read = parseTaskMessage(msg.content);
+  const read = parseWorkMessage(msg.content);
   const parsed = read.ok ? read.message : null;
+  const ids = parsed ? taskIdsOf(parsed) : [];
   const correlation = str(msg.properties.correlationId);
   // Broker dead-lettering (delivery limit, rejection) leaves x-death instead of our reason headers.
   const death = Array.isArray(headers['x-death']) ? (headers['x-death'][0] as Record<string, unknown>) : undefined;
@@ -50,7 +53,8 @@ export function describeMessage(msg: GetMessage): BrowsedMessage {
   );
   return {
     messageId: str(msg.properties.messageId),
-    taskId: parsed?.taskId ?? (correlation && isUuid(correlation) ? correlation.toLowerCase() : null),
+    taskId: ids[0] ?? (correlation && isUuid(correlation) ? correlation.toLowerCase() : null),
+    taskIds: ids.length > 0 ? ids : correlation && isUuid(correlation) ? [correlation.toLowerCase()] : [],
     type: parsed?.type ?? null,
     routingKey: str(headers[HEADERS.originalRoutingKey]) ?? msg.fields.routingKey,
     reasonCode: str(headers[HEADERS.reasonCode]) ?? (death ? `BROKER.${String(death['reason']).toUpperCase()}` : null),

@@ -9,7 +9,7 @@ import { HEADERS, InjectMessagingConfig } from '../messaging.constants';
 import { PublishError, type PublishFailure } from '../messaging.errors';
 import type { OutboxRecord } from '../outbox/outbox.store';
 import { pickRetryTier } from '../retry-policy';
-import { TASK_MESSAGE_SCHEMA_VERSION, type TaskMessage } from '../task-message';
+import { TASK_MESSAGE_SCHEMA_VERSION, taskIdsOf, type WorkMessage } from '../task-message';
 import { Topology, type RetryTier } from '../topology/topology';
 import { outboxPublishSpan } from '../tracing/publish-span';
 
@@ -53,6 +53,12 @@ export interface PublisherStats {
 interface PendingPublish {
   inFlight: number;
   returned?: string;
+}
+
+/** The `v` of a message body (a work message's: 1 one task, 2 a bundle), for its schema-version header. */
+function schemaVersionOf(body: unknown): number | undefined {
+  const v = typeof body === 'object' && body !== null ? (body as { v?: unknown }).v : undefined;
+  return typeof v === 'number' ? v : undefined;
 }
 
 /** Longest stored reason text; headers travel with every copy of the message. */
@@ -141,13 +147,17 @@ export class TaskPublisher {
     }
   }
 
-  /** A task message to the work exchange, under its type's routing key for its priority. */
+  /** A work message (one task or a bundle) to the work exchange, under its type's routing key for its priority. */
   publishTask(
-    msg: TaskMessage,
+    msg: WorkMessage,
     opts: { attempt: number; priority?: number; headers?: Record<string, unknown>; traceparent?: string },
   ): Promise<void> {
     const routingKey = this.topology.routingKey(msg.type, opts.priority);
-    return this.publish(this.topology.exchanges.work, routingKey, msg, { ...opts, correlationId: msg.taskId });
+    return this.publish(this.topology.exchanges.work, routingKey, msg, {
+      ...opts,
+      correlationId: taskIdsOf(msg)[0],
+      headers: { [HEADERS.schemaVersion]: msg.v, ...opts.headers },
+    });
   }
 
   /** The retry tier that serves a delay of `delayMs` (see `pickRetryTier`): its delay is the one a retry really waits. */
@@ -160,7 +170,7 @@ export class TaskPublisher {
    * work exchange, under its task type, when the tier's TTL expires. Returns the tier used.
    */
   async publishRetry(
-    msg: TaskMessage,
+    msg: WorkMessage,
     opts: {
       attempt: number;
       delayMs: number;
@@ -172,11 +182,11 @@ export class TaskPublisher {
     const tier = pickRetryTier(opts.delayMs, this.topology.queues.retry);
     // The routing key it comes back to the work exchange under, and its priority, are the task's own.
     await this.publish(this.topology.exchanges.retry, this.topology.routingKey(msg.type, opts.priority), msg, {
-      correlationId: msg.taskId,
+      correlationId: taskIdsOf(msg)[0],
       attempt: opts.attempt,
       priority: opts.priority,
       traceparent: opts.traceparent,
-      headers: { ...opts.headers, [HEADERS.retryTier]: tier.label },
+      headers: { [HEADERS.schemaVersion]: msg.v, ...opts.headers, [HEADERS.retryTier]: tier.label },
       expiration: tier.delayMs,
     });
     return tier;
@@ -220,7 +230,9 @@ export class TaskPublisher {
         priority: work ? record.priority : undefined,
         messageId: record.messageId,
         correlationId: record.correlationId ?? undefined,
-        headers: record.headers,
+        headers: schemaVersionOf(record.body)
+          ? { [HEADERS.schemaVersion]: schemaVersionOf(record.body), ...record.headers }
+          : record.headers,
         attempt: typeof attempt === 'number' ? attempt : undefined,
         traceparent: span.traceparent,
         // A cancel signal with no worker listening has nobody to stop (the heartbeat catches a

@@ -65,30 +65,31 @@ export class RedriveDeadLettersCommand {
         result.skipped++;
         return 'keep';
       }
-      const taskId = m.taskId!.toLowerCase();
-      if (chosen && !chosen.has(taskId)) {
+      // A bundle's dead letter (the broker dead-lettered it whole) is redriven task by task, and
+      // removed only when every one of its tasks was.
+      if (chosen && !m.taskIds.some((id) => chosen.has(id))) {
         result.skipped++;
         return 'keep';
       }
-      const r = await this.sm.retry(taskId, opts.actor);
-      if (!r.task) {
-        result.missing++;
-        return 'keep';
+      let keep = false;
+      for (const taskId of m.taskIds) {
+        const r = await this.sm.retry(taskId, opts.actor);
+        if (!r.task) {
+          result.missing++;
+          keep = true;
+        } else if (r.applied) {
+          result.redriven++;
+        } else if (!isTerminal(r.task.status) && r.task.status !== 'new' && r.task.status !== 'scheduled') {
+          // A live task whose message was dead-lettered by the broker (a delivery limit, a rejection):
+          // this dead letter may be the last copy of its work, so a new message goes through the
+          // outbox first (the claim absorbs it if another copy turns up).
+          await this.sm.enqueueAgain([taskId], ACTIVE_WITH_MESSAGE);
+          result.requeued++;
+        } else {
+          result.stale++;
+        }
       }
-      if (r.applied) {
-        result.redriven++;
-        return 'ack';
-      }
-      if (!isTerminal(r.task.status) && r.task.status !== 'new' && r.task.status !== 'scheduled') {
-        // A live task whose message was dead-lettered by the broker (a delivery limit, a rejection):
-        // this dead letter may be the last copy of its work, so a new message goes through the
-        // outbox first (the claim absorbs it if another copy turns up).
-        await this.sm.enqueueAgain([taskId], ACTIVE_WITH_MESSAGE);
-        result.requeued++;
-        return 'ack';
-      }
-      result.stale++;
-      return 'ack';
+      return keep ? 'keep' : 'ack';
     });
     if (result.redriven + result.requeued + result.stale + result.purged + result.missing > 0)
       this.logger.log(`dead letters: ${JSON.stringify(result)} (by ${opts.actor})`);

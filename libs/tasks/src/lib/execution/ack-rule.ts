@@ -7,6 +7,8 @@ import {
   TaskPublisher,
   type TaskMessage,
   Topology,
+  taskIdsOf,
+  type WorkMessage,
 } from '@tasksys/messaging';
 import { ERROR_CODES } from '@tasksys/platform';
 import type { Task, TaskError } from '../entities';
@@ -103,7 +105,7 @@ export class AckRule {
   }
 
   /** (b) A copy that comes back after `delayMs` (rounded down to a tier), confirmed, then ack; else requeue after a pause. */
-  async defer(delivery: Delivery, message: TaskMessage, attempt: number, delayMs: number): Promise<void> {
+  async defer(delivery: Delivery, message: WorkMessage, attempt: number, delayMs: number): Promise<void> {
     try {
       await this.publisher.publishRetry(message, {
         attempt,
@@ -115,7 +117,7 @@ export class AckRule {
       delivery.ack();
     } catch (err) {
       this.logger.warn({
-        taskId: message.taskId,
+        taskIds: taskIdsOf(message),
         attempt,
         msg: `deferral not published (${(err as Error).message}); requeueing`,
       });

@@ -11,6 +11,7 @@ import { TaskExecutor } from './task-executor';
 import { TaskHandlerRegistry } from './task-handler.registry';
 import { TaskPromoter } from './task-promoter.service';
 import { TaskSweeper } from './task-sweeper.service';
+import { WorkIntake } from './work-intake';
 import { WorkerRegistry } from './worker-registry.service';
 import type { WorkerConfig } from './worker.config';
 
@@ -47,11 +48,13 @@ export type ExecutionModuleAsyncOptions = typeof definition.ASYNC_OPTIONS_TYPE;
     HandlerRunner,
     AckRule,
     TaskExecutor,
+    WorkIntake,
     WorkerRegistry,
     TaskSweeper,
     TaskPromoter,
   ],
   exports: [
+    WorkIntake,
     WORKER_CONFIG,
     TaskTypeRegistry,
     TaskExecutor,

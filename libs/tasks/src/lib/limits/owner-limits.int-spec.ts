@@ -28,7 +28,8 @@ describe('owner quotas (real PostgreSQL)', () => {
 
   beforeAll(async () => {
     t = await createTestDatabase({ poolSize: 40 });
-    sm = new TaskStateMachine(t.db);
+    // One message per task: the tests play the broker, taking a task's message by its correlation id.
+    sm = new TaskStateMachine(t.db, null, { TASK_BUNDLE_SIZE: 1 });
     limits = new OwnerLimitsService(t.db, sm);
     batch = new CreateTaskBatchCommand(sm);
   });

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { waitFor } from '@tasksys/testing';
-import { createTestDatabase, type TestDatabase } from '../../testing';
+import { createTestDatabase, OUTBOX_WORK_TASKS, type TestDatabase } from '../../testing';
 import { TaskStateMachine } from '../task-state-machine';
 import { CronExpression } from './cron-expression';
 import { NEXT_FIRE_SQL, ScheduleFirer, SCHEDULER_ACTOR } from './schedule-firer.service';
@@ -85,12 +85,12 @@ describe('ScheduleFirer (real PostgreSQL)', () => {
       expect(after.nextRunAt.getTime()).toBe(slots.at(-1)! + 1000);
       expect(after.missedCount).toBe(0);
     }
-    // Each through the submit path: queued at once (due), its event by the scheduler, one work message each.
+    // Each through the submit path: queued at once (due), its event by the scheduler, in exactly one work message.
     const [shape] = await t.db.query(
       `SELECT count(*)::int AS tasks,
               count(*) FILTER (WHERE status = 'queued' AND run_at = scheduled_for AND owner = 'alice')::int AS ok,
-              (SELECT count(*)::int FROM outbox WHERE exchange = 'work') AS messages,
-              (SELECT count(DISTINCT correlation_id)::int FROM outbox WHERE exchange = 'work') AS distinct_messages,
+              (SELECT count(*)::int FROM ${OUTBOX_WORK_TASKS} w) AS messages,
+              (SELECT count(DISTINCT task_id)::int FROM ${OUTBOX_WORK_TASKS} w) AS distinct_messages,
               (SELECT count(*)::int FROM task_events WHERE actor = $1 AND to_status = 'queued') AS events
          FROM tasks`,
       [SCHEDULER_ACTOR],

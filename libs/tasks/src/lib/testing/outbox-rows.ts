@@ -11,3 +11,12 @@ export async function writeOutboxRows(t: TestDatabase, n: number): Promise<strin
   );
   return rows.map((r) => r.message_id);
 }
+
+/**
+ * SQL of the tasks the outbox's work rows carry, one row per task (`outbox_id`, `task_id` text): a
+ * bundle's row counts once for each of its tasks (TASK_BUNDLE_SIZE).
+ */
+export const OUTBOX_WORK_TASKS = `(SELECT o.id AS outbox_id, c.task_id FROM outbox o
+  CROSS JOIN LATERAL jsonb_array_elements_text(
+    CASE WHEN o.body ? 'taskIds' THEN o.body -> 'taskIds' ELSE jsonb_build_array(o.body -> 'taskId') END) AS c(task_id)
+  WHERE o.exchange = 'work')`;

@@ -22,6 +22,7 @@ export async function createTestDatabase(opts: { migrate?: boolean; poolSize?: n
     DATABASE_POOL_SIZE: opts.poolSize ?? 30,
     DATABASE_MIGRATE: true,
     DATABASE_QUERY_TIMEOUT_MS: 60_000,
+    TASK_BUNDLE_SIZE: 100,
   };
   const db = new DataSource(dataSourceOptions(config));
   await db.initialize();
