@@ -44,6 +44,8 @@ export class TaskConsumerStrategy extends Server implements CustomTransportStrat
         prefetch: config.WORKER_CONCURRENCY,
         onMessage: (delivery) => void intake.handle(delivery),
       });
+      const work = this.work;
+      intake.onPrefetch((prefetch) => work.setPrefetch(prefetch));
       sweeper.start();
       promoter.start(() => relay.wake());
       routing.start();

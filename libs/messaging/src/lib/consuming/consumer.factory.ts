@@ -24,6 +24,12 @@ export interface Delivery {
 export interface Consumer {
   /** basic.cancel: no new deliveries; in-flight deliveries can still be settled. Never resubscribes after this. */
   stop(): Promise<void>;
+  /**
+   * Changes how many unacked deliveries the broker may send (basic.qos), now and after every
+   * reconnect. Only where the limit is channel-wide (classic queues); elsewhere the limit set at the
+   * start stays. Calls are coalesced: at most one basic.qos is in flight, the latest value wins.
+   */
+  setPrefetch(prefetch: number): void;
   /** `stop()`, then closes the channel (unsettled deliveries go back to the queue). */
   close(): Promise<void>;
 }
@@ -69,17 +75,42 @@ export class ConsumerFactory {
    * queues refuse a channel-wide prefetch, so there the limit is split evenly, at least one each.
    */
   createWorkConsumer(queues: readonly string[], { prefetch, onMessage }: ConsumerOptions): Consumer {
-    return this.subscribe(
+    const channelWide = this.topology.queueType !== 'quorum';
+    let wanted = prefetch;
+    let sent = prefetch;
+    let sending = false;
+    let channel: Channel | null = null;
+    const consumer = this.subscribe(
       `consumer:${queues.join(',')}`,
       async (ch) => {
-        if (this.topology.queueType === 'quorum')
-          await ch.prefetch(Math.max(1, Math.floor(prefetch / Math.max(1, queues.length))), false);
-        else await ch.prefetch(prefetch, true);
+        channel = ch;
+        if (!channelWide) await ch.prefetch(Math.max(1, Math.floor(prefetch / Math.max(1, queues.length))), false);
+        else await ch.prefetch((sent = wanted), true);
         return [...queues];
       },
       (msg, ch, state) => onMessage(this.delivery(msg, ch, state)),
       { noAck: false },
     );
+    const send = () => {
+      if (sending || !channelWide || !channel || wanted === sent) return;
+      const ch = channel;
+      const value = wanted;
+      sending = true;
+      ch.prefetch(value, true)
+        .then(() => (sent = value))
+        .catch(() => undefined) // the channel is gone: its successor starts with `wanted`
+        .finally(() => {
+          sending = false;
+          if (channel === ch) send();
+        });
+    };
+    return {
+      ...consumer,
+      setPrefetch: (n: number) => {
+        wanted = Math.max(1, Math.floor(n));
+        send();
+      },
+    };
   }
 
   /**
@@ -220,6 +251,7 @@ export class ConsumerFactory {
         await stop();
         await wrapper.close().catch(() => undefined);
       },
+      setPrefetch: () => undefined,
     };
   }
 

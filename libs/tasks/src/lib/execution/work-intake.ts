@@ -47,7 +47,7 @@ function workMessageOf(type: string, ids: string[]): WorkMessage {
  * Slots: WORKER_CONCURRENCY counts tasks. Each task takes a slot while it is handled; a bundle
  * waits for a free one, takes as many as are free (up to its size) and sends the rest on at once,
  * confirmed, as a message of their own (their successor), so a worker never sits on tasks it cannot
- * start while another could run them.
+ * start while another could run them. The broker's prefetch follows the free slots (`onPrefetch`).
  */
 @Injectable()
 export class WorkIntake {
@@ -55,6 +55,12 @@ export class WorkIntake {
   private readonly slots: TaskSlots;
   private readonly pending = new Set<Promise<void>>();
   private stopping = false;
+  /** Tasks of deliveries waiting for a slot. */
+  private waitingTasks = 0;
+  /** Tasks per delivery lately (a moving average), to turn free slots into deliveries. */
+  private tasksPerDelivery = 1;
+  private reportedPrefetch = 0;
+  private prefetchSink: ((prefetch: number) => void) | null = null;
 
   constructor(
     private readonly executor: TaskExecutor,
@@ -67,16 +73,52 @@ export class WorkIntake {
     this.slots = new TaskSlots(config.WORKER_CONCURRENCY);
   }
 
+  /**
+   * Prefetch counted in tasks: `sink` is told how many deliveries the broker may have unacked with
+   * this worker (the consumer's basic.qos): those it holds, plus as many as its free slots would
+   * fill at the tasks per delivery seen lately. Bundles then arrive as fast as slots free up and no
+   * faster, so a worker does not sit on tasks it cannot start.
+   */
+  onPrefetch(sink: (prefetch: number) => void): void {
+    this.prefetchSink = sink;
+    this.reportPrefetch();
+  }
+
   /** Entry point for every work delivery. Never throws. */
   handle(delivery: Delivery): Promise<void> {
     const parsed = parseWorkMessage(delivery.message.content);
-    const work =
-      parsed.ok && 'taskIds' in parsed.message ? this.bundle(delivery, parsed.message) : this.single(delivery);
+    const bundle = parsed.ok && 'taskIds' in parsed.message ? parsed.message : null;
+    this.tasksPerDelivery += ((bundle ? bundle.taskIds.length : 1) - this.tasksPerDelivery) * 0.2;
+    const work = bundle ? this.bundle(delivery, bundle) : this.single(delivery);
     const tracked = work
       .catch((err: Error) => this.logger.error(`work delivery: ${err.stack ?? err.message}`))
-      .finally(() => this.pending.delete(tracked));
+      .finally(() => {
+        this.pending.delete(tracked);
+        this.reportPrefetch();
+      });
     this.pending.add(tracked);
+    this.reportPrefetch();
     return tracked;
+  }
+
+  private reportPrefetch(): void {
+    if (!this.prefetchSink) return;
+    const free = this.slots.size - this.slots.inUse() - this.waitingTasks;
+    const more = Math.max(0, Math.floor(free / Math.max(1, this.tasksPerDelivery)));
+    const prefetch = Math.min(this.slots.size, Math.max(1, this.pending.size + more));
+    if (prefetch === this.reportedPrefetch) return;
+    this.reportedPrefetch = prefetch;
+    this.prefetchSink(prefetch);
+  }
+
+  /** Takes slots for `want` tasks (see TaskSlots.take), counting them as waiting meanwhile. */
+  private async takeSlots(want: number): Promise<number> {
+    this.waitingTasks += want;
+    try {
+      return await this.slots.take(want);
+    } finally {
+      this.waitingTasks -= want;
+    }
   }
 
   /** Tasks taking a slot now (running, claiming or settling). */
@@ -96,7 +138,7 @@ export class WorkIntake {
   }
 
   private async single(delivery: Delivery): Promise<void> {
-    if ((await this.slots.take(1)) === 0) return delivery.requeue();
+    if ((await this.takeSlots(1)) === 0) return delivery.requeue();
     try {
       await this.executor.handle(delivery);
     } finally {
@@ -113,7 +155,7 @@ export class WorkIntake {
       this.logger.warn({ type: bundle.type, tasks: bundle.taskIds.length, msg: `bundle deferred: ${unavailable}` });
       return this.ackRule.defer(delivery, bundle, 0, UNSERVABLE_DEFER_MS);
     }
-    const taken = await this.slots.take(bundle.taskIds.length);
+    const taken = await this.takeSlots(bundle.taskIds.length);
     if (taken === 0) return delivery.requeue();
     let ids = bundle.taskIds;
     if (taken < ids.length) {
