@@ -56,7 +56,7 @@ const QUIET_PATHS = ['/health', '/metrics'];
     // Retention of finished tasks: every worker has the timer, one round at a time runs across them.
     TaskRetentionModule.forRootAsync(fromConfig(retentionConfigSchema)),
     LoggingModule.forRootAsync(
-      fromConfig(loggingConfigSchema, (c) => ({ level: c.LOG_LEVEL, quietPaths: QUIET_PATHS })),
+      fromConfig(loggingConfigSchema, (c) => ({ level: c.LOG_LEVEL, quietPaths: QUIET_PATHS, requestContext: false })),
     ),
     MetricsModule,
     HealthModule.forRootAsync({

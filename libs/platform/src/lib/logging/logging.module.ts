@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ConfigurableModuleBuilder, type DynamicModule, Module } from '@nestjs/common';
+import { ConfigurableModuleBuilder, type DynamicModule, Module, RequestMethod } from '@nestjs/common';
 import { LoggerModule, type Params } from 'nestjs-pino';
 import { z } from 'zod';
 
@@ -18,6 +18,13 @@ export interface LoggingOptions {
   level: LoggingConfig['LOG_LEVEL'];
   /** Request paths not worth a log line each (probes, scrapes). */
   quietPaths?: string[];
+  /**
+   * Run pino-http on every request (default true): a request id and a per-request logger. Off, where
+   * requests are only probes and scrapes (the worker): pino-http keeps its context in an
+   * AsyncLocalStorage, whose first use turns on promise hooks for the whole process, about 9% of a
+   * busy worker's CPU (a hook call for every promise the task path makes).
+   */
+  requestContext?: boolean;
 }
 
 /** @internal Injection token of the LoggingOptions. */
@@ -43,8 +50,10 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const REQUEST_LOG_LEVELS = new Set<string>(['info', 'debug', 'trace']);
 
 /** nestjs-pino's settings for `options`. */
-function pinoParams({ level, quietPaths = [] }: LoggingOptions): Params {
+function pinoParams({ level, quietPaths = [], requestContext = true }: LoggingOptions): Params {
   return {
+    // Excluding every route keeps the middleware (and its AsyncLocalStorage) off every request.
+    ...(requestContext ? {} : { exclude: [{ path: '{*all}', method: RequestMethod.ALL }] }),
     pinoHttp: {
       level,
       genReqId: (req: IncomingMessage, res: ServerResponse) => {
