@@ -82,9 +82,9 @@ export class TaskExecutor {
     return this.pending.size;
   }
 
-  /** Entry point for every work delivery. Never throws. */
-  handle(delivery: Delivery): Promise<void> {
-    const done = inDeliverySpan(delivery, () => this.process(delivery)).catch((err) =>
+  /** Entry point for every single-task delivery (WorkIntake splits bundles); `message`: its body, already read. Never throws. */
+  handle(delivery: Delivery, message?: TaskMessage): Promise<void> {
+    const done = inDeliverySpan(delivery, () => this.process(delivery, message)).catch((err) =>
       this.ackRule.unexpectedError(delivery, err),
     );
     const tracked = done.finally(() => this.pending.delete(tracked));
@@ -118,8 +118,8 @@ export class TaskExecutor {
     this.leases.stop();
   }
 
-  private async process(delivery: Delivery): Promise<void> {
-    const parsed = parseTaskMessage(delivery.message.content);
+  private async process(delivery: Delivery, known?: TaskMessage): Promise<void> {
+    const parsed = known ? ({ ok: true, message: known } as const) : parseTaskMessage(delivery.message.content);
     if (!parsed.ok)
       return this.ackRule.deadLetter(delivery, { code: parsed.code, message: parsed.reason, retryable: false });
     const message = parsed.message;

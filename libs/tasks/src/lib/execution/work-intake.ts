@@ -174,7 +174,7 @@ export class WorkIntake {
     await Promise.all(
       ids.map((id, i) =>
         this.executor
-          .handle(this.taskDelivery(delivery, bundle.type, id, i, settled))
+          .handle(this.taskDelivery(delivery, bundle.type, id, i, settled), taskMessage(id, bundle.type))
           .finally(() => this.slots.give(1)),
       ),
     );
