@@ -95,6 +95,34 @@ export class ApiClient {
     }
   }
 
+  /**
+   * Submits `specs` as batches (POST /v1/tasks/batch, up to 1,000 a request), so their tasks travel
+   * in bundles (docs/ARCHITECTURE.md, "Bundles"). A batch has no idempotency key: only what cannot
+   * have written anything is retried (a 429, a refused connection); anything else fails the scenario.
+   */
+  async submitBatch(specs: TaskSpec[], deadlineMs = 90_000): Promise<TaskJson[]> {
+    const out: TaskJson[] = [];
+    for (let i = 0; i < specs.length; i += 1000) {
+      const chunk = specs.slice(i, i + 1000) as unknown as CreateTaskRequest[];
+      const deadline = Date.now() + deadlineMs;
+      for (;;) {
+        try {
+          out.push(...((await this.client().submitBatch(chunk)) as unknown as TaskJson[]));
+          break;
+        } catch (err) {
+          const refused = (err as { cause?: { code?: string } }).cause?.code === 'ECONNREFUSED';
+          if (!(err instanceof ApiError && err.status === 429) && !refused)
+            throw new Error(
+              `batch submit failed: ${err instanceof ApiError ? `${err.status} ${JSON.stringify(err.body)}` : (err as Error).message}`,
+            );
+          if (Date.now() > deadline) throw new Error(`batch submit did not succeed before the deadline`);
+          await sleep(250);
+        }
+      }
+    }
+    return out;
+  }
+
   async submitMany(specs: TaskSpec[], concurrency = 8): Promise<TaskJson[]> {
     const out: TaskJson[] = new Array(specs.length);
     let next = 0;

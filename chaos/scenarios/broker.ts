@@ -1,4 +1,4 @@
-/** 2. Broker restart in the middle (stop_app / start_app), then server-side close of all connections. */
+/** 2. Broker restart in the middle (stop_app / start_app), then server-side close of all connections; tasks in batches (bundles). */
 import { sleepSpec } from '../lib/client';
 import { sleep } from '../lib/processes';
 import { type Scenario, check, noCrashes, settleAndCheck } from '../lib/scenario';
@@ -12,7 +12,7 @@ export const broker: Scenario = {
     const since = Date.now();
     const client = await ctx.client('broker');
     const third = Math.ceil(p.tasks / 3);
-    const ids: string[] = (await client.submitMany(Array.from({ length: third }, () => sleepSpec(500, 3000)))).map(
+    const ids: string[] = (await client.submitBatch(Array.from({ length: third }, () => sleepSpec(500, 3000)))).map(
       (t) => t.id,
     );
     await sleep(1500); // tasks running
@@ -21,7 +21,7 @@ export const broker: Scenario = {
     await stack.rabbit.stopApp();
     ctx.log(`broker app stopped`);
     // the api keeps accepting: the outbox holds the messages until the broker is back
-    const during = client.submitMany(Array.from({ length: third }, () => sleepSpec(300, 1500)));
+    const during = client.submitBatch(Array.from({ length: third }, () => sleepSpec(300, 1500)));
     await sleep(p.downMs);
     await stack.rabbit.startApp();
     const tStart = Date.now();
@@ -31,7 +31,7 @@ export const broker: Scenario = {
     const readyAfter = Date.now() - tStart;
 
     ids.push(
-      ...(await client.submitMany(Array.from({ length: p.tasks - 2 * third }, () => sleepSpec(500, 2500)))).map(
+      ...(await client.submitBatch(Array.from({ length: p.tasks - 2 * third }, () => sleepSpec(500, 2500)))).map(
         (t) => t.id,
       ),
     );
