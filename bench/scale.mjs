@@ -386,15 +386,26 @@ async function reads(db, cfg, key, owner) {
 const p3 = (l) => `p50 ${fmt(l.p50, 1)} / p95 ${fmt(l.p95, 1)} / p99 ${fmt(l.p99, 1)} ms`;
 
 /**
+ * SQL of a UUIDv7 made at `at` (a timestamptz), as the api makes task ids (libs/tasks/src/lib/task-id.ts):
+ * the unix time in ms in the first 48 bits, then version 7 and random bits (a v4's, whose variant bits
+ * are already RFC 9562's; setting bits 52 and 53 turns its version nibble 4 into 7).
+ */
+const uuidv7At = (at) =>
+  `encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid())
+     PLACING substring(int8send(floor(extract(epoch FROM ${at}) * 1000)::bigint) FROM 3) FROM 1 FOR 6), 52, 1), 53, 1), 'hex')::uuid`;
+
+/**
  * `size` finished rows straight into the table, valid for every column and CHECK of the migration:
  * 90% succeeded (2% of them on a second attempt), 6% failed after 5 attempts, 4% cancelled (half
  * before they started); every BENCH_EVERY-th row the bench owner's, the rest over OWNERS owners;
  * created_at spread evenly over the 30 days before `end`, started 0-2 s later, ran `ms` (0-5 s).
+ * Ids are UUIDv7 of their created_at, as the api would have made them: the table and its primary key
+ * are what production holds (with random ids every submit after the fill would land on a random leaf).
  */
 const FILL_SQL = `
-  INSERT INTO tasks (owner, type, payload, status, attempt, max_attempts, timeout_ms, progress_percent,
+  INSERT INTO tasks (id, owner, type, payload, status, attempt, max_attempts, timeout_ms, progress_percent,
                      result, error, created_at, updated_at, started_at, finished_at)
-  SELECT owner, 'demo.sleep', jsonb_build_object('ms', ms), status, attempt, 5, 3900000,
+  SELECT ${uuidv7At('created_at')}, owner, 'demo.sleep', jsonb_build_object('ms', ms), status, attempt, 5, 3900000,
          CASE WHEN status = 'succeeded' THEN 100 ELSE 0 END,
          CASE WHEN status = 'succeeded' THEN jsonb_build_object('sleptMs', ms, 'attempt', attempt) END,
          CASE WHEN status = 'failed' THEN '{"code":"DEMO.FAIL_TIMES","message":"demo.sleep asked to fail attempt 5 of 5","retryable":true}'::jsonb END,
@@ -583,7 +594,7 @@ async function finished({ d, db, meter }, { size }) {
     const p99Met = after.byId.p99 < P99_TARGET_MS && after.list.p99 < P99_TARGET_MS;
     return {
       title: `(c) a tasks table holding ${fmt(size)} finished tasks`,
-      measured: `api only (no workers). Batch submit rate on the empty table (tasks accepted/s submitting ${fmt(REFERENCE_RUN)} demo.sleep tasks, ${BATCH} per request, ${INFLIGHT} in flight; median of ${SUBMIT_RUNS} runs after one run of warm-up; owner bench-submit); ${fmt(size)} finished rows inserted in SQL (chunks of ${fmt(FILL_CHUNK)}; 90% succeeded, 6% failed, 4% cancelled; ${fmt(t.bench)} the bench owner's, the rest over ${fmt(OWNERS)} owners; created over 30 days; no task_events rows for them), then VACUUM ANALYZE; then sequential GETs over keep-alive: ${fmt(after.n)} GET /v1/tasks/:id of random bench-owner ids and ${READS_LIST} GET /v1/tasks (first page, default limit), and the submit rate again; ${retention.measured}`,
+      measured: `api only (no workers). Batch submit rate on the empty table (tasks accepted/s submitting ${fmt(REFERENCE_RUN)} demo.sleep tasks, ${BATCH} per request, ${INFLIGHT} in flight; median of ${SUBMIT_RUNS} runs after one run of warm-up; owner bench-submit); ${fmt(size)} finished rows inserted in SQL (chunks of ${fmt(FILL_CHUNK)}; 90% succeeded, 6% failed, 4% cancelled; ${fmt(t.bench)} the bench owner's, the rest over ${fmt(OWNERS)} owners; created over 30 days, ids UUIDv7 of their created_at as the api makes them; no task_events rows for them), then VACUUM ANALYZE; then sequential GETs over keep-alive: ${fmt(after.n)} GET /v1/tasks/:id of random bench-owner ids and ${READS_LIST} GET /v1/tasks (first page, default limit), and the submit rate again; ${retention.measured}`,
       targets: [
         target(
           `GET /v1/tasks/:id and first page of GET /v1/tasks p99 < ${P99_TARGET_MS} ms`,

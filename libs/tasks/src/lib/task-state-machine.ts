@@ -6,6 +6,7 @@ import type { DatabaseConfig } from './database.config';
 import { preparedQuery } from './prepared-query';
 import { DATABASE_CONFIG } from './tasks.constants';
 import { PROGRESS_EVENT_SQL } from './stream/progress-event.sql';
+import { newTaskId } from './task-id';
 import { isTerminal, type TaskStatus } from './task-status';
 import { OwnerQueueFullError } from './task.errors';
 import { webhookDeliverySql } from './webhooks/webhook-delivery.sql';
@@ -17,6 +18,8 @@ export interface TransitionResult {
 }
 
 export interface NewTask {
+  /** Default: a new UUIDv7 (newTaskId); a repeated idempotency key answers with the first task's id instead. */
+  id?: string;
   owner: string;
   type: string;
   payload: unknown;
@@ -311,9 +314,9 @@ export class TaskStateMachine {
         SELECT q.max_queued, q.queued FROM owner_limits l CROSS JOIN LATERAL owner_queue_count(l.owner) q
          WHERE l.owner = $1 AND l.max_queued IS NOT NULL AND q.max_queued IS NOT NULL),
       ins AS (
-        INSERT INTO tasks (owner, type, payload, status, max_attempts, timeout_ms, priority, idempotency_key, request_hash, run_at,
+        INSERT INTO tasks (id, owner, type, payload, status, max_attempts, timeout_ms, priority, idempotency_key, request_hash, run_at,
                            traceparent, callback_url)
-        SELECT $1::text, $2::text, $3::jsonb, ${startStatusSql('$4::boolean', runAtSql('$12', '$13'))}, $5::int, $6::int,
+        SELECT $15::uuid, $1::text, $2::text, $3::jsonb, ${startStatusSql('$4::boolean', runAtSql('$12', '$13'))}, $5::int, $6::int,
                $7::smallint, $8::text, $9::text, ${runAtSql('$12', '$13')},
                ${scheduledTraceparentSql(startStatusSql('$4::boolean', runAtSql('$12', '$13')), '$11::text')}, $14::text
          WHERE NOT EXISTS (SELECT 1 FROM lim WHERE lim.queued >= lim.max_queued)
@@ -347,6 +350,7 @@ export class TaskStateMachine {
       input.runAt ?? null,
       input.delayMs ?? null,
       input.callbackUrl ?? null,
+      input.id ?? newTaskId(),
     ];
     // A concurrent insert of the same key commits after this statement's snapshot was taken:
     // ON CONFLICT then skips, and the row is visible only to the next statement.

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import type { Task } from '../entities';
 import { MicroBatcher } from '../execution/micro-batcher';
+import { newTaskId } from '../task-id';
 import { TaskStateMachine, type NewTaskRow, type QueueLimitRefusal } from '../task-state-machine';
 import { OwnerQueueFullError } from '../task.errors';
 
@@ -41,7 +42,7 @@ export class CreateTaskBatchCommand {
     const group = randomUUID();
     const rows = items.map((t) => ({
       ...t,
-      id: randomUUID(),
+      id: newTaskId(),
       actor: opts.actor,
       traceparent: opts.traceparent ?? null,
       group,
@@ -58,7 +59,7 @@ export class CreateTaskBatchCommand {
 
   /** A single submit (sharing a statement with concurrent ones); OwnerQueueFullError at its owner's maxQueued. */
   async createOne(item: NewBatchTask, opts: { actor: string; traceparent?: string }): Promise<Task> {
-    const id = randomUUID();
+    const id = newTaskId();
     const task = await this.singles.submit({ ...item, id, actor: opts.actor, traceparent: opts.traceparent ?? null });
     if (!task) throw new Error(`task ${id} was neither created nor refused`);
     if (isRefusal(task)) throw new OwnerQueueFullError(task.owner, task.maxQueued, task.queued);

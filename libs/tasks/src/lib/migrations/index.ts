@@ -9,6 +9,7 @@ import { Retention1764400000000 } from './1764400000000-retention';
 import { Webhooks1764500000000 } from './1764500000000-webhooks';
 import { ResumableStream1764500000001 } from './1764500000001-resumable-stream';
 import { ScheduledTraceparent1764600000000 } from './1764600000000-scheduled-traceparent';
+import { LeanTaskWrites1764700000000 } from './1764700000000-lean-task-writes';
 
 /** @internal Append-only: add new migrations at the end, never edit a released one. */
 export const TASKS_MIGRATIONS = [
@@ -23,4 +24,5 @@ export const TASKS_MIGRATIONS = [
   Webhooks1764500000000,
   ResumableStream1764500000001,
   ScheduledTraceparent1764600000000,
+  LeanTaskWrites1764700000000,
 ];

@@ -13,6 +13,7 @@ const ALL = [
   'Webhooks1764500000000',
   'ResumableStream1764500000001',
   'ScheduledTraceparent1764600000000',
+  'LeanTaskWrites1764700000000',
 ];
 
 describe('migrations', () => {
@@ -79,7 +80,6 @@ describe('migrations', () => {
       'tasks_finished_at',
       'tasks_held',
       'tasks_owner_created',
-      'tasks_owner_idempotency_key',
       'tasks_owner_idempotency_key_set',
       'tasks_owner_status_created',
       'tasks_pkey',
@@ -88,15 +88,23 @@ describe('migrations', () => {
       'tasks_schedule_fire',
       'tasks_scheduled_due',
     ]);
-    // Code from before the second migration (a rolling deploy, a rollback) still inserts: its
-    // ON CONFLICT has no predicate and needs the full constraint.
+    // The partial index alone keeps keys unique (1764700000000 dropped the full constraint): the
+    // code's ON CONFLICT names its predicate; one without it, as code older than the second migration
+    // said, finds no index to match.
     const insert = (predicate: string) =>
       t.db.query(
         `INSERT INTO tasks (owner, type, payload, status, max_attempts, timeout_ms, idempotency_key)
          VALUES ('o', 'demo.sleep', '{}', 'new', 1, 1000, 'k') ON CONFLICT (owner, idempotency_key) ${predicate} DO NOTHING RETURNING id`,
       );
-    expect(await insert('')).toHaveLength(1);
+    expect(await insert('WHERE idempotency_key IS NOT NULL')).toHaveLength(1);
     expect(await insert('WHERE idempotency_key IS NOT NULL')).toHaveLength(0);
+    await expect(insert('')).rejects.toThrow(/no unique or exclusion constraint matching the ON CONFLICT/);
+    await expect(
+      t.db.query(
+        `INSERT INTO tasks (owner, type, payload, status, max_attempts, timeout_ms, idempotency_key)
+         VALUES ('o', 'demo.sleep', '{}', 'new', 1, 1000, 'k')`,
+      ),
+    ).rejects.toThrow(/tasks_owner_idempotency_key_set/);
     await t.db.query(`DELETE FROM tasks`);
   });
 

@@ -28,6 +28,10 @@ export interface TaskEventView {
   error: TaskError | null;
 }
 
+/** @internal A task's transition log ($1 the task), oldest first, $2 at most: a range of the (task_id, id) primary key. */
+export const TASK_TIMELINE_SQL = `SELECT id, at, from_status, to_status, attempt, actor, error FROM task_events
+  WHERE task_id = $1 ORDER BY id LIMIT $2`;
+
 /** Read side of the task store: what owners (and admins) may see. Writes go through TaskStateMachine. */
 @Injectable()
 export class TaskQueries {
@@ -64,10 +68,7 @@ export class TaskQueries {
 
   /** The transition log of one task, oldest first (visibility is the caller's check). */
   async events(taskId: string, limit = 1000): Promise<TaskEventView[]> {
-    const rows: Record<string, any>[] = await this.db.query(
-      `SELECT id, at, from_status, to_status, attempt, actor, error FROM task_events WHERE task_id = $1 ORDER BY id LIMIT $2`,
-      [taskId, limit],
-    );
+    const rows: Record<string, any>[] = await this.db.query(TASK_TIMELINE_SQL, [taskId, limit]);
     return rows.map((r) => ({
       id: String(r['id']),
       at: r['at'],

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import {
   Inject,
   Injectable,
@@ -13,6 +12,7 @@ import { MetricsService } from '@tasksys/platform';
 import { pgConnectionConfig } from '../data-source.options';
 import type { DatabaseConfig } from '../database.config';
 import { PgNotificationListener } from '../pg-notification.listener';
+import { newTaskId } from '../task-id';
 import { type NewTaskRow, TaskStateMachine } from '../task-state-machine';
 import { isTerminal, type TaskStatus } from '../task-status';
 import { InjectDatabaseConfig } from '../tasks.constants';
@@ -265,7 +265,7 @@ export class ScheduleFirer implements OnApplicationBootstrap, OnModuleDestroy {
       const tasks: NewTaskRow[] = decisions
         .filter((d) => d.decision.fire)
         .map(({ schedule: s, decision: d }) => ({
-          id: randomUUID(),
+          id: newTaskId(),
           owner: s.owner,
           type: s.task.type,
           payload: s.task.payload,
