@@ -135,6 +135,27 @@ describe('TaskRetention (real PostgreSQL)', () => {
     expect(await present([task.id])).toEqual([]);
   });
 
+  it('keeps finished tasks named anywhere in an unsent bundle, not only its first', async () => {
+    await relayed();
+    const ids: string[] = (
+      await t.db.query(
+        `INSERT INTO tasks (owner, type, payload, status, max_attempts, timeout_ms, finished_at)
+         SELECT 'alice', 'demo.sleep', '{}', 'cancelled', 1, 1000, now() - interval '31 days'
+           FROM generate_series(1, 3) g RETURNING id`,
+      )
+    ).map((r: { id: string }) => r.id);
+    // A bundle's row: its correlation id is the first task's, the others are only in its body.
+    await t.db.query(
+      `INSERT INTO outbox (exchange, routing_key, correlation_id, body)
+       VALUES ('work', 'demo.sleep', $1, jsonb_build_object('v', 2, 'type', 'demo.sleep', 'taskIds', to_jsonb($2::text[])))`,
+      [ids[0], ids],
+    );
+    expect(await retention().runOnce()).toMatchObject({ ran: true, tasks: 0 });
+    expect((await present(ids)).sort()).toEqual([...ids].sort());
+    await relayed();
+    expect(await retention().runOnce()).toMatchObject({ ran: true, tasks: 3 });
+  });
+
   it('keeps a finished task while its completion webhook is still being delivered, and deletes it once delivered', async () => {
     const task = await taskIn('succeeded');
     await relayed();
@@ -161,7 +182,9 @@ describe('TaskRetention (real PostgreSQL)', () => {
            FROM generate_series(1, 30) g RETURNING id`,
       )
     ).map((r: { id: string }) => r.id);
-    const held = ids.slice(0, 10);
+    // The last 10 in the round's order (finished_at, then id): batches of 4 before them are whole,
+    // whatever the random ids (interleaved, a batch of 4 could hold one kept task every time).
+    const held = [...ids].sort().slice(20);
     await t.db.query(
       `INSERT INTO outbox (exchange, routing_key, correlation_id, body) SELECT 'control', 'cancel', id::text, '{}'
          FROM unnest($1::uuid[]) id`,

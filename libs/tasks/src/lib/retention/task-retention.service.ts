@@ -46,7 +46,8 @@ export const DELETE_BATCH_SQL = `WITH candidates AS (
       LIMIT $4
       FOR UPDATE SKIP LOCKED),
    doomed AS (
-     SELECT c.id FROM candidates c WHERE NOT EXISTS (SELECT FROM outbox o WHERE o.correlation_id = c.id::text)
+     SELECT c.id FROM candidates c
+      WHERE NOT EXISTS (SELECT FROM outbox o WHERE o.correlation_id = c.id::text OR o.body -> 'taskIds' ? c.id::text)
         AND NOT EXISTS (SELECT FROM webhook_deliveries w WHERE w.task_id = c.id AND w.status = 'pending')),
    ev AS (DELETE FROM task_events e WHERE e.task_id = ANY(ARRAY(SELECT id FROM doomed)) RETURNING 1),
    gone AS (DELETE FROM tasks t WHERE t.id = ANY(ARRAY(SELECT id FROM doomed)) RETURNING 1),
