@@ -2,6 +2,8 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Logger } from '@nestjs/common';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+// The plugin's declarations add `reply.sendFile`.
+import type {} from '@fastify/static';
 import type { FastifyReply } from 'fastify';
 
 /** URL prefix of the web console. */
@@ -46,14 +48,11 @@ export function mountConsole(app: NestFastifyApplication, configured?: string): 
     fastify.get(`${CONSOLE_PATH}/*`, notBuilt);
     return null;
   }
-  // @fastify/static; /console redirects to /console/ (301) as express's serve-static did, and a
-  // missing file falls through to the api's 404. The docs' UI registers the plugin too: only one decorates the reply.
+  // @fastify/static serves /console/<file>; a missing file falls through to the api's 404.
   app.useStaticAssets({
     root: dir,
     prefix: CONSOLE_PATH,
     index: 'index.html',
-    redirect: true,
-    decorateReply: false,
     // The cache headers are set here, not by the plugin's defaults.
     cacheControl: false,
     // @fastify/static passes the reply (Nest's option type still says a raw response).
@@ -66,5 +65,16 @@ export function mountConsole(app: NestFastifyApplication, configured?: string): 
       reply.header('Cache-Control', path.endsWith('.html') ? 'no-cache' : 'public, max-age=31536000, immutable');
     },
   });
+  // The router ignores trailing slashes, so /console and /console/ reach this one route (not the
+  // plugin's /console/*): /console redirects (301) as express's serve-static did, so that the page's
+  // relative asset urls resolve under /console/; /console/ is the page.
+  app
+    .getHttpAdapter()
+    .getInstance()
+    .get(CONSOLE_PATH, (req, reply) => {
+      const [path, query] = req.url.split('?', 2);
+      if (!path.endsWith('/')) return reply.redirect(`${CONSOLE_PATH}/${query === undefined ? '' : `?${query}`}`, 301);
+      return reply.sendFile('index.html');
+    });
   return dir;
 }
