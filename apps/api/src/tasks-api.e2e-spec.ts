@@ -631,11 +631,8 @@ describe('task HTTP API (real api over HTTP, real PostgreSQL and RabbitMQ)', () 
       for (const [path, ops] of Object.entries(doc.body.paths as Record<string, Record<string, unknown>>)) {
         for (const m of Object.keys(ops)) documented.add(`${m.toUpperCase()} ${path.replace(/\{(\w+)\}/g, ':$1')}`);
       }
-      const router = (h.app.getHttpAdapter().getInstance() as unknown as { router: { stack: any[] } }).router;
-      const served = router.stack
-        .filter((l) => l.route)
-        .flatMap((l) => Object.keys(l.route.methods).map((m) => `${m.toUpperCase()} ${l.route.path}`))
-        .filter((r: string) => !r.includes('/docs') && !r.endsWith('/{*path}')); // (middleware mounts)
+      // (the docs' UI and the console's files are static routes)
+      const served = h.routes.filter((r) => !r.includes('/docs') && !r.includes('/console'));
       expect([...served].sort()).toEqual([
         'DELETE /v1/schedules/:id',
         'GET /health/live',

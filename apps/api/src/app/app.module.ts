@@ -1,4 +1,4 @@
-import { type DynamicModule, type MiddlewareConsumer, Module, type NestModule } from '@nestjs/common';
+import { type DynamicModule, Module } from '@nestjs/common';
 import { ConfigModule, ConfigService } from '@nestjs/config';
 import { APP_FILTER, APP_GUARD, APP_PIPE } from '@nestjs/core';
 import { ThrottlerModule } from '@nestjs/throttler';
@@ -45,7 +45,6 @@ import { ApiKeyThrottlerGuard } from './auth/api-key-throttler.guard';
 import { ApiKeyGuard } from './auth/api-key.guard';
 import { SharedThrottlerStorage } from './auth/shared-throttler.storage';
 import { ApiExceptionFilter } from './errors/api-exception.filter';
-import { RequireJsonMiddleware } from './errors/require-json.middleware';
 import { createValidationPipe } from './errors/validation';
 import { SchedulesController } from './schedules/schedules.controller';
 import { SchedulesService } from './schedules/schedules.service';
@@ -67,11 +66,7 @@ const QUIET_PATHS = ['/health', '/metrics'];
 
 /** The HTTP API: tasks, admin, health, metrics; the outbox relay runs here too (never handlers: see MessagingModule). */
 @Module({})
-export class AppModule implements NestModule {
-  configure(consumer: MiddlewareConsumer): void {
-    consumer.apply(RequireJsonMiddleware).forRoutes('*path');
-  }
-
+export class AppModule {
   static forRoot(options: AppModuleOptions = {}): DynamicModule {
     return {
       module: AppModule,

@@ -10,6 +10,7 @@ import {
 import { z } from 'zod';
 import { BUILTIN_TASK_TYPES, type TaskTypeDefinition } from '@tasksys/tasks';
 import { AppModule } from './app.module';
+import { createHttpAdapter } from './http-adapter';
 
 /** The submit body's DTO: its fields are class-validator's, its `payload` is replaced per task type below. */
 const SUBMIT_DTO = 'CreateTaskRequestDto';
@@ -106,7 +107,11 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
  * runs this at build time, in about a second).
  */
 export async function createOpenApiDocument(): Promise<OpenAPIObject> {
-  const app = await NestFactory.create(AppModule.forRoot(), { preview: true, logger: false, abortOnError: false });
+  const app = await NestFactory.create(AppModule.forRoot(), createHttpAdapter(), {
+    preview: true,
+    logger: false,
+    abortOnError: false,
+  });
   try {
     return buildOpenApiDocument(app);
   } finally {

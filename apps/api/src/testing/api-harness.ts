@@ -1,5 +1,5 @@
 import type { AddressInfo } from 'node:net';
-import type { NestExpressApplication } from '@nestjs/platform-express';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { connect } from 'amqplib';
 import { buildTopology, declareTopology, Topology } from '@tasksys/messaging';
 import { deleteTopology, testMessagingConfig } from '@tasksys/messaging/testing';
@@ -25,7 +25,9 @@ export interface RequestOptions {
 
 /** The real api on a random port, over its own migrated schema (and broker namespace, once wired). */
 export interface ApiHarness {
-  app: NestExpressApplication;
+  app: NestFastifyApplication;
+  /** Every route the server registered, as `METHOD /path/:param` (HEAD twins left out). */
+  routes: string[];
   baseUrl: string;
   t: TestDatabase;
   call<T = any>(method: string, path: string, opts?: RequestOptions): Promise<HttpAnswer<T>>;
@@ -44,7 +46,8 @@ export interface ApiHarness {
 export async function startApi(env: Record<string, string> = {}): Promise<ApiHarness> {
   const t = await createTestDatabase();
   const messaging = testMessagingConfig();
-  let app: NestExpressApplication;
+  let app: NestFastifyApplication;
+  const routes: string[] = [];
   try {
     app = await createApi({
       DATABASE_URL: t.config.DATABASE_URL,
@@ -60,6 +63,13 @@ export async function startApi(env: Record<string, string> = {}): Promise<ApiHar
       OUTBOX_POLL_MS: String(messaging.OUTBOX_POLL_MS),
       ...env,
     });
+    // Routes are registered when the app starts listening: record them as they are.
+    app
+      .getHttpAdapter()
+      .getInstance()
+      .addHook('onRoute', (route) => {
+        for (const method of [route.method].flat()) if (method !== 'HEAD') routes.push(`${method} ${route.url}`);
+      });
     await app.listen(0, '127.0.0.1');
   } catch (err) {
     await t.drop();
@@ -91,6 +101,7 @@ export async function startApi(env: Record<string, string> = {}): Promise<ApiHar
   const served: Topology[] = [];
   return {
     app,
+    routes,
     baseUrl,
     t,
     call,

@@ -9,7 +9,7 @@ import {
 import { ConfigService } from '@nestjs/config';
 import { Reflector } from '@nestjs/core';
 import { normalizeIp, ThrottlerException } from '@nestjs/throttler';
-import type { Request, Response } from 'express';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { PUBLIC_ROUTE_KEY } from '@tasksys/platform';
 import {
   ApiKeyService,
@@ -67,16 +67,16 @@ export class ApiKeyGuard implements CanActivate {
     const targets = [ctx.getHandler(), ctx.getClass()];
     if (this.reflector.getAllAndOverride<boolean>(PUBLIC_ROUTE_KEY, targets)) return true;
     const http = ctx.switchToHttp();
-    const req = http.getRequest<Request & AuthenticatedRequest>();
-    const token = req.query?.['token'];
+    const req = http.getRequest<FastifyRequest & AuthenticatedRequest>();
+    const token = (req.query as Record<string, unknown> | undefined)?.['token'];
     if (
       !req.headers.authorization &&
       typeof token === 'string' &&
       this.reflector.getAllAndOverride<boolean>(ACCEPTS_STREAM_TOKEN_KEY, targets)
     ) {
-      const principal = await this.streamTokens.verify(token, String(req.params['id'] ?? ''));
+      const principal = await this.streamTokens.verify(token, String((req.params as { id?: unknown }).id ?? ''));
       if (!principal) {
-        await this.spendAddressBudget(req, http.getResponse<Response>());
+        await this.spendAddressBudget(req, http.getResponse<FastifyReply>());
         throw new UnauthorizedException('stream token invalid, expired or for another task');
       }
       req.principal = principal;
@@ -84,10 +84,13 @@ export class ApiKeyGuard implements CanActivate {
     }
     const match = BEARER.exec(req.headers.authorization ?? '');
     if (!match) {
-      await this.spendAddressBudget(req, http.getResponse<Response>());
+      await this.spendAddressBudget(req, http.getResponse<FastifyReply>());
       throw new UnauthorizedException('Authorization header missing or malformed: expected "Bearer <key>"');
     }
-    const principal = this.known(match[1]) ?? (await this.lookUp(match[1], req, http.getResponse<Response>()));
+    // One SHA-256 of the key per request, shared by the admin comparison and the cache.
+    const hash = hashApiKey(match[1]);
+    const principal =
+      this.known(match[1], hash) ?? (await this.lookUp(match[1], hash, req, http.getResponse<FastifyReply>()));
     if (!principal) throw new UnauthorizedException('API key unknown or revoked');
     req.principal = principal;
     const role = this.reflector.getAllAndOverride<ApiKeyRole | undefined>(REQUIRED_ROLE_KEY, targets);
@@ -96,16 +99,16 @@ export class ApiKeyGuard implements CanActivate {
   }
 
   /** The principal of a key known without the database: the admin key, or one looked up lately. */
-  private known(key: string): Principal | undefined {
-    if (this.adminKeyHash && timingSafeEqual(Buffer.from(hashApiKey(key), 'hex'), this.adminKeyHash)) {
+  private known(key: string, hash: string): Principal | undefined {
+    if (this.adminKeyHash && timingSafeEqual(Buffer.from(hash, 'hex'), this.adminKeyHash)) {
       return { keyId: 'env', owner: ENV_ADMIN_OWNER, role: 'admin' };
     }
-    return this.keys.cached(key);
+    return this.keys.cached(key, hash);
   }
 
-  private async lookUp(key: string, req: Request, res: Response): Promise<Principal | null> {
+  private async lookUp(key: string, hash: string, req: FastifyRequest, res: FastifyReply): Promise<Principal | null> {
     // Checked again (it may be revoked), but not a guess: no budget needed.
-    if (this.keys.knows(key)) return this.keys.authenticate(key);
+    if (this.keys.knows(key, hash)) return this.keys.authenticate(key);
     const spent = await this.spendAddressBudget(req, res);
     const principal = await this.keys.authenticate(key);
     if (principal) this.limiter.refund(spent);
@@ -113,7 +116,7 @@ export class ApiKeyGuard implements CanActivate {
   }
 
   /** One request from the client's address against its budget; 429 (with Retry-After) past it. */
-  private async spendAddressBudget(req: Request, res: Response): Promise<RateLimitDecision> {
+  private async spendAddressBudget(req: FastifyRequest, res: FastifyReply): Promise<RateLimitDecision> {
     const address = normalizeIp(req.ip ?? req.socket.remoteAddress ?? 'unknown');
     const decision = await this.limiter.hit(
       `unauthenticated:ip:${address}`,
@@ -121,7 +124,7 @@ export class ApiKeyGuard implements CanActivate {
       UNAUTHENTICATED_WINDOW_MS,
     );
     if (!decision.allowed) {
-      res.setHeader('Retry-After', String(retryAfterSeconds(decision.retryAfterMs)));
+      res.header('Retry-After', String(retryAfterSeconds(decision.retryAfterMs)));
       throw new ThrottlerException();
     }
     return decision;

@@ -1,6 +1,7 @@
 import {
   type ArgumentsHost,
   ConflictException,
+  HttpException,
   Logger,
   NotFoundException,
   UnauthorizedException,
@@ -14,7 +15,7 @@ import {
   TaskNotFoundError,
 } from '@tasksys/tasks';
 import { ApiExceptionFilter } from './api-exception.filter';
-import { RequestValidationError } from './request-validation.error';
+import { MalformedJsonError, RequestValidationError } from './request-validation.error';
 
 /** What the filter wrote: status, headers and body. */
 function answerTo(exception: unknown): {
@@ -23,17 +24,16 @@ function answerTo(exception: unknown): {
   body: Record<string, unknown>;
 } {
   const written = { status: 0, headers: {} as Record<string, string>, body: {} as Record<string, unknown> };
-  const res = {
-    headersSent: false,
-    setHeader: (name: string, value: string) => void (written.headers[name] = value),
+  const reply = {
+    raw: { headersSent: false, end: () => undefined },
+    header: (name: string, value: string) => void (written.headers[name] = value),
     status(code: number) {
       written.status = code;
       return this;
     },
-    json: (body: Record<string, unknown>) => void (written.body = body),
-    end: () => undefined,
+    send: (body: Record<string, unknown>) => void (written.body = body),
   };
-  const host = { switchToHttp: () => ({ getResponse: () => res }) } as unknown as ArgumentsHost;
+  const host = { switchToHttp: () => ({ getResponse: () => reply }) } as unknown as ArgumentsHost;
   new ApiExceptionFilter().catch(exception, host);
   return written;
 }
@@ -94,6 +94,24 @@ describe('ApiExceptionFilter: every code keeps its HTTP status and Nest body sha
       const r = answerTo(e);
       expect([r.status, r.headers['Retry-After'], r.body['code']]).toEqual([503, '1', 'SERVICE.UNAVAILABLE']);
     }
+  });
+
+  it('words Fastify’s refusals of a body (bare HttpExceptions from Nest) as this api’s codes', () => {
+    expect(answerTo(new HttpException('Request body is too large', 413)).body).toMatchObject({
+      statusCode: 413,
+      code: 'REQUEST.TOO_LARGE',
+      field: 'body',
+    });
+    expect(answerTo(new HttpException('Unsupported Media Type: text/plain', 415)).body).toMatchObject({
+      statusCode: 415,
+      code: 'REQUEST.UNSUPPORTED_MEDIA_TYPE',
+      message: 'body: Content-Type must be application/json',
+    });
+    expect(answerTo(new MalformedJsonError()).body).toMatchObject({
+      statusCode: 400,
+      code: 'REQUEST.MALFORMED_JSON',
+      field: 'body',
+    });
   });
 
   it('hides what it does not answer for: an AppError of no HTTP meaning and a bug are a 500 INTERNAL', () => {

@@ -1,5 +1,5 @@
 import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
-import type { Response } from 'express';
+import type { FastifyReply } from 'fastify';
 import { AppError, ERROR_CODES, type ErrorCode } from '@tasksys/platform';
 import { isTransientDatabaseError } from '@tasksys/tasks';
 
@@ -109,23 +109,22 @@ export class ApiExceptionFilter implements ExceptionFilter {
   private readonly logger = new Logger(ApiExceptionFilter.name);
 
   catch(exception: unknown, host: ArgumentsHost): void {
-    const res = host.switchToHttp().getResponse<Response>();
+    const res = host.switchToHttp().getResponse<FastifyReply>();
     const body = this.toBody(exception);
     if (body.statusCode === 503)
       this.logger.warn(`503: ${exception instanceof Error ? exception.message : String(exception)}`);
     else if (body.statusCode >= 500)
       this.logger.error(exception instanceof Error ? (exception.stack ?? exception.message) : String(exception));
-    if (body.statusCode === 503) res.setHeader('Retry-After', '1');
-    // An error that knows when to come back (an owner at its maxQueued) says so.
-    const retryAfter = (exception as { retryAfterSeconds?: unknown })?.retryAfterSeconds;
-    if (exception instanceof AppError && typeof retryAfter === 'number')
-      res.setHeader('Retry-After', String(retryAfter));
-    if (res.headersSent) {
-      // An SSE stream that failed after it started: end it; the client reconnects.
-      res.end();
+    if (res.raw.headersSent) {
+      // An SSE stream that failed after it started (Nest writes it to the raw response): end it; the client reconnects.
+      res.raw.end();
       return;
     }
-    res.status(body.statusCode).json(body);
+    if (body.statusCode === 503) res.header('Retry-After', '1');
+    // An error that knows when to come back (an owner at its maxQueued) says so.
+    const retryAfter = (exception as { retryAfterSeconds?: unknown })?.retryAfterSeconds;
+    if (exception instanceof AppError && typeof retryAfter === 'number') res.header('Retry-After', String(retryAfter));
+    res.status(body.statusCode).send(body);
   }
 
   private toBody(e: unknown): ErrorBody {
@@ -135,27 +134,12 @@ export class ApiExceptionFilter implements ExceptionFilter {
       const response = e.getResponse();
       const raw = typeof response === 'string' ? response : (response as { message?: unknown }).message;
       const message = Array.isArray(raw) ? raw.join('; ') : typeof raw === 'string' ? raw : e.message;
-      if (status === 400 && typeof response === 'object' && /JSON/.test(message) && !('code' in (response as object))) {
-        // body-parser's SyntaxError, which Nest turns into a plain BadRequestException before filters run.
-        return answer(ERROR_CODES.REQUEST_MALFORMED_JSON, `body: malformed JSON (${message})`, 'body');
-      }
+      // Fastify's refusals of a body, which Nest hands on as bare HttpExceptions of their status.
+      if (status === 413)
+        return answer(ERROR_CODES.REQUEST_TOO_LARGE, 'body: request body is larger than the limit', 'body');
+      if (status === 415)
+        return answer(ERROR_CODES.REQUEST_UNSUPPORTED_MEDIA_TYPE, 'body: Content-Type must be application/json');
       return { statusCode: status, error: REASON[status] ?? e.name, message, code: codeOfStatus(status) };
-    }
-    // body-parser errors carry an HTTP status and a type.
-    const bp = e as { type?: string; status?: number };
-    if (bp?.type === 'entity.too.large')
-      return answer(ERROR_CODES.REQUEST_TOO_LARGE, 'body: request body is larger than the limit', 'body');
-    if (bp?.type === 'entity.parse.failed')
-      return answer(ERROR_CODES.REQUEST_MALFORMED_JSON, 'body: malformed JSON', 'body');
-    if (typeof bp?.status === 'number' && bp.status >= 400 && bp.status < 500) {
-      const status = bp.status;
-      return {
-        statusCode: status,
-        error: REASON[status] ?? 'Error',
-        message: `body: ${(e as Error).message}`,
-        code: codeOfStatus(status),
-        field: 'body',
-      };
     }
     if (isDatabaseUnavailable(e))
       return answer(ERROR_CODES.SERVICE_UNAVAILABLE, 'the database is unavailable or busy; retry shortly');

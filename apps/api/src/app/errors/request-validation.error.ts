@@ -9,3 +9,13 @@ export class RequestValidationError extends AppError {
     super(detail.startsWith(field) ? detail : `${field}: ${detail}`, { field });
   }
 }
+
+/** A body that is not JSON although its Content-Type says so. */
+export class MalformedJsonError extends AppError {
+  readonly code = ERROR_CODES.REQUEST_MALFORMED_JSON;
+  declare readonly field: string;
+
+  constructor() {
+    super('body: malformed JSON', { field: 'body' });
+  }
+}

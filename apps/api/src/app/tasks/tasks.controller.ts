@@ -29,7 +29,7 @@ import {
   ApiTooManyRequestsResponse,
   ApiUnauthorizedResponse,
 } from '@nestjs/swagger';
-import type { Request, Response } from 'express';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Observable } from 'rxjs';
 import { continueTrace } from '@tasksys/platform';
 import { type Principal, StreamTokens, type Task, TaskQueries, TaskReports, WorkerFleetQuery } from '@tasksys/tasks';
@@ -96,8 +96,8 @@ export class TasksController {
   async create(
     @CurrentPrincipal() p: Principal,
     @Body() dto: CreateTaskRequestDto,
-    @Req() req: Request,
-    @Res({ passthrough: true }) res: Response,
+    @Req() req: FastifyRequest,
+    @Res({ passthrough: true }) res: FastifyReply,
   ): Promise<TaskView> {
     // Read from the request, not with @Headers(): that decorator declares the header a second time, as required.
     const idempotencyKey = req.headers['idempotency-key'];
@@ -125,7 +125,7 @@ export class TasksController {
   async createBatch(
     @CurrentPrincipal() p: Principal,
     @Body() dto: CreateTaskBatchRequestDto,
-    @Req() req: Request,
+    @Req() req: FastifyRequest,
   ): Promise<TaskListView> {
     return {
       items: await this.views(await this.tasks.createBatch(p, dto.tasks, continueTrace(req.headers['traceparent']))),
@@ -220,10 +220,11 @@ export class TasksController {
   async stream(
     @CurrentPrincipal() p: Principal,
     @Param('id', uuid) id: string,
-    @Req() req: Request,
+    @Req() req: FastifyRequest,
   ): Promise<Observable<MessageEvent>> {
     // Read from the request, not @Headers(): the header is declared once, by @ApiHeader above.
-    const lastEventId = req.header('last-event-id');
+    const header = req.headers['last-event-id'];
+    const lastEventId = Array.isArray(header) ? header[0] : header;
     if (lastEventId !== undefined && !/^\d{1,18}$/.test(lastEventId.trim()))
       throw new RequestValidationError(
         'Last-Event-ID',

@@ -5,8 +5,25 @@ import { MetricsService } from './metrics.service';
 type Req = IncomingMessage & { route?: { path?: string }; baseUrl?: string };
 
 /**
+ * @internal What `observeFastify` needs of a Fastify instance (this lib does not depend on Fastify):
+ * an `onRequest` hook, whose request knows its route pattern and whose reply has the raw response.
+ */
+export interface FastifyHooks {
+  addHook(
+    name: 'onRequest',
+    hook: (
+      req: { method: string; routeOptions?: { url?: string } },
+      reply: { raw: ServerResponse },
+      done: () => void,
+    ) => void,
+  ): unknown;
+}
+
+/**
  * @internal Counts every HTTP request and its duration by method, route pattern and status. The route
- * is the matched pattern (`/v1/tasks/:id`), never the raw URL, so labels stay bounded.
+ * is the matched pattern (`/v1/tasks/:id`), never the raw URL, so labels stay bounded. Express (the
+ * worker's health port) uses it as a middleware; Fastify (the api) through `observeFastify`, as its
+ * middlewares see the raw request, which does not know its route.
  */
 @Injectable()
 export class HttpMetricsMiddleware implements NestMiddleware {
@@ -29,15 +46,24 @@ export class HttpMetricsMiddleware implements NestMiddleware {
 
   use(req: Req, res: ServerResponse, next: () => void): void {
     const started = process.hrtime.bigint();
-    res.once('close', () => {
-      const labels = {
-        method: req.method ?? 'GET',
-        route: req.route?.path ? `${req.baseUrl ?? ''}${req.route.path}` : 'unmatched',
-        status: String(res.statusCode),
-      };
-      this.requests.inc(labels);
-      this.duration.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
-    });
+    res.once('close', () =>
+      this.observe(req.method, req.route?.path ? `${req.baseUrl ?? ''}${req.route.path}` : undefined, res, started),
+    );
     next();
+  }
+
+  observeFastify(fastify: FastifyHooks): void {
+    fastify.addHook('onRequest', (req, reply, done) => {
+      const started = process.hrtime.bigint();
+      // Streams (SSE) are written to the raw response: its close ends every request, answered by Fastify or not.
+      reply.raw.once('close', () => this.observe(req.method, req.routeOptions?.url, reply.raw, started));
+      done();
+    });
+  }
+
+  private observe(method: string | undefined, route: string | undefined, res: ServerResponse, started: bigint): void {
+    const labels = { method: method ?? 'GET', route: route ?? 'unmatched', status: String(res.statusCode) };
+    this.requests.inc(labels);
+    this.duration.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
   }
 }

@@ -1,6 +1,5 @@
 import { Controller, Get, Header, Res } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
-import type { Response } from 'express';
 import { PublicRoute } from '../health/public-route';
 import { MetricsService } from './metrics.service';
 
@@ -16,9 +15,9 @@ export class MetricsController {
   @ApiOperation({ summary: 'Prometheus metrics (text exposition format)' })
   @ApiProduces('text/plain')
   @ApiOkResponse({ description: 'Metrics in the Prometheus text format', schema: { type: 'string' } })
-  async scrape(@Res() res: Response): Promise<void> {
-    const body = await this.metrics.scrape();
-    res.setHeader('Content-Type', this.metrics.contentType);
-    res.send(body);
+  async scrape(@Res({ passthrough: true }) res: { header(name: string, value: string): unknown }): Promise<string> {
+    // `header` is both express's and Fastify's (the worker's health port and the api).
+    res.header('Content-Type', this.metrics.contentType);
+    return this.metrics.scrape();
   }
 }

@@ -1,5 +1,6 @@
 import { Global, type MiddlewareConsumer, Module, type NestModule } from '@nestjs/common';
-import { HttpMetricsMiddleware } from './http-metrics.middleware';
+import { HttpAdapterHost } from '@nestjs/core';
+import { type FastifyHooks, HttpMetricsMiddleware } from './http-metrics.middleware';
 import { MetricsController } from './metrics.controller';
 import { MetricsService } from './metrics.service';
 
@@ -14,7 +15,14 @@ import { MetricsService } from './metrics.service';
   exports: [MetricsService],
 })
 export class MetricsModule implements NestModule {
+  constructor(
+    private readonly adapterHost: HttpAdapterHost,
+    private readonly httpMetrics: HttpMetricsMiddleware,
+  ) {}
+
   configure(consumer: MiddlewareConsumer): void {
-    consumer.apply(HttpMetricsMiddleware).forRoutes('*path');
+    const adapter = this.adapterHost.httpAdapter;
+    if (adapter?.getType() === 'fastify') this.httpMetrics.observeFastify(adapter.getInstance<FastifyHooks>());
+    else consumer.apply(HttpMetricsMiddleware).forRoutes('*path');
   }
 }

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { hash as digest, randomBytes } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import type { ApiKeyRole } from '../entities';
@@ -25,7 +25,8 @@ export const OWNER_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$/;
 
 /** SHA-256 (hex) of a presented key: what `api_keys.key_hash` holds. */
 export function hashApiKey(key: string): string {
-  return createHash('sha256').update(key, 'utf8').digest('hex');
+  // The one-shot `crypto.hash` (Node 20.12): no Hash object per call, and every request hashes its key.
+  return digest('sha256', key, 'hex');
 }
 
 /** Bearer keys: issued with 256 random bits, stored as their SHA-256, looked up by hash. */
@@ -52,15 +53,18 @@ export class ApiKeyService {
     return { id: row.id, key, owner, role, createdAt: row.created_at };
   }
 
-  /** The principal of a key this process looked up lately (see KEY_CACHE_TTL_MS), without asking the database; else undefined. */
-  cached(key: string): Principal | undefined {
-    const hit = this.cache.get(hashApiKey(key));
+  /**
+   * The principal of a key this process looked up lately (see KEY_CACHE_TTL_MS), without asking the
+   * database; else undefined. `hash`: the key's hashApiKey, when the caller has it already.
+   */
+  cached(key: string, hash = hashApiKey(key)): Principal | undefined {
+    const hit = this.cache.get(hash);
     return hit && hit.until > Date.now() ? hit.principal : undefined;
   }
 
   /** The key authenticated in this process lately (within KEY_KNOWN_TTL_MS): not a guess, though it may be revoked by now. */
-  knows(key: string): boolean {
-    const hit = this.cache.get(hashApiKey(key));
+  knows(key: string, hash = hashApiKey(key)): boolean {
+    const hit = this.cache.get(hash);
     return hit !== undefined && hit.knownUntil > Date.now();
   }
 
