@@ -93,6 +93,8 @@ export const messagingConfigSchema = z.object({
   RETRY_TIERS_MS: retryTiers,
   OUTBOX_BATCH_SIZE: env.int(500, 1, 10_000),
   OUTBOX_POLL_MS: env.int(1000, 10),
+  /** Relay rounds at once in a listening relay (the api's): one is woken while others wait for confirms. */
+  OUTBOX_RELAY_CONCURRENCY: env.int(4, 1, 32),
 });
 
 export type MessagingConfig = z.output<typeof messagingConfigSchema>;

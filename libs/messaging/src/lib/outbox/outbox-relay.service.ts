@@ -26,6 +26,8 @@ export interface OutboxRelayStats {
 export interface OutboxRelayOptions {
   /** Wake on LISTEN/NOTIFY (default true); false: poll every OUTBOX_POLL_MS only. */
   listen: boolean;
+  /** Rounds at once (default: OUTBOX_RELAY_CONCURRENCY when listening, else 1). */
+  concurrency?: number;
 }
 /** @internal Inject token of the OutboxRelayOptions (OutboxRelayModule's options). */
 export const OUTBOX_RELAY_OPTIONS = Symbol('OUTBOX_RELAY_OPTIONS');
@@ -38,6 +40,13 @@ const BACKOFF_MAX_MS = 5000;
  * run), publishes all of it concurrently with confirms, deletes what was confirmed, in one
  * transaction (`OutboxStore.relayBatch`). Woken by LISTEN/NOTIFY, polls as a fallback, loops at
  * once after a full batch, backs off (to 5 s) while the broker or the database is failing.
+ *
+ * Rounds are pipelined: OUTBOX_RELAY_CONCURRENCY of them run at once, each its own transaction, and
+ * a notification wakes one that is idle. A round spends most of its time waiting for the broker's
+ * confirms (persistent messages: tens of ms here); with one round at a time, a row committed
+ * meanwhile waited for that round and the next, the largest part of a single submit's time to
+ * start. SKIP LOCKED keeps the rounds' rows apart. Messages are not ordered across rounds (within
+ * one they never were: a batch is published concurrently).
  * The api imports `OutboxRelayModule.register({ listen: true })`; workers `OutboxRelayModule.register({ listen: false })`.
  */
 @Injectable()
@@ -45,7 +54,11 @@ export class OutboxRelayService implements OnApplicationBootstrap, BeforeApplica
   private readonly logger = new Logger(OutboxRelayService.name);
   private loop: Promise<void> | null = null;
   private stopping = false;
-  private wakeUp: (() => void) | null = null;
+  /** Rounds asleep waiting for work, each with the function that wakes it. */
+  private readonly sleepers = new Set<() => void>();
+  /** Rounds backing off after a failure: only stopping wakes them. */
+  private readonly backingOff = new Set<() => void>();
+  /** A wake-up no round was asleep for: the next round to sleep runs at once instead. */
   private woken = false;
   private stopListening: (() => Promise<void>) | null = null;
   private readonly counters = { sent: 0, failed: 0, roundErrors: 0 };
@@ -55,7 +68,9 @@ export class OutboxRelayService implements OnApplicationBootstrap, BeforeApplica
     @Inject(OUTBOX_STORE) private readonly store: OutboxStore,
     private readonly publisher: TaskPublisher,
     private readonly broker: BrokerStatus,
-    @InjectMessagingConfig() private readonly config: Pick<MessagingConfig, 'OUTBOX_BATCH_SIZE' | 'OUTBOX_POLL_MS'>,
+    @InjectMessagingConfig()
+    private readonly config: Pick<MessagingConfig, 'OUTBOX_BATCH_SIZE' | 'OUTBOX_POLL_MS'> &
+      Partial<Pick<MessagingConfig, 'OUTBOX_RELAY_CONCURRENCY'>>,
     @Optional() @Inject(OUTBOX_RELAY_OPTIONS) private readonly options: OutboxRelayOptions | null = null,
   ) {}
 
@@ -71,8 +86,10 @@ export class OutboxRelayService implements OnApplicationBootstrap, BeforeApplica
   async start(): Promise<void> {
     if (this.loop) return;
     this.stopping = false;
-    if (this.options?.listen !== false) await this.listen();
-    this.loop = this.run();
+    const listening = this.options?.listen !== false;
+    if (listening) await this.listen();
+    const rounds = this.options?.concurrency ?? (listening ? (this.config.OUTBOX_RELAY_CONCURRENCY ?? 1) : 1);
+    this.loop = Promise.all(Array.from({ length: Math.max(1, rounds) }, () => this.run())).then(() => undefined);
   }
 
   private async listen(): Promise<void> {
@@ -84,20 +101,21 @@ export class OutboxRelayService implements OnApplicationBootstrap, BeforeApplica
     }
   }
 
-  /** Stops after the in-flight batch (its rows are committed or left for the next relay). */
+  /** Stops after the in-flight batches (their rows are committed or left for the next relay). */
   async stop(): Promise<void> {
     this.stopping = true;
-    this.wake();
+    for (const sleeper of [...this.sleepers, ...this.backingOff]) sleeper();
     await this.loop;
     this.loop = null;
     await this.stopListening?.().catch(() => undefined);
     this.stopListening = null;
   }
 
-  /** Runs a round now instead of at the next notification or poll. */
+  /** Runs a round now instead of at the next notification or poll: one asleep, or the next to finish. */
   wake(): void {
-    this.woken = true;
-    this.wakeUp?.();
+    const sleeper = this.sleepers.values().next().value;
+    if (sleeper) sleeper();
+    else this.woken = true;
   }
 
   /** Wakes the relay and resolves when the outbox is empty; rejects after `timeoutMs`. */
@@ -175,21 +193,22 @@ export class OutboxRelayService implements OnApplicationBootstrap, BeforeApplica
     return result.locked >= this.config.OUTBOX_BATCH_SIZE ? 'full' : 'idle';
   }
 
-  /** Sleeps `ms`, or less when woken (if `wakeable`) or stopping. */
+  /** Sleeps `ms`, or less when woken (if `wakeable`: a round waiting for work) or stopping. */
   private sleep(ms: number, wakeable: boolean): Promise<void> {
+    if (this.stopping) return Promise.resolve();
     if (wakeable && this.woken) {
       this.woken = false;
       return Promise.resolve();
     }
+    const sleepers = wakeable ? this.sleepers : this.backingOff;
     return new Promise((resolve) => {
       const done = () => {
         clearTimeout(timer);
-        this.wakeUp = null;
-        this.woken = false;
+        sleepers.delete(done);
         resolve();
       };
       const timer = setTimeout(done, ms);
-      this.wakeUp = wakeable ? done : () => (this.stopping ? done() : undefined);
+      sleepers.add(done);
     });
   }
 }

@@ -51,10 +51,11 @@ describe('outbox relay (PostgreSQL + RabbitMQ)', () => {
     await t?.drop();
   });
 
-  const relay = (batch = 500) => {
-    const r = new OutboxRelayService(new PgOutboxStore(t.db, t.config), m.publisher, m.status, {
+  const relay = (batch = 500, rounds = 1, publisher = m.publisher) => {
+    const r = new OutboxRelayService(new PgOutboxStore(t.db, t.config), publisher, m.status, {
       OUTBOX_BATCH_SIZE: batch,
       OUTBOX_POLL_MS: 60_000, // so only NOTIFY can wake it quickly
+      OUTBOX_RELAY_CONCURRENCY: rounds,
     });
     relays.push(r);
     return r;
@@ -122,10 +123,42 @@ describe('outbox relay (PostgreSQL + RabbitMQ)', () => {
     await t.db.query(`DELETE FROM outbox`);
   });
 
+  it.each([
+    [2, 'at once, while the first round still waits for its confirm'],
+    [1, 'only after the first round'],
+  ])('with %i round(s) at once relays a row committed during a slow round %s', async (rounds, _how) => {
+    // The broker confirms the first row 1.5 s late (a slow fsync); every later one at once.
+    let slowOnce = true;
+    const publisher = Object.create(m.publisher) as typeof m.publisher;
+    publisher.publishOutbox = async (record) => {
+      await m.publisher.publishOutbox(record);
+      if (slowOnce) {
+        slowOnce = false;
+        await new Promise((r) => setTimeout(r, 1500));
+      }
+    };
+    const r = relay(500, rounds, publisher);
+    await r.start();
+    const q = m.topology.workQueue('demo.relay');
+    const [first] = await writeOutboxRows(t, 1);
+    const ch = await raw.createChannel();
+    await waitFor('the first row published', async () => (await ch.checkQueue(q)).messageCount === 1, 5000);
+    await ch.close();
+    const started = Date.now();
+    const [second] = await writeOutboxRows(t, 1);
+    const counts = await countInQueue(raw, q, 2);
+    const ms = Date.now() - started;
+    expect([...counts.keys()].sort()).toEqual([first, second].sort());
+    if (rounds > 1) expect(ms).toBeLessThan(1000);
+    else expect(ms).toBeGreaterThan(1000);
+    await r.drain(5000);
+    console.log(`${rounds} round(s): second row in the queue ${ms} ms after its commit`);
+  });
+
   it('two relays over one outbox publish each row once', async () => {
     const ids = await writeOutboxRows(t, 3000);
-    const a = relay(100);
-    const b = relay(100);
+    const a = relay(100, 3); // several rounds each, too
+    const b = relay(100, 3);
     const started = Date.now();
     await Promise.all([a.start(), b.start()]);
     await a.drain(30_000);
