@@ -21,9 +21,13 @@ const NOT_FOUND: TransitionResult = { applied: false, task: null };
 const SETTLE_AFTER_GRACE_MS = 10_000;
 /** A task this worker cannot run (no handler, missing setting) comes back about this much later. */
 const UNSERVABLE_DEFER_MS = 10_000;
-/** Claims and completions of concurrent deliveries share statements (see MicroBatcher). */
+/**
+ * Claims and completions of concurrent deliveries share statements (see MicroBatcher). Two in
+ * flight: a claim that arrives while one statement runs goes out at once instead of waiting for it
+ * (a single submit's time to start); rows are locked in id order, so two claims never deadlock.
+ */
 const BATCH_MAX_ITEMS = 200;
-const BATCH_MAX_IN_FLIGHT = 1;
+const BATCH_MAX_IN_FLIGHT = 2;
 const DEFAULT_BACKOFF = { baseMs: 1000, maxMs: 600_000 };
 
 /**
