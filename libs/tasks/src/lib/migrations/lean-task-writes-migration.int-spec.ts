@@ -13,6 +13,9 @@ const NAME = 'LeanTaskWrites1764700000000';
 const TASKS = 5000;
 const EVENTS_PER_TASK = 4;
 
+// Waits for notifications and builds indexes: on a loaded machine more than Jest's 5-s default.
+jest.setTimeout(30_000);
+
 /** What the migration changes, as the catalog describes it: constraints, indexes and triggers of both tables, the trigger's function. */
 async function shape(t: TestDatabase) {
   const [row] = await t.db.query(

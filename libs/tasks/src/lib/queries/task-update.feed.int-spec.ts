@@ -12,6 +12,9 @@ const PAYLOAD_LIMIT = 8000;
 const LEASE = 30_000;
 const BATCH = 200;
 
+// Waits for notifications and builds indexes: on a loaded machine more than Jest's 5-s default.
+jest.setTimeout(30_000);
+
 describe('TaskUpdateFeed over the statement trigger (real PostgreSQL)', () => {
   let t: TestDatabase;
   let sm: TaskStateMachine;

@@ -99,6 +99,11 @@ describe('ScheduleFirer (real PostgreSQL)', () => {
     expect(shape.messages).toBe(shape.tasks);
     expect(shape.distinct_messages).toBe(shape.tasks);
     expect(shape.events).toBe(shape.tasks);
+    // Their ids are UUIDv7, as every new task's (task-id.ts).
+    const [{ others }] = await t.db.query(
+      `SELECT count(*)::int AS others FROM tasks WHERE substr(id::text, 15, 1) <> '7'`,
+    );
+    expect(others).toBe(0);
   }, 60_000);
 
   it('the unique key, not a lock, makes a fire one task: a second insert of the same fire does nothing', async () => {
