@@ -96,13 +96,22 @@ export class ConsumerFactory {
       const ch = channel;
       const value = wanted;
       sending = true;
-      ch.prefetch(value, true)
-        .then(() => (sent = value))
-        .catch(() => undefined) // the channel is gone: its successor starts with `wanted`
-        .finally(() => {
-          sending = false;
-          if (channel === ch) send();
-        });
+      // Through a promise: amqplib throws at once on a closed channel.
+      Promise.resolve()
+        .then(() => ch.prefetch(value, true))
+        .then(
+          () => {
+            sent = value;
+            sending = false;
+            if (channel === ch) send(); // the latest value, if it changed meanwhile
+          },
+          () => {
+            // The channel is gone: never again on it (a retry there fails at once, in a loop of
+            // microtasks that starves the event loop). Its successor starts with `wanted`.
+            sending = false;
+            if (channel === ch) channel = null;
+          },
+        );
     };
     return {
       ...consumer,
