@@ -5,6 +5,7 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import { type Channel, type ChannelModel, connect } from 'amqplib';
 import { Pool } from 'pg';
+import { parseWorkMessage, taskIdsOf } from '@tasksys/messaging';
 import { type Exit, freePort, waitFor } from '@tasksys/testing';
 import { ChaosProcess, LOG_DIR, PrivatePostgres, PrivateRabbit, cleanStale, forgetPids, sleep } from './processes';
 
@@ -193,6 +194,24 @@ export class Stack {
       return (await ch.checkQueue(queue)).messageCount;
     } finally {
       await ch.close().catch(() => undefined);
+    }
+  }
+
+  /**
+   * The task ids the messages of `queue` carry (a bundle counts for each of its tasks), read with
+   * basic.get and all handed back when the channel closes. Nothing must consume the queue meanwhile.
+   */
+  async queuedTaskIds(queue: string): Promise<string[]> {
+    const ch = await this.channel();
+    const ids: string[] = [];
+    try {
+      for (let m = await ch.get(queue, { noAck: false }); m; m = await ch.get(queue, { noAck: false })) {
+        const parsed = parseWorkMessage(m.content);
+        if (parsed.ok) ids.push(...taskIdsOf(parsed.message));
+      }
+      return ids;
+    } finally {
+      await ch.close().catch(() => undefined); // unacked: all of them back in the queue
     }
   }
 
