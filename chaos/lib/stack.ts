@@ -5,7 +5,6 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import { type Channel, type ChannelModel, connect } from 'amqplib';
 import { Pool } from 'pg';
-import { parseWorkMessage, taskIdsOf } from '@tasksys/messaging';
 import { type Exit, freePort, waitFor } from '@tasksys/testing';
 import { ChaosProcess, LOG_DIR, PrivatePostgres, PrivateRabbit, cleanStale, forgetPids, sleep } from './processes';
 
@@ -206,8 +205,9 @@ export class Stack {
     const ids: string[] = [];
     try {
       for (let m = await ch.get(queue, { noAck: false }); m; m = await ch.get(queue, { noAck: false })) {
-        const parsed = parseWorkMessage(m.content);
-        if (parsed.ok) ids.push(...taskIdsOf(parsed.message));
+        // A work message body: {v: 1, taskId} or a bundle {v: 2, taskIds} (libs/messaging, task-message.ts).
+        const body = JSON.parse(m.content.toString()) as { taskId?: string; taskIds?: string[] };
+        ids.push(...(body.taskIds ?? (body.taskId ? [body.taskId] : [])));
       }
       return ids;
     } finally {

@@ -1,14 +1,14 @@
 import { Inject, Injectable, Optional } from '@nestjs/common';
 import { DataSource, type EntityManager } from 'typeorm';
 import { cancelMessageSql, taskMessageSql, workMessageSql } from '@tasksys/messaging';
-import { Task, type TaskError } from './entities';
 import type { DatabaseConfig } from './database.config';
+import { Task, type TaskError } from './entities';
 import { preparedQuery } from './prepared-query';
-import { DATABASE_CONFIG } from './tasks.constants';
 import { PROGRESS_EVENT_SQL } from './stream/progress-event.sql';
 import { newTaskId } from './task-id';
 import { isTerminal, type TaskStatus } from './task-status';
 import { OwnerQueueFullError } from './task.errors';
+import { DATABASE_CONFIG } from './tasks.constants';
 import { webhookDeliverySql } from './webhooks/webhook-delivery.sql';
 
 /** What a transition did: `applied` false means "not allowed from the current state"; `task` is then the row as it is (null: no such task). */
