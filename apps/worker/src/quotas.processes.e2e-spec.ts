@@ -29,7 +29,9 @@ describe('owner quotas (processes)', () => {
 
   beforeAll(async () => {
     t = await createTestDatabase();
-    sm = new TaskStateMachine(t.db);
+    // One message per task here and in the workers (TASK_BUNDLE_SIZE 1): the test holds its count of
+    // deliveries per task against the broker's count of messages delivered.
+    sm = new TaskStateMachine(t.db, null, { TASK_BUNDLE_SIZE: 1 });
     limits = new OwnerLimitsService(t.db, sm);
     messaging = testMessagingConfig({ RETRY_TIERS_MS: '500,2000' });
     fleet = new WorkerFleet(
@@ -38,6 +40,7 @@ describe('owner quotas (processes)', () => {
         WORKER_CONCURRENCY: '10',
         WORKER_SHUTDOWN_GRACE_MS: '0',
         OUTBOX_POLL_MS: '500',
+        TASK_BUNDLE_SIZE: '1',
         SWEEP_INTERVAL_MS: '1000',
         SWEEP_GRACE_MS: '5000',
         WORKER_TASK_TYPES: 'demo.sleep',

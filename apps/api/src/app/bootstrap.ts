@@ -24,6 +24,16 @@ export async function createApi(env: Record<string, string | undefined> = {}): P
   );
   app.useLogger(app.get(Logger));
   registerJsonBodies(app.getHttpAdapter().getInstance(), config.BODY_LIMIT);
+  // The matched route pattern on the raw request, where express left it: the HTTP server span of a
+  // trace is named by it (libs/platform, otel-backend.ts: `POST /v1/tasks`, not `POST`).
+  app
+    .getHttpAdapter()
+    .getInstance()
+    .addHook('onRequest', (req, _reply, done) => {
+      const url = req.routeOptions?.url;
+      if (url) (req.raw as typeof req.raw & { route?: { path: string } }).route = { path: url };
+      done();
+    });
   app.enableShutdownHooks();
   setupSwagger(app);
   mountConsole(app, config.CONSOLE_DIR);
