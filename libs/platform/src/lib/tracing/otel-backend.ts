@@ -54,7 +54,7 @@ export function createOtelBackend(options: { serviceName: string; protocol: Otlp
     instrumentations: [
       new HttpInstrumentation({
         ignoreIncomingRequestHook: (req: IncomingMessage) => UNTRACED_PATHS.test(req.url ?? ''),
-        // Express leaves the matched pattern on the request (the metrics' route label too): `POST /v1/tasks/:id`.
+        // The matched pattern, on the request as express leaves it (the api on Fastify puts it there too): `POST /v1/tasks/:id`.
         applyCustomAttributesOnSpan: (span, request) => {
           const { route, baseUrl, method } = request as IncomingMessage & {
             route?: { path?: unknown };
