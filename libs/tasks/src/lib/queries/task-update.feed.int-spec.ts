@@ -22,7 +22,6 @@ describe('TaskUpdateFeed over the statement trigger (real PostgreSQL)', () => {
   /** A second listener on the same channel, to see the notifications themselves. */
   let raw: Client;
   let channel: string;
-  let marker: string;
   const seen: { channel: string; payload: string }[] = [];
 
   beforeAll(async () => {
@@ -31,12 +30,10 @@ describe('TaskUpdateFeed over the statement trigger (real PostgreSQL)', () => {
     feed = new TaskUpdateFeed(t.config);
     await feed.onApplicationBootstrap();
     channel = `${t.config.DATABASE_SCHEMA}.task_updates`;
-    marker = `${t.config.DATABASE_SCHEMA}.marker`;
     raw = new Client(pgConnectionConfig(t.config));
     await raw.connect();
     raw.on('notification', (n) => seen.push({ channel: n.channel, payload: n.payload ?? '' }));
     await raw.query(`LISTEN "${channel}"`);
-    await raw.query(`LISTEN "${marker}"`);
   });
   afterAll(async () => {
     await feed.onApplicationShutdown();
@@ -45,16 +42,26 @@ describe('TaskUpdateFeed over the statement trigger (real PostgreSQL)', () => {
   });
 
   /**
-   * The task_updates payloads `run` caused: notifications arrive in commit order, so once a marker
-   * sent after it has arrived, so has everything it sent (and nothing of an earlier step comes later).
+   * The task_updates payloads `run` caused. Notifications reach each listener in commit order, so
+   * once a marker sent after `run` has reached both the raw listener and the feed (each on its own
+   * connection), so has everything `run` sent: no watcher is told of an earlier step later.
    */
   async function notificationsOf(run: () => Promise<unknown>): Promise<string[]> {
     seen.length = 0;
     await run();
     const token = newTaskId();
-    await t.db.query(`SELECT pg_notify($1, $2)`, [marker, token]);
-    await waitFor('the marker notification', () => seen.some((n) => n.channel === marker && n.payload === token));
-    return seen.filter((n) => n.channel === channel).map((n) => n.payload);
+    let fedThrough = false;
+    const sub = feed.watch(token).subscribe(() => (fedThrough = true));
+    try {
+      await t.db.query(`SELECT pg_notify($1, $2)`, [channel, JSON.stringify([[token, 'queued', 0, 0, null]])]);
+      await waitFor(
+        'the marker through the raw listener and the feed',
+        () => fedThrough && seen.some((n) => n.payload.includes(token)),
+      );
+    } finally {
+      sub.unsubscribe();
+    }
+    return seen.filter((n) => n.channel === channel && !n.payload.includes(token)).map((n) => n.payload);
   }
 
   /** Subscribes to every task of `ids`; what each watcher was told so far. */
