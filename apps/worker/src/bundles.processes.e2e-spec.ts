@@ -128,7 +128,8 @@ describe('bundles (worker processes)', () => {
       else expect(row).toMatchObject({ status: 'succeeded', attempt: 1 });
     });
     // The fatal ones' dead letters are single-task messages, not the bundle.
-    const ch = await (await import('amqplib')).connect(messaging.RABBITMQ_URL).then((c) => c.createChannel());
+    const conn = await (await import('amqplib')).connect(messaging.RABBITMQ_URL);
+    const ch = await conn.createChannel();
     const dead: string[] = [];
     await waitFor(
       '10 dead letters',
@@ -139,9 +140,56 @@ describe('bundles (worker processes)', () => {
       },
       10_000,
     );
-    await ch.connection.close();
+    await conn.close();
     expect(dead.sort()).toEqual(ids.filter((_, i) => i % 10 === 2).sort());
   }, 90_000);
+
+  it('defers a bundle of a type this worker cannot run whole, unclaimed: it travels on under its own type', async () => {
+    await fleet.start();
+    // demo.crash needs DEMO_ALLOW_CRASH, which this worker lacks: it neither claims nor splits them.
+    const ids = [randomUUID(), randomUUID(), randomUUID()];
+    await sm.createMany(
+      ids.map((id) => ({
+        id,
+        owner: 'bundles',
+        type: 'demo.crash',
+        payload: {},
+        maxAttempts: 3,
+        timeoutMs: 60_000,
+        start: false,
+        actor: 'test',
+      })),
+    );
+    const before = await t.db.query(`SELECT id, status, attempt FROM tasks WHERE id = ANY($1::uuid[]) ORDER BY id`, [
+      ids,
+    ]);
+    const conn = await (await import('amqplib')).connect(messaging.RABBITMQ_URL);
+    try {
+      const ch = await conn.createConfirmChannel();
+      // Misrouted into a queue this worker consumes, as a bundle of a type it does not serve.
+      ch.publish(
+        topology().exchanges.work,
+        topology().routingKey('demo.sleep'),
+        Buffer.from(JSON.stringify({ v: 2, type: 'demo.crash', taskIds: ids })),
+        { persistent: true, messageId: 'misrouted-bundle', headers: { 'x-schema-version': 2 } },
+      );
+      await ch.waitForConfirms();
+      // Deferred under demo.crash, which no worker here serves: the alternate exchange keeps it in unrouted.
+      const back = await waitFor(
+        'the bundle in unrouted',
+        () => ch.get(topology().queues.unrouted, { noAck: true }),
+        30_000,
+      );
+      expect(JSON.parse(back.content.toString())).toEqual({ v: 2, type: 'demo.crash', taskIds: ids });
+      expect(back.fields.routingKey).toBe(topology().routingKey('demo.crash'));
+      expect(back.properties.headers?.['x-task-attempt']).toBe(0);
+    } finally {
+      await conn.close();
+    }
+    expect(
+      await t.db.query(`SELECT id, status, attempt FROM tasks WHERE id = ANY($1::uuid[]) ORDER BY id`, [ids]),
+    ).toEqual(before);
+  }, 60_000);
 
   it('survives kill -9 of the worker running a bundle: the bundle comes back whole, nothing is lost or committed twice', async () => {
     const first = await fleet.start();

@@ -27,6 +27,7 @@ export {
   taskMessage,
   taskMessageSql,
   type WorkMessage,
+  workMessageOf,
   workMessageSql,
 } from './lib/task-message';
 

@@ -111,9 +111,17 @@ function MessageTable({ title, kind, load, redrive, purge, explain }: Props) {
             <tr key={`${m.messageId}-${i}`} data-task-id={m.taskId ?? ''} class={m.malformed ? 'malformed' : ''}>
               <td>
                 {m.taskId ? (
-                  <a href={`#/tasks/${m.taskId}`} class="mono">
-                    {shortId(m.taskId)}
-                  </a>
+                  <>
+                    <a href={`#/tasks/${m.taskId}`} class="mono">
+                      {shortId(m.taskId)}
+                    </a>
+                    {m.taskIds.length > 1 && (
+                      <span class="muted" title={m.taskIds.join('\n')}>
+                        {' '}
+                        and {m.taskIds.length - 1} more (bundle)
+                      </span>
+                    )}
+                  </>
                 ) : (
                   <em>none</em>
                 )}
@@ -135,8 +143,8 @@ function MessageTable({ title, kind, load, redrive, purge, explain }: Props) {
                 {m.malformed && <span class="badge s-failed">malformed</span>}
               </td>
               <td>
-                {m.taskId && (
-                  <button data-testid="redrive-one" onClick={() => run(() => redrive([m.taskId!]))}>
+                {m.taskIds.length > 0 && (
+                  <button data-testid="redrive-one" onClick={() => run(() => redrive(m.taskIds))}>
                     Redrive
                   </button>
                 )}

@@ -670,15 +670,20 @@ export interface components {
         };
         BrokerMessageView: {
             messageId: string | null;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The task the message is for; of a bundle, its first (see taskIds)
+             */
             taskId: string | null;
+            /** @description Every task the message carries: several for a bundle `{v: 2, type, taskIds}`, else [taskId] or [] */
+            taskIds: string[];
             type: string | null;
             routingKey: string;
             /** @example TASK.ABANDONED */
             reasonCode: string | null;
             reason: string | null;
             deadLetteredAt: string | null;
-            /** @description Not a task message `{v, taskId, type}` */
+            /** @description Not a work message (`{v: 1, taskId, type}` or a bundle `{v: 2, type, taskIds}`) */
             malformed: boolean;
             redelivered: boolean;
             /** @description At most 2 KB of the body */

@@ -79,6 +79,13 @@ export function taskMessage(taskId: string, type: string): TaskMessage {
   return { v: TASK_MESSAGE_SCHEMA_VERSION, taskId: taskId.toLowerCase(), type };
 }
 
+/** The work message of tasks `ids` (at least one) of `type`: one task's message, or a bundle of several. */
+export function workMessageOf(type: string, ids: readonly string[]): WorkMessage {
+  return ids.length === 1
+    ? taskMessage(ids[0], type)
+    : { v: TASK_BUNDLE_SCHEMA_VERSION, type, taskIds: ids.map((id) => id.toLowerCase()) };
+}
+
 /**
  * The work message as a SQL expression, for outbox rows written in the same statement as a state
  * change: `row` is the alias of a relation with the task's `id` and `type`.

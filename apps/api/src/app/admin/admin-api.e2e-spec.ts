@@ -276,6 +276,36 @@ describe('admin API (real api over HTTP, real PostgreSQL and RabbitMQ with its m
     await ch.purgeQueue(topology.queues.dead);
   });
 
+  it('lists a dead-lettered bundle with every task it carries, and redrives only the chosen ones: the rest keep a dead letter', async () => {
+    await ch.purgeQueue(topology.queues.dead);
+    const [a, b, c] = [await failedTask(), await failedTask(), await failedTask()];
+    const gone = '00000000-0000-4000-8000-0000000000dd';
+    await deadLetter(Buffer.from(JSON.stringify({ v: 2, type: 'demo.sleep', taskIds: [a, b, c, gone] })), a);
+    const listed = async () =>
+      ((await h.call('GET', '/v1/admin/dead-letters')).body.items as { taskId: string; taskIds: string[] }[]).map(
+        (m) => [m.taskId, m.taskIds],
+      );
+    expect(await listed()).toEqual([[a, [a, b, c, gone]]]);
+
+    const one = await h.call('POST', '/v1/admin/dead-letters/redrive', { body: { taskIds: [b] } });
+    expect(one.body).toEqual({ redriven: 1, requeued: 0, stale: 0, skipped: 0, missing: 0, purged: 0 });
+    expect([await status(a), await status(b), await status(c)]).toEqual(['failed', 'queued', 'failed']);
+    // The others' dead letter replaces the bundle's, with its reason and routing key.
+    const left = (await h.call('GET', '/v1/admin/dead-letters')).body.items;
+    expect(left).toHaveLength(1);
+    expect(left[0]).toMatchObject({ taskIds: [a, c, gone], reasonCode: 'TASK.MAX_ATTEMPTS', routingKey: 'demo.sleep' });
+
+    // All: the two failed ones are redriven; the task the database no longer has keeps its dead letter, alone.
+    const all = await h.call('POST', '/v1/admin/dead-letters/redrive', { body: {} });
+    expect(all.body).toEqual({ redriven: 2, requeued: 0, stale: 0, skipped: 0, missing: 1, purged: 0 });
+    expect([await status(a), await status(c)]).toEqual(['queued', 'queued']);
+    const last = (await h.call('GET', '/v1/admin/dead-letters')).body.items;
+    expect(last.map((m: { taskIds: string[] }) => m.taskIds)).toEqual([[gone]]);
+    expect(JSON.parse(last[0].body)).toEqual({ v: 1, taskId: gone, type: 'demo.sleep' });
+    expect(last[0].headers['x-schema-version']).toBe(1);
+    await ch.purgeQueue(topology.queues.dead);
+  });
+
   it('lists unrouted messages and redrives them, confirmed, to the work exchange under their routing key', async () => {
     await ch.purgeQueue(topology.workQueue('demo.sleep'));
     const id = await failedTask();
@@ -335,6 +365,26 @@ describe('admin API (real api over HTTP, real PostgreSQL and RabbitMQ with its m
       5000,
     );
     expect([back.properties.messageId, back.fields.routingKey]).toEqual(['unrouted-2', 'report.build']);
+
+    // A bundle is chosen by any task it carries, and goes back whole (its tasks are all live).
+    const second = '00000000-0000-4000-8000-0000000000bb';
+    await publisher.publish(
+      topology.exchanges.unrouted,
+      'demo.sleep',
+      { v: 2, type: 'demo.sleep', taskIds: [id, second] },
+      { correlationId: id, messageId: 'unrouted-bundle' },
+    );
+    const bundle = await h.call('POST', '/v1/admin/unrouted/redrive', { body: { taskIds: [second] } });
+    expect(bundle.body).toEqual({ redriven: 1, skipped: 0, error: null });
+    const whole = await waitFor(
+      'the bundle in the work queue',
+      () => ch.get(topology.workQueue('demo.sleep'), { noAck: true }),
+      5000,
+    );
+    expect([whole.properties.messageId, JSON.parse(whole.content.toString()).taskIds]).toEqual([
+      'unrouted-bundle',
+      [id, second],
+    ]);
     await ch.purgeQueue(topology.workQueue('demo.sleep'));
   });
 

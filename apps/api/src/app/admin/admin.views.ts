@@ -39,13 +39,26 @@ export class QueueListView {
 
 export class BrokerMessageView {
   @ApiProperty({ type: String, nullable: true }) messageId!: string | null;
-  @ApiProperty({ type: String, nullable: true, format: 'uuid' }) taskId!: string | null;
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    format: 'uuid',
+    description: 'The task the message is for; of a bundle, its first (see taskIds)',
+  })
+  taskId!: string | null;
+  @ApiProperty({
+    type: [String],
+    format: 'uuid',
+    description: 'Every task the message carries: several for a bundle `{v: 2, type, taskIds}`, else [taskId] or []',
+  })
+  taskIds!: string[];
   @ApiProperty({ type: String, nullable: true }) type!: string | null;
   @ApiProperty() routingKey!: string;
   @ApiProperty({ type: String, nullable: true, example: ERROR_CODES.TASK_ABANDONED }) reasonCode!: string | null;
   @ApiProperty({ type: String, nullable: true }) reason!: string | null;
   @ApiProperty({ type: String, nullable: true }) deadLetteredAt!: string | null;
-  @ApiProperty({ description: 'Not a task message `{v, taskId, type}`' }) malformed!: boolean;
+  @ApiProperty({ description: 'Not a work message (`{v: 1, taskId, type}` or a bundle `{v: 2, type, taskIds}`)' })
+  malformed!: boolean;
   @ApiProperty() redelivered!: boolean;
   @ApiProperty({ description: 'At most 2 KB of the body' }) body!: string;
   @ApiProperty({ type: 'object', additionalProperties: true }) headers!: Record<string, unknown>;

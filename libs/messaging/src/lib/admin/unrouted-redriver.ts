@@ -49,7 +49,7 @@ export class UnroutedRedriver {
     const result: UnroutedRedriveResult = { redriven: 0, skipped: 0, error: null };
     await this.browser.visit(queue, opts.limit, async (m, raw) => {
       const ofType = !types || types.has(this.topology.typeOfRoutingKey(raw.fields.routingKey));
-      if (result.error || !ofType || (chosen && !(m.taskId && chosen.has(m.taskId.toLowerCase())))) {
+      if (result.error || !ofType || (chosen && !m.taskIds.some((id) => chosen.has(id)))) {
         result.skipped++;
         return 'keep';
       }

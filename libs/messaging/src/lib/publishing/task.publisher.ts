@@ -210,6 +210,18 @@ export class TaskPublisher {
   }
 
   /**
+   * A dead letter that carries some of the tasks of `original` (a bundle's dead letter, part of it
+   * redriven): the same routing key and headers, so it reads as the same dead letter, for fewer tasks.
+   */
+  republishDeadLetter(msg: WorkMessage, original: Pick<Message, 'fields' | 'properties'>): Promise<void> {
+    const correlationId = taskIdsOf(msg)[0];
+    return this.publish(this.topology.exchanges.dead, original.fields.routingKey, msg, {
+      correlationId,
+      headers: { ...(original.properties.headers ?? {}), [HEADERS.schemaVersion]: msg.v },
+    });
+  }
+
+  /**
    * An outbox row: its logical exchange role (`work`, `control`) maps to the namespaced exchange.
    * An unknown role rejects here: publishing to a missing exchange would close the channel.
    */

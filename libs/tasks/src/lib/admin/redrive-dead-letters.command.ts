@@ -1,5 +1,5 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { QueueBrowser, Topology } from '@tasksys/messaging';
+import { QueueBrowser, TaskPublisher, Topology, workMessageOf } from '@tasksys/messaging';
 import { TaskStateMachine } from '../task-state-machine';
 import { isTerminal, type TaskStatus } from '../task-status';
 
@@ -50,13 +50,14 @@ export class RedriveDeadLettersCommand {
     private readonly browser: QueueBrowser,
     private readonly topology: Topology,
     private readonly sm: TaskStateMachine,
+    private readonly publisher: TaskPublisher,
   ) {}
 
   async execute(opts: RedriveDeadLettersOptions): Promise<RedriveDeadLettersResult> {
     const chosen = opts.taskIds ? new Set(opts.taskIds.map((id) => id.toLowerCase())) : null;
     const result: RedriveDeadLettersResult = { redriven: 0, requeued: 0, stale: 0, skipped: 0, missing: 0, purged: 0 };
-    await this.browser.visit(this.topology.queues.dead, opts.limit, async (m) => {
-      if (m.malformed) {
+    await this.browser.visit(this.topology.queues.dead, opts.limit, async (m, raw) => {
+      if (m.malformed || m.type === null) {
         // A body that is not a task message: kept for a human unless purging was asked for.
         if (opts.purgeMalformed && !chosen) {
           result.purged++;
@@ -65,18 +66,21 @@ export class RedriveDeadLettersCommand {
         result.skipped++;
         return 'keep';
       }
-      // A bundle's dead letter (the broker dead-lettered it whole) is redriven task by task, and
-      // removed only when every one of its tasks was.
-      if (chosen && !m.taskIds.some((id) => chosen.has(id))) {
+      // A bundle's dead letter (the broker dead-lettered it whole) is redriven task by task: only its
+      // chosen tasks. Those left (not chosen, or missing) keep a dead letter of their own, published
+      // (confirmed) before the bundle's is removed; a crash in between leaves both, which a later
+      // redrive absorbs (a redriven task is then live: re-enqueued, and the claim takes one copy).
+      const targets = chosen ? m.taskIds.filter((id) => chosen.has(id)) : m.taskIds;
+      if (targets.length === 0) {
         result.skipped++;
         return 'keep';
       }
-      let keep = false;
-      for (const taskId of m.taskIds) {
+      const left = m.taskIds.filter((id) => !targets.includes(id));
+      for (const taskId of targets) {
         const r = await this.sm.retry(taskId, opts.actor);
         if (!r.task) {
           result.missing++;
-          keep = true;
+          left.push(taskId);
         } else if (r.applied) {
           result.redriven++;
         } else if (!isTerminal(r.task.status) && r.task.status !== 'new' && r.task.status !== 'scheduled') {
@@ -89,7 +93,12 @@ export class RedriveDeadLettersCommand {
           result.stale++;
         }
       }
-      return keep ? 'keep' : 'ack';
+      if (left.length === m.taskIds.length) return 'keep';
+      if (left.length > 0) {
+        const kept = m.taskIds.filter((id) => left.includes(id));
+        await this.publisher.republishDeadLetter(workMessageOf(m.type, kept), raw);
+      }
+      return 'ack';
     });
     if (result.redriven + result.requeued + result.stale + result.purged + result.missing > 0)
       this.logger.log(`dead letters: ${JSON.stringify(result)} (by ${opts.actor})`);

@@ -127,9 +127,7 @@ export class TaskExecutor {
     if (!parsed.ok)
       return this.ackRule.deadLetter(delivery, { code: parsed.code, message: parsed.reason, retryable: false });
     const message = parsed.message;
-    const unavailable = this.handlers.get(message.type)
-      ? this.types.unavailable(message.type)
-      : `this worker has no handler for ${message.type}`;
+    const unavailable = this.handlers.whyNotRunnable(message.type);
     if (unavailable) {
       // Not claimed, so no attempt is spent: another worker (or this one, once configured) runs it.
       this.logger.warn({ taskId: message.taskId, type: message.type, msg: `deferred: ${unavailable}` });

@@ -1,5 +1,6 @@
 import { Injectable, type OnModuleInit } from '@nestjs/common';
 import { DiscoveryService } from '@nestjs/core';
+import { TaskTypeRegistry } from '../task-types';
 import { HandlesTask, type TaskHandler } from './task-handler';
 
 /** @internal Finds every provider decorated with `@HandlesTask(type)` at start-up. */
@@ -7,7 +8,10 @@ import { HandlesTask, type TaskHandler } from './task-handler';
 export class TaskHandlerRegistry implements OnModuleInit {
   private readonly handlers = new Map<string, TaskHandler>();
 
-  constructor(private readonly discovery: DiscoveryService) {}
+  constructor(
+    private readonly discovery: DiscoveryService,
+    private readonly typeSettings: TaskTypeRegistry,
+  ) {}
 
   onModuleInit(): void {
     for (const wrapper of this.discovery.getProviders({ metadataKey: HandlesTask.KEY })) {
@@ -24,5 +28,10 @@ export class TaskHandlerRegistry implements OnModuleInit {
 
   types(): string[] {
     return [...this.handlers.keys()];
+  }
+
+  /** Why this worker cannot run tasks of `type` (no handler here, a setting it needs is missing), or null when it can. */
+  whyNotRunnable(type: string): string | null {
+    return this.handlers.has(type) ? this.typeSettings.unavailable(type) : `this worker has no handler for ${type}`;
   }
 }

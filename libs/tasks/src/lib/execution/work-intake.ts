@@ -4,13 +4,11 @@ import {
   type Delivery,
   HEADERS,
   parseWorkMessage,
-  TASK_BUNDLE_SCHEMA_VERSION,
   type TaskBundle,
   taskMessage,
   TaskPublisher,
-  type WorkMessage,
+  workMessageOf,
 } from '@tasksys/messaging';
-import { TaskTypeRegistry } from '../task-types';
 import { AckRule } from './ack-rule';
 import { InjectWorkerConfig } from './execution.constants';
 import { successorTraceparent } from './run-tracing';
@@ -23,13 +21,6 @@ import type { WorkerConfig } from './worker.config';
 const UNSERVABLE_DEFER_MS = 10_000;
 /** Before a bundle whose remainder could not be sent on is requeued, so a refusing broker cannot spin it. */
 const PAUSE_BEFORE_REQUEUE_MS = 500;
-
-/** The work message of `ids` of `type`: one task's message, or a bundle of several. */
-function workMessageOf(type: string, ids: string[]): WorkMessage {
-  return ids.length === 1
-    ? taskMessage(ids[0], type)
-    : ({ v: TASK_BUNDLE_SCHEMA_VERSION, type, taskIds: ids } satisfies TaskBundle);
-}
 
 /**
  * Where every work delivery enters the worker (docs/ARCHITECTURE.md, "Bundles").
@@ -66,7 +57,6 @@ export class WorkIntake {
     private readonly executor: TaskExecutor,
     private readonly ackRule: AckRule,
     private readonly publisher: TaskPublisher,
-    private readonly types: TaskTypeRegistry,
     private readonly handlers: TaskHandlerRegistry,
     @InjectWorkerConfig() config: WorkerConfig,
   ) {
@@ -147,9 +137,7 @@ export class WorkIntake {
   }
 
   private async bundle(delivery: Delivery, bundle: TaskBundle): Promise<void> {
-    const unavailable = this.handlers.get(bundle.type)
-      ? this.types.unavailable(bundle.type)
-      : `this worker has no handler for ${bundle.type}`;
+    const unavailable = this.handlers.whyNotRunnable(bundle.type);
     if (unavailable) {
       // Not claimed, so no attempt is spent: another worker (or this one, once configured) runs them.
       this.logger.warn({ type: bundle.type, tasks: bundle.taskIds.length, msg: `bundle deferred: ${unavailable}` });
