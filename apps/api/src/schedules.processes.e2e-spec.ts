@@ -61,7 +61,15 @@ describe('cron schedules across api and worker processes (real PostgreSQL and Ra
     await t?.drop();
   }, 60_000);
 
-  async function call(api: AppProcess, method: string, path: string, body?: unknown, key = ADMIN_KEY) {
+  /** JSON bodies of several shapes, read by the assertions. */
+  async function call(
+    api: AppProcess,
+    method: string,
+    path: string,
+    body?: unknown,
+    key = ADMIN_KEY,
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  ): Promise<{ status: number; body: any }> {
     const res = await fetch(`${api.url}${path}`, {
       method,
       headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
@@ -233,7 +241,7 @@ describe('cron schedules across api and worker processes (real PostgreSQL and Ra
       expect((await t.db.query(`SELECT next_run_at FROM schedules WHERE id = $1`, [id]))[0].next_run_at).toEqual(slot);
       await t.db.query(`DROP TRIGGER slow_fire ON tasks`);
 
-      await api.start({ SCHEDULE_MISFIRE_GRACE_MS: '120000' });
+      await api.start(); // the same settings as before (the long grace)
       await firesAfter(Date.now(), 1, [id]);
       const slots = slotsOf(await runs(), id);
       expect(slots.filter((at) => at === slot.getTime())).toHaveLength(1);
@@ -259,7 +267,7 @@ describe('cron schedules across api and worker processes (real PostgreSQL and Ra
     const [{ down }] = await t.db.query(`SELECT extract(epoch FROM now())::float8 * 1000 AS down`);
     // Down for a while on purpose: this is the outage whose fire times are missed.
     await new Promise((r) => setTimeout(r, 4000));
-    await api.start({});
+    await api.start();
     const back = Date.now();
     await firesAfter(back, 2, [id]);
 
