@@ -24,7 +24,16 @@ async function errorOf(conn: ChannelModel, op: (ch: Channel) => Promise<unknown>
 }
 
 /** The task types this file's "worker" serves: one work queue each. */
-const TEST_TYPES = ['demo.sleep', 'demo.props', 'demo.outbox', 'demo.dead', 'demo.retry', 'demo.ab', 'demo.poison'];
+const TEST_TYPES = [
+  'demo.sleep',
+  'demo.props',
+  'demo.outbox',
+  'demo.dead',
+  'demo.retry',
+  'demo.ab',
+  'demo.poison',
+  'demo.qos',
+];
 
 describe('messaging against the local RabbitMQ', () => {
   let m: TestMessaging;
@@ -318,6 +327,42 @@ describe('messaging against the local RabbitMQ', () => {
       const [{ msg }] = await receive(m.topology.queues.dead, 1);
       expect((msg.properties.headers?.['x-death'] as Array<{ reason: string }>)[0].reason).toBe('rejected');
     });
+
+    it('setPrefetch changes, on the live channel, how many unacked deliveries the broker sends (down and up)', async () => {
+      const queue = queueOf('demo.qos');
+      let held: Delivery[] = [];
+      let acked = 0;
+      const consumer = m.consumers.createWorkConsumer([queue], { prefetch: 3, onMessage: (d) => held.push(d) });
+      const ch = await raw.createChannel();
+      try {
+        for (let i = 0; i < 20; i++) await m.publisher.publishTask(task('demo.qos'), { attempt: 0 });
+        /** The broker holds back all but `limit` unacked: `limit` here, the rest still ready in the queue. */
+        const atLimit = async (limit: number) => {
+          const settled = async () =>
+            held.length === limit && (await ch.checkQueue(queue)).messageCount === 20 - acked - limit;
+          await waitFor(`${limit} deliveries unacked, the rest ready`, settled, 10_000);
+          // And it stays so: more would have come at once (a short look for what must not happen).
+          await new Promise((r) => setTimeout(r, 300));
+          expect(await settled()).toBe(true);
+        };
+        const ackAll = () => {
+          for (const d of held) d.ack();
+          acked += held.length;
+          held = [];
+        };
+        await atLimit(3);
+        consumer.setPrefetch(1);
+        ackAll();
+        await atLimit(1);
+        consumer.setPrefetch(6);
+        await atLimit(6);
+        ackAll();
+      } finally {
+        await consumer.close();
+        await ch.purgeQueue(queue);
+        await ch.close();
+      }
+    }, 30_000);
 
     it('subscribeControl receives control messages on its own queue', async () => {
       const got: unknown[] = [];
