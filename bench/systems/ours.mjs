@@ -148,7 +148,9 @@ export async function cleanup(cfg) {
   const conn = await amqp.connect(AMQP);
   const ch = await conn.createChannel();
   const labels = RETRY_TIERS_MS.map((ms) => (ms % 60000 === 0 ? `${ms / 60000}m` : `${ms / 1000}s`));
-  for (const q of ['work', 'unrouted', 'dead', ...labels.map((l) => `retry.${l}`)])
+  // Work queues are per task type (<ns>.work.<type>, and .high on quorum queues); `work` is the legacy single queue.
+  const work = ['demo.sleep', 'demo.crash', 'sql.query'].flatMap((t) => [`work.${t}`, `work.${t}.high`]);
+  for (const q of ['work', ...work, 'unrouted', 'dead', ...labels.map((l) => `retry.${l}`)])
     await ch.deleteQueue(`${cfg.ns}.${q}`);
   for (const x of ['', '.unrouted', '.retry', '.dlx', '.control']) await ch.deleteExchange(`${cfg.ns}${x}`);
   await conn.close();
