@@ -20,6 +20,8 @@ export function pgPool(db: DataSource): Pool {
  * @internal Runs `sql` as a named prepared statement: each pooled connection parses and plans it once,
  * not on every call (planning the transition statements cost as much as running them). For
  * the hot statements only; the set of texts must stay small, since every connection keeps each.
+ * Its generic plan may be made while the tables are empty and kept as they grow: a new statement
+ * goes through prepared-plans.int-spec.ts, which refuses a plan that scans a growing table whole.
  */
 export async function preparedQuery<R = Record<string, any>>(
   db: DataSource,

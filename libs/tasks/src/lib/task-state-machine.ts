@@ -126,6 +126,18 @@ function enqueueWorkSql(from: string, bundle: number, headers = `'{}'::jsonb`): 
                    GROUP BY s.type, s.priority, s.headers, (s.n - 1) / ${Math.floor(bundle)}) b`;
 }
 
+/**
+ * The rows of tasks whose ids `ids` (a query of one column `id`, no repeats) selects, locked FOR
+ * UPDATE in id order (so concurrent statements cannot deadlock), optionally only those matching
+ * `where`. One primary-key lookup per id, whatever the planner knows: a prepared statement's
+ * generic plan, made while `tasks` was empty, would otherwise keep scanning the whole table for
+ * `id = ANY(...)` as it grows (prepared-plans.int-spec.ts).
+ */
+function lockTasksByIdSql(ids: string, where?: string): string {
+  return `SELECT t.* FROM (SELECT k.id FROM (${ids}) k ORDER BY k.id) k
+            CROSS JOIN LATERAL (SELECT * FROM tasks WHERE tasks.id = k.id${where ? ` AND ${where}` : ''} FOR UPDATE) t`;
+}
+
 /** SQL of a task's due time from a time and a delay parameter (null, null: no due time, it starts at once). */
 function runAtSql(runAt: string, delayMs: string): string {
   return `coalesce(${runAt}::timestamptz, now() + ${delayMs}::bigint * interval '1 millisecond')`;
@@ -702,7 +714,7 @@ export class TaskStateMachine {
    */
   async enqueueAgain(ids: string[], statuses: readonly TaskStatus[]): Promise<string[]> {
     if (ids.length === 0) return [];
-    const rows = await this.rows<{ id: string }>(
+    const rows = await this.plannedRows<{ id: string }>(
       `WITH upd AS (
          UPDATE tasks SET updated_at = now() WHERE id = ANY($1::uuid[]) AND status = ANY($2::text[]) RETURNING id, type, priority)
        , ob AS (${enqueueWorkSql('upd', this.bundle)})
@@ -741,7 +753,7 @@ export class TaskStateMachine {
    * `requeueLostQueued` for them. Oldest first, at most `limit`.
    */
   async findIdleQueued(types: readonly string[], graceMs: number, limit: number): Promise<string[]> {
-    const rows = await this.rows<{ id: string }>(
+    const rows = await this.plannedRows<{ id: string }>(
       `SELECT id FROM tasks
         WHERE status = 'queued' AND held_since IS NULL AND type = ANY($1::text[])
           AND updated_at < now() - $2 * interval '1 millisecond'
@@ -828,7 +840,7 @@ export class TaskStateMachine {
     const allowed = `cur.status IN (${spec.from.map((st) => `'${st}'`).join(', ')}) ${spec.guard ?? ''}`;
     const sql = `
       WITH x AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(id uuid${spec.inputs ? `, ${spec.inputs}` : ''})),
-      cur AS (SELECT t.* FROM tasks t WHERE t.id = ANY(ARRAY(SELECT id FROM x)) ORDER BY t.id FOR UPDATE),
+      cur AS (${lockTasksByIdSql('SELECT id FROM x')}),
       ${spec.ownerLimits ? `${OWNER_LIMITS_SQL(allowed)},` : ''}
       upd AS (
         UPDATE tasks t SET status = ${spec.toSql ?? `'${spec.to}'`}, updated_at = now()${spec.set ? `, ${spec.set}` : ''}
@@ -874,6 +886,15 @@ export class TaskStateMachine {
       results.set(task.id, { applied, task });
     }
     return results;
+  }
+
+  /**
+   * A statement of an operator's or a sweeper's path, not a hot one: planned on every call, never
+   * prepared, so its plan always fits the table as it is now (the hot statements are prepared and
+   * kept plan-robust instead: prepared-plans.int-spec.ts). Its top level must be a SELECT.
+   */
+  private async plannedRows<R = Record<string, any>>(sql: string, params: unknown[]): Promise<R[]> {
+    return (await this.db.query(sql, params)) as R[];
   }
 
   /** Runs a statement and returns its rows, whatever its command (TypeORM's plain result differs for UPDATE). */

@@ -28,6 +28,31 @@ const LEASE_MARGIN_MS = 5_000;
 const MAX_RETRY_DELAY_MS = 3_600_000;
 const CLAIM_BATCH = 50;
 
+/** @internal Claims up to $1 due deliveries, leased for $2 ms (prepared: prepared-plans.int-spec.ts checks its plan). */
+export const WEBHOOK_CLAIM_SQL = `WITH due AS (
+           SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= now()
+            ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+         UPDATE webhook_deliveries d SET attempts = d.attempts + 1, next_attempt_at = now() + $2 * interval '1 millisecond'
+           FROM due WHERE d.id = due.id
+         RETURNING d.id, d.owner, d.url, d.task, d.attempts`;
+
+/**
+ * @internal Records attempt $2 of delivery $1 ($3 ms, status $4, error $5, $6 ok) and its next try
+ * in $7 ms, failed for good past $8 ms since it was made. Prepared, as WEBHOOK_CLAIM_SQL.
+ */
+export const WEBHOOK_RECORD_SQL = `WITH att AS (
+         INSERT INTO webhook_attempts (delivery_id, attempt, duration_ms, status_code, error) VALUES ($1, $2, $3, $4, $5)),
+       upd AS (
+         UPDATE webhook_deliveries d
+            SET last_attempt_at = now(), last_status_code = $4, last_error = $5,
+                status = CASE WHEN $6 THEN 'succeeded'
+                              WHEN now() >= d.created_at + $8 * interval '1 millisecond' THEN 'failed' ELSE 'pending' END,
+                finished_at = CASE WHEN $6 OR now() >= d.created_at + $8 * interval '1 millisecond' THEN now() END,
+                next_attempt_at = least(now() + $7 * interval '1 millisecond', d.created_at + $8 * interval '1 millisecond')
+          WHERE d.id = $1 AND d.attempts = $2 AND d.status = 'pending'
+         RETURNING d.status)
+       SELECT (SELECT status FROM upd) AS status`;
+
 /** @internal Delay before attempt `attempt + 1`: exponential from `baseMs`, capped, with equal jitter (half fixed, half random). */
 export function retryDelayMs(attempt: number, baseMs: number, random = Math.random): number {
   const exp = Math.min(MAX_RETRY_DELAY_MS, baseMs * 2 ** Math.min(attempt - 1, 30));
@@ -111,16 +136,10 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnApplicationS
     for (;;) {
       const free = WEBHOOK_CONCURRENCY - this.inFlight.size;
       if (free <= 0 || this.stopping.signal.aborted) return;
-      const claimed = await preparedQuery<ClaimedDelivery>(
-        this.db,
-        `WITH due AS (
-           SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= now()
-            ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED)
-         UPDATE webhook_deliveries d SET attempts = d.attempts + 1, next_attempt_at = now() + $2 * interval '1 millisecond'
-           FROM due WHERE d.id = due.id
-         RETURNING d.id, d.owner, d.url, d.task, d.attempts`,
-        [Math.min(free, CLAIM_BATCH), WEBHOOK_TIMEOUT_MS + LEASE_MARGIN_MS],
-      );
+      const claimed = await preparedQuery<ClaimedDelivery>(this.db, WEBHOOK_CLAIM_SQL, [
+        Math.min(free, CLAIM_BATCH),
+        WEBHOOK_TIMEOUT_MS + LEASE_MARGIN_MS,
+      ]);
       for (const delivery of claimed) {
         const run: Promise<void> = this.attempt(delivery)
           .catch((err: unknown) =>
@@ -183,31 +202,16 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnApplicationS
     if (this.stopping.signal.aborted && !outcome.ok) return; // not the receiver's failure: the lease hands it on
     this.metrics.attempted(outcome);
     const delay = retryDelayMs(delivery.attempts, config.WEBHOOK_RETRY_BASE_MS);
-    const [row] = await preparedQuery<{ status: string | null }>(
-      this.db,
-      `WITH att AS (
-         INSERT INTO webhook_attempts (delivery_id, attempt, duration_ms, status_code, error) VALUES ($1, $2, $3, $4, $5)),
-       upd AS (
-         UPDATE webhook_deliveries d
-            SET last_attempt_at = now(), last_status_code = $4, last_error = $5,
-                status = CASE WHEN $6 THEN 'succeeded'
-                              WHEN now() >= d.created_at + $8 * interval '1 millisecond' THEN 'failed' ELSE 'pending' END,
-                finished_at = CASE WHEN $6 OR now() >= d.created_at + $8 * interval '1 millisecond' THEN now() END,
-                next_attempt_at = least(now() + $7 * interval '1 millisecond', d.created_at + $8 * interval '1 millisecond')
-          WHERE d.id = $1 AND d.attempts = $2 AND d.status = 'pending'
-         RETURNING d.status)
-       SELECT (SELECT status FROM upd) AS status`,
-      [
-        delivery.id,
-        delivery.attempts,
-        outcome.durationMs,
-        outcome.statusCode,
-        outcome.error,
-        outcome.ok,
-        delay,
-        config.WEBHOOK_RETRY_PERIOD_MS,
-      ],
-    );
+    const [row] = await preparedQuery<{ status: string | null }>(this.db, WEBHOOK_RECORD_SQL, [
+      delivery.id,
+      delivery.attempts,
+      outcome.durationMs,
+      outcome.statusCode,
+      outcome.error,
+      outcome.ok,
+      delay,
+      config.WEBHOOK_RETRY_PERIOD_MS,
+    ]);
     if (row?.status === 'succeeded' || row?.status === 'failed') this.metrics.finished(row.status);
     if (row?.status === 'failed')
       this.logger.warn(`webhook ${delivery.id} to ${delivery.url} failed for good after ${delivery.attempts} attempts`);
