@@ -127,15 +127,14 @@ function enqueueWorkSql(from: string, bundle: number, headers = `'{}'::jsonb`): 
 }
 
 /**
- * The rows of tasks whose ids `ids` (a query of one column `id`, no repeats) selects, locked FOR
- * UPDATE in id order (so concurrent statements cannot deadlock), optionally only those matching
- * `where`. One primary-key lookup per id, whatever the planner knows: a prepared statement's
+ * The rows of tasks whose ids `ids` (a query of one column `id`) selects, each once, locked FOR
+ * UPDATE in id order (so concurrent statements cannot deadlock). One primary-key lookup per id, whatever the planner knows: a prepared statement's
  * generic plan, made while `tasks` was empty, would otherwise keep scanning the whole table for
  * `id = ANY(...)` as it grows (prepared-plans.int-spec.ts).
  */
-function lockTasksByIdSql(ids: string, where?: string): string {
-  return `SELECT t.* FROM (SELECT k.id FROM (${ids}) k ORDER BY k.id) k
-            CROSS JOIN LATERAL (SELECT * FROM tasks WHERE tasks.id = k.id${where ? ` AND ${where}` : ''} FOR UPDATE) t`;
+function lockTasksByIdSql(ids: string): string {
+  return `SELECT t.* FROM (SELECT DISTINCT k.id FROM (${ids}) k ORDER BY k.id) k
+            CROSS JOIN LATERAL (SELECT * FROM tasks WHERE tasks.id = k.id FOR UPDATE) t`;
 }
 
 /** SQL of a task's due time from a time and a delay parameter (null, null: no due time, it starts at once). */
