@@ -45,7 +45,7 @@ export class TaskConsumerStrategy extends Server implements CustomTransportStrat
         onMessage: (delivery) => void intake.handle(delivery),
       });
       const work = this.work;
-      intake.onPrefetch((prefetch) => work.setPrefetch(prefetch));
+      intake.onPrefetch((prefetch) => void work.setPrefetch(prefetch));
       sweeper.start();
       promoter.start(() => relay.wake());
       routing.start();

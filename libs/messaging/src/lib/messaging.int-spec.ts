@@ -351,10 +351,10 @@ describe('messaging against the local RabbitMQ', () => {
           held = [];
         };
         await atLimit(3);
-        consumer.setPrefetch(1);
+        await consumer.setPrefetch(1);
         ackAll();
         await atLimit(1);
-        consumer.setPrefetch(6);
+        await consumer.setPrefetch(6);
         await atLimit(6);
         ackAll();
       } finally {

@@ -28,8 +28,10 @@ export interface Consumer {
    * Changes how many unacked deliveries the broker may send (basic.qos), now and after every
    * reconnect. Only where the limit is channel-wide (classic queues); elsewhere the limit set at the
    * start stays. Calls are coalesced: at most one basic.qos is in flight, the latest value wins.
+   * Resolves once the broker has this value (or a later one); at once where it cannot follow, or
+   * while no channel is open (the next one starts with the latest value). Never rejects.
    */
-  setPrefetch(prefetch: number): void;
+  setPrefetch(prefetch: number): Promise<void>;
   /** `stop()`, then closes the channel (unsettled deliveries go back to the queue). */
   close(): Promise<void>;
 }
@@ -80,19 +82,26 @@ export class ConsumerFactory {
     let sent = prefetch;
     let sending = false;
     let channel: Channel | null = null;
+    /** Callers of setPrefetch waiting for the broker to have their value. */
+    const applied: (() => void)[] = [];
+    const settle = () => {
+      for (const resolve of applied.splice(0)) resolve();
+    };
     const consumer = this.subscribe(
       `consumer:${queues.join(',')}`,
       async (ch) => {
         channel = ch;
         if (!channelWide) await ch.prefetch(Math.max(1, Math.floor(prefetch / Math.max(1, queues.length))), false);
         else await ch.prefetch((sent = wanted), true);
+        settle();
         return [...queues];
       },
       (msg, ch, state) => onMessage(this.delivery(msg, ch, state)),
       { noAck: false },
     );
     const send = () => {
-      if (sending || !channelWide || !channel || wanted === sent) return;
+      if (sending) return; // its completion sends the latest value
+      if (!channelWide || !channel || wanted === sent) return settle();
       const ch = channel;
       const value = wanted;
       sending = true;
@@ -110,14 +119,21 @@ export class ConsumerFactory {
             // microtasks that starves the event loop). Its successor starts with `wanted`.
             sending = false;
             if (channel === ch) channel = null;
+            settle();
           },
         );
     };
     return {
       ...consumer,
-      setPrefetch: (n: number) => {
-        wanted = Math.max(1, Math.floor(n));
-        send();
+      setPrefetch: (n: number) =>
+        new Promise<void>((resolve) => {
+          wanted = Math.max(1, Math.floor(n));
+          applied.push(resolve);
+          send();
+        }),
+      close: async () => {
+        await consumer.close();
+        settle();
       },
     };
   }
@@ -260,7 +276,7 @@ export class ConsumerFactory {
         await stop();
         await wrapper.close().catch(() => undefined);
       },
-      setPrefetch: () => undefined,
+      setPrefetch: () => Promise.resolve(),
     };
   }
 
