@@ -488,7 +488,7 @@ export class TaskStateMachine {
   async promoteDue(types: readonly string[], limit: number, actor: string): Promise<PromotionResult> {
     // An outbox INSERT notifies the relays on commit when it inserted rows (the owner-limits migration;
     // before it, even an empty one did): the promoter runs this only when `nextDueInMs` says something is due.
-    const rows = await this.rows(this.promoteSql, [types, limit, actor]);
+    const rows = await this.plannedRows(this.promoteSql, [types, limit, actor]);
     const promoted: Task[] = [];
     for (const row of rows) {
       if (row['id'] === null) continue;
@@ -803,7 +803,7 @@ export class TaskStateMachine {
    * matters when a wake went missing (a limit row deleted by hand, a migration, a bug).
    */
   async wakeStrandedHeld(owners: number): Promise<string[]> {
-    const rows = await this.rows<{ id: string }>(
+    const rows = await this.plannedRows<{ id: string }>(
       `WITH RECURSIVE o AS (
          (SELECT owner FROM tasks WHERE held_since IS NOT NULL AND status IN ('queued', 'retrying') ORDER BY owner LIMIT 1)
          UNION ALL

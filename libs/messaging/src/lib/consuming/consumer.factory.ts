@@ -110,16 +110,16 @@ export class ConsumerFactory {
         .then(() => ch.prefetch(value, true))
         .then(
           () => {
-            sent = value;
+            if (channel === ch) sent = value; // a successor channel set its own value
             sending = false;
-            if (channel === ch) send(); // the latest value, if it changed meanwhile
+            send(); // the latest value, if it changed meanwhile; else the waiting callers are told
           },
           () => {
             // The channel is gone: never again on it (a retry there fails at once, in a loop of
             // microtasks that starves the event loop). Its successor starts with `wanted`.
             sending = false;
             if (channel === ch) channel = null;
-            settle();
+            send();
           },
         );
     };

@@ -38,7 +38,7 @@ export const WEBHOOK_CLAIM_SQL = `WITH due AS (
 
 /**
  * @internal Records attempt $2 of delivery $1 ($3 ms, status $4, error $5, $6 ok) and its next try
- * in $7 ms, failed for good past $8 ms since it was made. Prepared, as WEBHOOK_CLAIM_SQL.
+ * in $7 ms, failed for good past $8 ms since it was made. Planned on every call (not prepared).
  */
 export const WEBHOOK_RECORD_SQL = `WITH att AS (
          INSERT INTO webhook_attempts (delivery_id, attempt, duration_ms, status_code, error) VALUES ($1, $2, $3, $4, $5)),
@@ -202,7 +202,8 @@ export class WebhookDispatcher implements OnApplicationBootstrap, OnApplicationS
     if (this.stopping.signal.aborted && !outcome.ok) return; // not the receiver's failure: the lease hands it on
     this.metrics.attempted(outcome);
     const delay = retryDelayMs(delivery.attempts, config.WEBHOOK_RETRY_BASE_MS);
-    const [row] = await preparedQuery<{ status: string | null }>(this.db, WEBHOOK_RECORD_SQL, [
+    // Planned per call: a generic plan made on an empty table walked the `due` index to find one id.
+    const [row] = await this.db.query<{ status: string | null }[]>(WEBHOOK_RECORD_SQL, [
       delivery.id,
       delivery.attempts,
       outcome.durationMs,
